@@ -1,0 +1,32 @@
+"""scaler: compound model scaling (Tan & Le, EfficientNet, ICML 2019) as a tool.
+
+Build scaled EfficientNet-B0 networks exactly as the official implementation does, count their
+cost, search the compound coefficients (α, β, γ) under a measured-FLOPs budget with short proxy
+training runs stored in optuna studies, and plot, report and export the result.
+
+Heavy modules (torch, optuna, fvcore) load on first use, so ``import scaler`` stays cheap.
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "scale": "scaler.spec",
+    "preset": "scaler.spec",
+    "Spec": "scaler.spec",
+    "build": "scaler.model",
+    "count": "scaler.complexity",
+    "Coefficients": "scaler.scaling",
+    "family": "scaler.scaling",
+    "parse_budget": "scaler.scaling",
+    "solve_pixels": "scaler.scaling",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'scaler' has no attribute {name!r}")

@@ -1,0 +1,175 @@
+"""Counting the cost of a realized network: FLOPs (fvcore), parameters and activations.
+
+Conventions, stated once:
+
+- **FLOPs are fvcore's: one multiply-add counts as one flop** (so "GFLOPs" here equals GMac).
+  torch's own ``torch.utils.flop_counter.FlopCounterMode`` counts 2 flops per multiply-add;
+  :func:`torch_conv_linear_flops` gives that second, independent count for cross-checks.
+- fvcore counts convolutions, linear layers, batch norm and adaptive average pooling. It does
+  not count element-wise ops (silu, sigmoid, mul, add, the SE gate's multiply): their per-op
+  "unsupported" warnings are silenced on purpose; published EfficientNet figures omit them too.
+- Counting runs on an eval-mode copy with batch 1: tracing a train-mode network would update its
+  BatchNorm running statistics.
+- Results are cached by (realized network, pixels, classes, input channels): many multipliers
+  round to the same network, and the measured-budget solver asks for the same sizes repeatedly.
+
+fvcore pulls in modules that emit DeprecationWarnings at import time; it is imported lazily inside
+``warnings.catch_warnings`` so that ``python -W error`` runs stay clean.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import warnings
+from dataclasses import dataclass
+from functools import lru_cache
+
+import torch
+
+from scaler.model import build, count_params
+from scaler.spec import Spec
+
+
+@dataclass(frozen=True)
+class Complexity:
+    """Cost of one network at one input size (batch 1)."""
+
+    flops: int  # fvcore: one multiply-add = one flop
+    params: int
+    activations: int  # fvcore's activation count (conv/linear outputs)
+
+    @property
+    def gflops(self) -> float:
+        return self.flops / 1e9
+
+
+def _fvcore():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from fvcore.nn import ActivationCountAnalysis, FlopCountAnalysis
+    # fvcore logs one line per skipped op kind (silu, mul, ...): expected, see module docstring.
+    logging.getLogger("fvcore.nn.jit_analysis").setLevel(logging.ERROR)
+    return FlopCountAnalysis, ActivationCountAnalysis
+
+
+def measure(model: torch.nn.Module, pixels: int, in_channels: int = 3) -> Complexity:
+    """Count an arbitrary model's cost at ``pixels`` x ``pixels`` (on an eval-mode copy)."""
+    flop_analysis, act_analysis = _fvcore()
+    # fvcore traces on the CPU in fp32; the original (maybe on a GPU, in train mode) is untouched.
+    net = copy.deepcopy(model).cpu().float().eval()
+    x = torch.zeros(1, in_channels, pixels, pixels)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")  # tracer warnings about data-dependent control flow
+        flops = flop_analysis(net, x)
+        flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        acts = act_analysis(net, x)
+        acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+        total_flops, total_acts = int(flops.total()), int(acts.total())
+    return Complexity(flops=total_flops, params=count_params(net), activations=total_acts)
+
+
+@lru_cache(maxsize=4096)
+def _count_cached(key: tuple, spec: Spec, num_classes: int, in_channels: int) -> Complexity:
+    del key  # part of the cache key only
+    return measure(build(spec, num_classes, in_channels), spec.pixels, in_channels)
+
+
+def count(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> Complexity:
+    """Cost of the network a Spec realizes, cached by realized network and pixels."""
+    # Multipliers are dropped from the key: equal realized networks share one count.
+    return _count_cached(
+        (spec.key, num_classes, in_channels), _canonical(spec), num_classes, in_channels
+    )
+
+
+def _canonical(spec: Spec) -> Spec:
+    # lru_cache hashes every argument; give it a Spec whose multipliers do not split the cache.
+    from dataclasses import replace
+
+    return replace(
+        spec,
+        depth=0.0,
+        width=0.0,
+        resolution=0.0,
+        base_resolution=spec.pixels,
+        dropout=0.0,
+    )
+
+
+def torch_conv_linear_flops(spec: Spec, num_classes: int = 1000) -> int:
+    """Conv + linear FLOPs by torch's FlopCounterMode (2 flops per multiply-add), batch 1."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    net = build(spec, num_classes).eval()
+    x = torch.zeros(1, 3, spec.pixels, spec.pixels)
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        net(x)
+    ops = counter.get_flop_counts()["Global"]
+    wanted = ("convolution", "addmm", "mm")
+    return int(sum(v for op, v in ops.items() if str(op).split(".")[-1] in wanted))
+
+
+@dataclass(frozen=True)
+class StageCost:
+    """One row of the paper's Table 1 with its cost: stem, each MBConv stage, head."""
+
+    stage: int
+    operator: str
+    resolution: int  # input height = width of the stage
+    channels: int
+    layers: int
+    params: int
+    flops: int
+    activations: int
+
+
+def breakdown(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> list[StageCost]:
+    """Per-stage parameters, FLOPs and activations, in the layout of the paper's Table 1."""
+    flop_analysis, act_analysis = _fvcore()
+    net = build(spec, num_classes, in_channels).eval()
+    x = torch.zeros(1, in_channels, spec.pixels, spec.pixels)
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        flops = flop_analysis(net, x).unsupported_ops_warnings(False).by_module()
+        acts = act_analysis(net, x).unsupported_ops_warnings(False).by_module()
+
+    def cost(prefixes: list[str]) -> tuple[int, int, int]:
+        mods = [net.get_submodule(p) for p in prefixes]
+        return (
+            sum(count_params(m) for m in mods),
+            sum(int(flops.get(p, 0)) for p in prefixes),
+            sum(int(acts.get(p, 0)) for p in prefixes),
+        )
+
+    def down(size: int, stride: int) -> int:
+        return -(-size // stride)  # "same" padding: ceil(size / stride)
+
+    rows = [StageCost(1, "Conv3x3", spec.pixels, spec.stem, 1, *cost(["stem"]))]
+    size, index = down(spec.pixels, 2), 0
+    for number, stage in enumerate(spec.stages, start=2):
+        names = [f"blocks.{index + i}" for i in range(stage.layers)]
+        rows.append(
+            StageCost(
+                number,
+                f"{stage.operator}, k{stage.kernel}x{stage.kernel}",
+                size,
+                stage.channels,
+                stage.layers,
+                *cost(names),
+            )
+        )
+        size, index = down(size, stage.stride), index + stage.layers
+    head = ["head", "pool", "classifier"]
+    rows.append(
+        StageCost(
+            len(spec.stages) + 2,
+            "Conv1x1 & Pooling & FC",
+            size,
+            spec.head,
+            1,
+            *cost(head),
+        )
+    )
+    return rows

@@ -1,0 +1,246 @@
+"""The compound scaling rule: budgets, coefficients, the measured-FLOPs solve, the family table.
+
+The paper (Tan & Le 2019) scales depth, width and resolution together: d = α^φ, w = β^φ,
+r = γ^φ with α·β²·γ² ≈ 2, so that each unit of φ roughly doubles FLOPs. A budget of B× the base
+therefore means φ = log2(B). scaler names the multipliers *at the budget* (α, β, γ) with
+α·β²·γ² ≈ B, which for the paper's 2× budget are exactly the paper's coefficients, and converts
+them to per-unit-φ coefficients (α^(1/φ), ...) when it exports a family.
+
+The formula is only nominal: channels round to multiples of 8 and layers round up, so the real
+network costs more or less than α·β²·γ² says. The paper's own (1.2, 1.1, 1.15) at φ = 1 is
+nominally 1.92× and measures 2.56× at 224 px, because ceil rounding turns 16 blocks into 23.
+:func:`solve_pixels` therefore picks the integer input size whose *measured* FLOPs are closest to
+the budget, and every table reports nominal and measured cost side by side.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+from scaler.complexity import count
+from scaler.spec import B0_RESOLUTION, MAX_PIXELS, MIN_PIXELS, Spec, scale
+
+PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
+PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+
+_BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
+
+
+def parse_budget(text: str) -> float:
+    """Parse a FLOPs budget such as "2x", "2", "4x" or "0.5x" (a multiple of the base's FLOPs)."""
+    match = _BUDGET.match(str(text))
+    if not match:
+        raise ValueError(
+            f"budget {text!r} is invalid: use a positive multiple of the base FLOPs "
+            "like 2x, 4x or 0.5x"
+        )
+    value = float(match.group(1))
+    if not math.isfinite(value) or value <= 0:
+        raise ValueError(f"budget {text!r} is invalid: it must be a finite number > 0, like 2x")
+    if abs(value - 1.0) < 1e-9:
+        raise ValueError(f"budget {text!r} is the base network itself: use a value other than 1x")
+    if value > 1e4:
+        raise ValueError(f"budget {text!r} is invalid: it must be at most 10000x")
+    return value
+
+
+def budget_phi(budget: float) -> float:
+    """φ for a budget, on the paper's base of 2 (2× → 1, 4× → 2, 0.5× → -1)."""
+    return math.log(budget, PAPER_BASE)
+
+
+@dataclass(frozen=True)
+class Coefficients:
+    """Per-unit-φ compound coefficients: d = α^φ, w = β^φ, r = γ^φ."""
+
+    alpha: float
+    beta: float
+    gamma: float
+
+    def __post_init__(self) -> None:
+        for name in ("alpha", "beta", "gamma"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} {value!r} is invalid: it must be a finite number > 0")
+
+    @property
+    def product(self) -> float:
+        """α·β²·γ²: the nominal cost of one unit of φ."""
+        return self.alpha * self.beta**2 * self.gamma**2
+
+    def nominal_cost(self, phi: float) -> float:
+        return self.product**phi
+
+    def spec(self, phi: float, base_resolution: int = B0_RESOLUTION) -> Spec:
+        return scale(
+            self.alpha**phi,
+            self.beta**phi,
+            self.gamma**phi,
+            base_resolution=base_resolution,
+        )
+
+    @classmethod
+    def from_multipliers(cls, depth: float, width: float, resolution: float, phi: float):
+        """Coefficients that reach (depth, width, resolution) at ``phi``."""
+        if phi == 0:
+            raise ValueError("phi 0 is invalid: multipliers at φ = 0 do not determine coefficients")
+        return cls(depth ** (1 / phi), width ** (1 / phi), resolution ** (1 / phi))
+
+
+@dataclass(frozen=True)
+class FamilyRow:
+    """One member of a scaled family, nominal and measured side by side."""
+
+    phi: int
+    depth: float
+    width: float
+    resolution: float
+    pixels: int
+    layers: int
+    params: int
+    flops: int  # fvcore, one multiply-add = one flop
+    nominal_cost: float  # (α·β²·γ²)^φ
+    measured_cost: float  # flops / base flops
+
+
+def family(
+    coefficients: Coefficients,
+    phi_max: int = 7,
+    base_resolution: int = B0_RESOLUTION,
+    num_classes: int = 1000,
+) -> list[FamilyRow]:
+    """The family φ = 0..phi_max with realized sizes and both costs."""
+    if phi_max < 0:
+        raise ValueError(f"phi-max {phi_max} is invalid: it must be an integer >= 0")
+    base = count(scale(base_resolution=base_resolution), num_classes).flops
+    rows = []
+    for phi in range(phi_max + 1):
+        spec = coefficients.spec(phi, base_resolution)
+        cost = count(spec, num_classes)
+        rows.append(
+            FamilyRow(
+                phi=phi,
+                depth=spec.depth,
+                width=spec.width,
+                resolution=spec.resolution,
+                pixels=spec.pixels,
+                layers=spec.layers,
+                params=cost.params,
+                flops=cost.flops,
+                nominal_cost=coefficients.nominal_cost(phi),
+                measured_cost=cost.flops / base,
+            )
+        )
+    return rows
+
+
+@dataclass(frozen=True)
+class Solution:
+    """The input size whose measured FLOPs come closest to a target."""
+
+    spec: Spec
+    flops: int
+    target: int
+
+    @property
+    def error(self) -> float:
+        """Relative miss: measured / target - 1."""
+        return self.flops / self.target - 1.0
+
+
+def solve_pixels(
+    depth: float,
+    width: float,
+    target_flops: float,
+    base_resolution: int,
+    num_classes: int = 1000,
+    min_pixels: int = MIN_PIXELS,
+    max_pixels: int = MAX_PIXELS,
+) -> Solution:
+    """Integer input size in [min_pixels, max_pixels] whose fvcore FLOPs are closest to target.
+
+    FLOPs never decrease with the input size (every layer's output grows or stays), so a binary
+    search finds the first size at or above the target; the answer is it or its predecessor.
+    """
+
+    def at(p: int) -> tuple[Spec, int]:
+        spec = scale(depth, width, base_resolution=base_resolution, pixels=p)
+        return spec, count(spec, num_classes).flops
+
+    # Bracket around the nominal guess first: counting a 2048 px network costs seconds.
+    base_flops = count(scale(base_resolution=base_resolution), num_classes).flops
+    guess = base_resolution * math.sqrt(target_flops / base_flops / (depth * width**2))
+    lo = max(min_pixels, min(max_pixels, int(guess / 1.5)))
+    hi = max(min_pixels, min(max_pixels, int(guess * 1.5) + 1))
+    while lo > min_pixels and at(lo)[1] >= target_flops:
+        lo = max(min_pixels, lo // 2)
+    while hi < max_pixels and at(hi)[1] < target_flops:
+        hi = min(max_pixels, hi * 2)
+    if at(hi)[1] < target_flops:
+        lo = hi
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if at(mid)[1] >= target_flops:
+            hi = mid
+        else:
+            lo = mid + 1
+    candidates = [at(lo)]
+    if lo > min_pixels:
+        candidates.append(at(lo - 1))
+    spec, flops = min(candidates, key=lambda c: abs(c[1] / target_flops - 1.0))
+    return Solution(spec=spec, flops=flops, target=int(round(target_flops)))
+
+
+def official_family(base_resolution: int = B0_RESOLUTION, num_classes: int = 1000) -> dict:
+    """The official B0..B7 (TF builder tuples) measured like a family."""
+    from scaler.spec import PRESETS, preset
+
+    base = count(scale(base_resolution=base_resolution), num_classes).flops
+    rows = {}
+    for phi, name in enumerate(PRESETS):
+        spec = preset(name, base_resolution)
+        cost = count(spec, num_classes)
+        rows[name] = FamilyRow(
+            phi=phi,
+            depth=spec.depth,
+            width=spec.width,
+            resolution=spec.resolution,
+            pixels=spec.pixels,
+            layers=spec.layers,
+            params=cost.params,
+            flops=cost.flops,
+            nominal_cost=spec.depth * spec.width**2 * spec.resolution**2,
+            measured_cost=cost.flops / base,
+        )
+    return rows
+
+
+def load_coefficients(path) -> tuple[Coefficients, int]:
+    """Read coefficients (and the base resolution) from a file written by ``scaler export``."""
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"coefficients file {str(p)!r} does not exist or is not a file")
+    text = p.read_text()
+    try:
+        if p.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+        c = data["coefficients"]
+        coeffs = Coefficients(float(c["alpha"]), float(c["beta"]), float(c["gamma"]))
+        base = int(data.get("base_resolution", B0_RESOLUTION))
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise ValueError(
+            f"coefficients file {str(p)!r} is not a scaler export "
+            f"(needs coefficients.alpha/beta/gamma): {e}"
+        ) from None
+    except Exception as e:  # yaml errors
+        raise ValueError(f"coefficients file {str(p)!r} cannot be parsed: {e}") from None
+    return coeffs, base

@@ -1,0 +1,229 @@
+"""The base network as data and the rules that scale it.
+
+EfficientNet-B0 is written once, as the paper's stage table (Tan & Le 2019, Table 1). Scaling a
+network means three named rounding rules applied to that table:
+
+- ``round_channels``: channels x width to the nearest multiple of 8, at least 8, bumped by 8 when
+  the rounded value falls under 90 % of the request (the official ``round_filters``);
+- ``round_layers``: ceil(depth x layers) (the official ``round_repeats``);
+- ``round_pixels``: resolution multiplier x base resolution to the nearest integer, halves up.
+
+A :class:`Spec` holds the multipliers and the *realized* network (per-stage channels and layers,
+input pixels). Everything downstream (builder, FLOPs count, search, dedupe) reads the realized
+numbers, never the multipliers, because two multipliers that round alike are the same network.
+
+The pixel rule: the official family uses 240/260/300/380/456/528/600, which the nearest-integer
+rule reproduces exactly from the presets' (base 224) multipliers. A coarser grid (multiples of 4
+or 8) would make the measured-FLOPs budget unreachable at the small proxy resolutions a search
+trains at (one step of 4 px at 32 px moves FLOPs by ~25 %), so scaler keeps the nearest integer.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+MIN_PIXELS = 8
+MAX_PIXELS = 2048
+CHANNEL_DIVISOR = 8
+SE_RATIO = 0.25  # of the block's input channels, as in the official implementation
+DROP_CONNECT = 0.2  # stochastic depth rate reached at the last block
+
+
+@dataclass(frozen=True)
+class StageDef:
+    """One row of the paper's Table 1: a stage of identical MBConv blocks."""
+
+    operator: str  # "MBConv1" / "MBConv6": the number is the expansion ratio
+    expand: int
+    kernel: int
+    stride: int  # stride of the stage's first block; the others use 1
+    channels: int
+    layers: int
+
+
+# EfficientNet-B0 (paper Table 1; strides as in the official code). The one source of truth.
+B0_STAGES: tuple[StageDef, ...] = (
+    StageDef("MBConv1", 1, 3, 1, 16, 1),
+    StageDef("MBConv6", 6, 3, 2, 24, 2),
+    StageDef("MBConv6", 6, 5, 2, 40, 2),
+    StageDef("MBConv6", 6, 3, 2, 80, 3),
+    StageDef("MBConv6", 6, 5, 1, 112, 3),
+    StageDef("MBConv6", 6, 5, 2, 192, 4),
+    StageDef("MBConv6", 6, 3, 1, 320, 1),
+)
+B0_STEM = 32  # conv3x3, stride 2
+B0_HEAD = 1280  # conv1x1 before global pooling
+B0_RESOLUTION = 224
+
+
+@dataclass(frozen=True)
+class Preset:
+    """An official EfficientNet member: (width, depth, resolution, dropout) from the TF builder."""
+
+    width: float
+    depth: float
+    pixels: int
+    dropout: float
+
+
+PRESETS: dict[str, Preset] = {
+    "b0": Preset(1.0, 1.0, 224, 0.2),
+    "b1": Preset(1.0, 1.1, 240, 0.2),
+    "b2": Preset(1.1, 1.2, 260, 0.3),
+    "b3": Preset(1.2, 1.4, 300, 0.3),
+    "b4": Preset(1.4, 1.8, 380, 0.4),
+    "b5": Preset(1.6, 2.2, 456, 0.4),
+    "b6": Preset(1.8, 2.6, 528, 0.5),
+    "b7": Preset(2.0, 3.1, 600, 0.5),
+}
+
+
+def round_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """Channels x width: nearest multiple of ``divisor``, >= divisor, >= 90 % of the request."""
+    request = channels * width
+    rounded = max(divisor, int(request + divisor / 2) // divisor * divisor)
+    if rounded < 0.9 * request:
+        rounded += divisor
+    return int(rounded)
+
+
+def round_layers(layers: int, depth: float) -> int:
+    """Scale a stage's layer count by ``depth``, rounding up."""
+    # The tiny epsilon keeps products like 1.1 * 10 (= 11.000000000000002) from rounding to 12.
+    return int(math.ceil(depth * layers - 1e-9))
+
+
+def round_pixels(resolution: float, base_resolution: int) -> int:
+    """Input size in pixels for a resolution multiplier: nearest integer, halves rounding up."""
+    return int(math.floor(resolution * base_resolution + 0.5))
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A realized stage: the definition with its scaled channels and layer count."""
+
+    operator: str
+    expand: int
+    kernel: int
+    stride: int
+    channels: int
+    layers: int
+
+
+@dataclass(frozen=True)
+class Spec:
+    """A scaled EfficientNet: the multipliers and the realized network they round to.
+
+    Build one with :func:`scale` or :func:`preset`; ``key`` identifies the realized network.
+    """
+
+    depth: float
+    width: float
+    resolution: float  # multiplier of base_resolution; pixels is the realized input size
+    base_resolution: int
+    pixels: int
+    stem: int
+    stages: tuple[Stage, ...]
+    head: int
+    dropout: float = 0.2
+
+    @property
+    def layers(self) -> int:
+        """Total number of MBConv blocks."""
+        return sum(s.layers for s in self.stages)
+
+    @property
+    def key(self) -> tuple:
+        """Identity of the realized network and input size (for caches and dedupe)."""
+        stages = tuple((s.channels, s.layers) for s in self.stages)
+        return (self.stem, stages, self.head, self.pixels)
+
+    @property
+    def key_str(self) -> str:
+        """``key`` as a short readable string (stored with optuna trials)."""
+        ch = "-".join(str(s.channels) for s in self.stages)
+        ly = "-".join(str(s.layers) for s in self.stages)
+        return f"s{self.stem}_c{ch}_l{ly}_h{self.head}_p{self.pixels}"
+
+    def describe(self) -> str:
+        """One-line summary: multipliers and pixels."""
+        return f"d={self.depth:.3g} w={self.width:.3g} r={self.resolution:.3g} ({self.pixels}px)"
+
+
+def _check_multiplier(name: str, value: float) -> None:
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{name} {value!r} is invalid: it must be a finite number > 0")
+    if value > 32:
+        raise ValueError(f"{name} {value!r} is invalid: it must be <= 32")
+
+
+def check_pixels(pixels: int, name: str = "resolution") -> int:
+    """Validate an input size in pixels."""
+    if not (MIN_PIXELS <= pixels <= MAX_PIXELS):
+        raise ValueError(
+            f"{name} {pixels} px is invalid: it must be between {MIN_PIXELS} and {MAX_PIXELS}"
+        )
+    return int(pixels)
+
+
+def scale(
+    depth: float = 1.0,
+    width: float = 1.0,
+    resolution: float = 1.0,
+    *,
+    base_resolution: int = B0_RESOLUTION,
+    pixels: int | None = None,
+    dropout: float = 0.2,
+) -> Spec:
+    """Scale B0 by depth, width and resolution multipliers.
+
+    ``pixels`` overrides the resolution rule (the resolution multiplier is then pixels / base).
+    Raises ``ValueError`` with a one-line message for invalid inputs.
+    """
+    _check_multiplier("depth", depth)
+    _check_multiplier("width", width)
+    check_pixels(base_resolution, "base resolution")
+    if pixels is None:
+        _check_multiplier("resolution", resolution)
+        pixels = round_pixels(resolution, base_resolution)
+    else:
+        resolution = pixels / base_resolution
+    check_pixels(pixels)
+    stages = tuple(
+        Stage(
+            s.operator,
+            s.expand,
+            s.kernel,
+            s.stride,
+            round_channels(s.channels, width),
+            round_layers(s.layers, depth),
+        )
+        for s in B0_STAGES
+    )
+    return Spec(
+        depth=float(depth),
+        width=float(width),
+        resolution=float(resolution),
+        base_resolution=int(base_resolution),
+        pixels=int(pixels),
+        stem=round_channels(B0_STEM, width),
+        stages=stages,
+        head=round_channels(B0_HEAD, width),
+        dropout=dropout,
+    )
+
+
+def preset(name: str, base_resolution: int = B0_RESOLUTION) -> Spec:
+    """An official member b0..b7; its resolution multiplier is applied to ``base_resolution``."""
+    key = name.lower()
+    if key not in PRESETS:
+        raise ValueError(f"preset {name!r} is unknown: valid presets are {', '.join(PRESETS)}")
+    p = PRESETS[key]
+    return scale(
+        p.depth,
+        p.width,
+        p.pixels / B0_RESOLUTION,
+        base_resolution=base_resolution,
+        dropout=p.dropout,
+    )

@@ -1,0 +1,51 @@
+"""The builder: parameter parity with the official family, forward/backward on every preset."""
+
+import pytest
+import torch
+
+from scaler.model import build, count_params
+from scaler.spec import PRESETS, preset, scale
+
+# torchvision efficientnet_b0..b4, 1000 classes (REFERENCE.md).
+OFFICIAL_PARAMS = {
+    "b0": 5_288_548,
+    "b1": 7_794_184,
+    "b2": 9_109_994,
+    "b3": 12_233_232,
+    "b4": 19_341_616,
+}
+
+
+@pytest.mark.parametrize("name", OFFICIAL_PARAMS)
+def test_param_parity(name):
+    assert count_params(build(preset(name))) == OFFICIAL_PARAMS[name]
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_forward_backward_every_preset(name):
+    torch.manual_seed(0)
+    spec = preset(name, base_resolution=16)  # small: b7 still has 55 blocks
+    model = build(spec, num_classes=7).train()
+    x = torch.randn(2, 3, spec.pixels, spec.pixels)
+    out = model(x)
+    assert out.shape == (2, 7)
+    out.logsumexp(1).sum().backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert not missing, missing
+
+
+def test_classes_and_input_channels():
+    model = build(scale(0.5, 0.5, pixels=32), num_classes=3, in_channels=1).eval()
+    assert model(torch.zeros(1, 1, 32, 32)).shape == (1, 3)
+
+
+def test_stochastic_depth_grows_linearly():
+    model = build(preset("b0"))
+    rates = [b.drop_rate for b in model.blocks]
+    assert rates[0] == 0.0
+    assert rates == sorted(rates) and max(rates) == pytest.approx(0.2)
+
+
+def test_bad_classes():
+    with pytest.raises(ValueError, match="num_classes"):
+        build(preset("b0"), num_classes=0)
