@@ -28,7 +28,7 @@ from functools import lru_cache
 import torch
 
 from scaler.model import build, count_params
-from scaler.spec import Spec
+from scaler.spec import SE_RATIO, Spec
 
 
 @dataclass(frozen=True)
@@ -53,8 +53,13 @@ def _fvcore():
     return FlopCountAnalysis, ActivationCountAnalysis
 
 
-def measure(model: torch.nn.Module, pixels: int, in_channels: int = 3) -> Complexity:
-    """Count an arbitrary model's cost at ``pixels`` x ``pixels`` (on an eval-mode copy)."""
+def measure(
+    model: torch.nn.Module, pixels: int, in_channels: int = 3, activations: bool = True
+) -> Complexity:
+    """Count an arbitrary model's cost at ``pixels`` x ``pixels`` (on an eval-mode copy).
+
+    ``activations=False`` skips the second trace (the count is then 0).
+    """
     flop_analysis, act_analysis = _fvcore()
     # fvcore traces on the CPU in fp32; the original (maybe on a GPU, in train mode) is untouched.
     net = copy.deepcopy(model).cpu().float().eval()
@@ -63,9 +68,11 @@ def measure(model: torch.nn.Module, pixels: int, in_channels: int = 3) -> Comple
         warnings.simplefilter("ignore")  # tracer warnings about data-dependent control flow
         flops = flop_analysis(net, x)
         flops.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        acts = act_analysis(net, x)
-        acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
-        total_flops, total_acts = int(flops.total()), int(acts.total())
+        total_flops, total_acts = int(flops.total()), 0
+        if activations:
+            acts = act_analysis(net, x)
+            acts.unsupported_ops_warnings(False).uncalled_modules_warnings(False)
+            total_acts = int(acts.total())
     return Complexity(flops=total_flops, params=count_params(net), activations=total_acts)
 
 
@@ -173,3 +180,52 @@ def breakdown(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> list
         )
     )
     return rows
+
+
+@dataclass(frozen=True)
+class CostModel:
+    """fvcore FLOPs of one realized network as an exact function of the input size.
+
+    Every op fvcore counts (conv, linear, batch norm, adaptive pooling) costs a constant times
+    the area of a feature map, and EfficientNet's maps sit at five stride levels of side
+    ceil(p / 2^s). So FLOPs(p) = c0 + sum_s c_s * ceil(p / 2^s)^2, with the c_s read off the
+    realized network using fvcore's own per-op rules (conv: Cout * Cin/groups * k^2 per output
+    pixel; eval batch norm: 2 per element; adaptive pooling: 1 per input element; linear:
+    in * out). Tests pin it to fvcore's traced counts; the pixel solver uses it to scan every
+    input size at once instead of tracing one network per size.
+    """
+
+    coefficients: tuple[int, ...]  # c0, c1..c5
+
+    def flops(self, pixels):
+        """FLOPs at ``pixels`` (an int or a numpy array of ints)."""
+        import numpy as np
+
+        p = np.asarray(pixels, dtype=np.int64)
+        total = np.full(p.shape, self.coefficients[0], dtype=np.int64)
+        for s, c in enumerate(self.coefficients[1:], start=1):
+            total = total + c * (-(-p // 2**s)) ** 2
+        return total
+
+
+def cost_model(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> CostModel:
+    """The exact FLOPs-versus-pixels function of the network ``spec`` realizes."""
+    c = [0] * 6
+    c[1] += in_channels * spec.stem * 9 + 2 * spec.stem  # stem conv + BN, at level 1
+    level, cin = 1, spec.stem
+    for stage in spec.stages:
+        for i in range(stage.layers):
+            mid, k = cin * stage.expand, stage.kernel
+            squeeze = max(1, int(cin * SE_RATIO))
+            if stage.expand != 1:
+                c[level] += cin * mid + 2 * mid  # expand 1x1 + BN
+            if i == 0 and stage.stride == 2:
+                level += 1
+            c[level] += mid * k * k + 2 * mid  # depthwise + BN
+            c[level] += mid  # SE squeeze: pooling reads every element
+            c[0] += 2 * mid * squeeze  # SE reduce and expand run at 1x1
+            c[level] += mid * stage.channels + 2 * stage.channels  # project 1x1 + BN
+            cin = stage.channels
+    c[level] += cin * spec.head + 2 * spec.head + spec.head  # head conv + BN + global pool
+    c[0] += spec.head * num_classes
+    return CostModel(tuple(c))

@@ -19,7 +19,7 @@ import math
 import re
 from dataclasses import dataclass
 
-from scaler.complexity import count
+from scaler.complexity import cost_model, count
 from scaler.spec import B0_RESOLUTION, MAX_PIXELS, MIN_PIXELS, Spec, scale
 
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
@@ -161,35 +161,20 @@ def solve_pixels(
 ) -> Solution:
     """Integer input size in [min_pixels, max_pixels] whose fvcore FLOPs are closest to target.
 
-    FLOPs never decrease with the input size (every layer's output grows or stays), so a binary
-    search finds the first size at or above the target; the answer is it or its predecessor.
+    Every size is scanned with the network's exact cost model; the chosen one is then counted by
+    fvcore, which is what gets recorded (and must agree with the model).
     """
+    import numpy as np
 
-    def at(p: int) -> tuple[Spec, int]:
-        spec = scale(depth, width, base_resolution=base_resolution, pixels=p)
-        return spec, count(spec, num_classes).flops
-
-    # Bracket around the nominal guess first: counting a 2048 px network costs seconds.
-    base_flops = count(scale(base_resolution=base_resolution), num_classes).flops
-    guess = base_resolution * math.sqrt(target_flops / base_flops / (depth * width**2))
-    lo = max(min_pixels, min(max_pixels, int(guess / 1.5)))
-    hi = max(min_pixels, min(max_pixels, int(guess * 1.5) + 1))
-    while lo > min_pixels and at(lo)[1] >= target_flops:
-        lo = max(min_pixels, lo // 2)
-    while hi < max_pixels and at(hi)[1] < target_flops:
-        hi = min(max_pixels, hi * 2)
-    if at(hi)[1] < target_flops:
-        lo = hi
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if at(mid)[1] >= target_flops:
-            hi = mid
-        else:
-            lo = mid + 1
-    candidates = [at(lo)]
-    if lo > min_pixels:
-        candidates.append(at(lo - 1))
-    spec, flops = min(candidates, key=lambda c: abs(c[1] / target_flops - 1.0))
+    probe = scale(depth, width, base_resolution=base_resolution, pixels=min_pixels)
+    sizes = np.arange(min_pixels, max_pixels + 1)
+    misses = np.abs(cost_model(probe, num_classes).flops(sizes) / target_flops - 1.0)
+    # Sizes with equal feature maps cost the same; ties go to the larger input (more detail).
+    pixels = int(sizes[len(sizes) - 1 - int(np.argmin(misses[::-1]))])
+    spec = scale(depth, width, base_resolution=base_resolution, pixels=pixels)
+    flops = count(spec, num_classes).flops
+    if flops != int(cost_model(spec, num_classes).flops(pixels)):
+        raise RuntimeError(f"cost model disagrees with fvcore for {spec.key_str}")
     return Solution(spec=spec, flops=flops, target=int(round(target_flops)))
 
 

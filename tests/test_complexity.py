@@ -63,3 +63,14 @@ def test_runs_under_warnings_as_errors():
         [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=120
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize(
+    "depth, width, pixels, classes",
+    [(1.0, 1.0, 224, 1000), (1.2, 1.1, 33, 13), (2.0, 0.5, 97, 10), (1.4, 1.8, 258, 1000)],
+)
+def test_cost_model_matches_fvcore(depth, width, pixels, classes):
+    from scaler.complexity import cost_model
+
+    spec = scale(depth, width, pixels=pixels)
+    assert int(cost_model(spec, classes).flops(pixels)) == count(spec, classes).flops

@@ -1,0 +1,255 @@
+"""Many workers on one study, crash safety and secrets, on SQLite and a real PostgreSQL.
+
+The PostgreSQL cases need a server: .ci/run starts one on loopback and sets
+SCALER_TEST_POSTGRES to its URL; without it they are skipped with that reason.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+
+import pytest
+
+from scaler import search as S
+
+PG = os.environ.get("SCALER_TEST_POSTGRES")
+needs_pg = pytest.mark.skipif(not PG, reason="set SCALER_TEST_POSTGRES to a PostgreSQL URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=needs_pg)]
+
+# Tiny proxy runs; the grid is α ∈ {1.0, 1.2, 1.4} x β ∈ {1.0, 1.1}: six distinct networks.
+PROXY = [
+    "--proxy",
+    "quick",
+    "--epochs",
+    "1",
+    "--batch-size",
+    "32",
+    "--base-pixels",
+    "16",
+    "--lr",
+    "0.05",
+    "--threads",
+    "1",
+]
+GRID = [
+    "--alpha-range",
+    "1.0:1.4",
+    "--alpha-step",
+    "0.2",
+    "--beta-range",
+    "1.0:1.1",
+    "--beta-step",
+    "0.1",
+]
+ENV = {**os.environ, "SCALER_HEARTBEAT": "1,4", "PYTHONWARNINGS": "ignore"}
+
+
+@pytest.fixture
+def storage(request, tmp_path):
+    if request.param == "postgresql":
+        return PG
+    return f"sqlite:///{tmp_path / 'dist.db'}"
+
+
+def worker(url: str, study: str, *extra: str, cwd=None) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "scaler",
+        "search",
+        "--storage",
+        url,
+        "--study",
+        study,
+        *PROXY,
+        *extra,
+    ]
+    return subprocess.Popen(
+        cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out[-3000:]
+    return out
+
+
+def assert_each_point_trained_once(url: str, study: str, cfg: S.SearchConfig) -> None:
+    frame = S.trials_frame(S.load_study(study, url))
+    done = frame[frame["state"].isin(["COMPLETE", "PRUNED"])]
+    wanted = {(r, round(a, 6), round(b, 6)) for r, a, b in S.wanted_points(cfg)}
+    covered = {
+        (r, round(a, 6), round(b, 6))
+        for r, a, b in zip(done["role"], done["alpha"], done["beta"], strict=True)
+    }
+    assert wanted <= covered, wanted - covered
+    trained = done[done["status"] == "trained"]
+    assert trained["network_key"].is_unique, trained[["number", "network_key"]]
+    assert set(done["status"]) <= {"trained", "reused", "infeasible"}
+
+
+def grid_config(images: int) -> S.SearchConfig:
+    return S.SearchConfig(
+        budget=2.0,
+        proxy="quick",
+        proxy_overrides=(
+            ("epochs", 1),
+            ("batch_size", 32),
+            ("base_pixels", 16),
+            ("lr", 0.05),
+            ("images", images),
+        ),
+        alpha_range=(1.0, 1.4),
+        alpha_step=0.2,
+        beta_range=(1.0, 1.1),
+        beta_step=0.1,
+    )
+
+
+@pytest.mark.parametrize("storage", BACKENDS, indirect=True)
+def test_two_workers_share_a_grid(storage):
+    study = f"two-{uuid.uuid4().hex[:8]}"
+    procs = [worker(storage, study, "--images", "64", *GRID) for _ in range(2)]
+    outs = [finish(p) for p in procs]
+    assert_each_point_trained_once(storage, study, grid_config(64))
+    frame = S.trials_frame(S.load_study(study, storage))
+    workers = set(S.load_study(study, storage).trials_dataframe()["user_attrs_worker"].dropna())
+    assert len(workers) == 2, workers  # both did work
+    assert len(frame) == len(S.wanted_points(grid_config(64)))  # no point queued twice
+    if "@" in storage:
+        password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+        assert all(password not in o for o in outs)
+
+
+def test_workers_option_runs_processes_on_one_study(tmp_path):
+    url = f"sqlite:///{tmp_path / 'w.db'}"
+    out = finish(worker(url, "local", "--images", "64", "--workers", "2", *GRID))
+    assert "[worker 0]" in out or "[worker 1]" in out
+    assert_each_point_trained_once(url, "local", grid_config(64))
+
+
+@pytest.mark.parametrize("storage", BACKENDS, indirect=True)
+def test_killed_worker_loses_nothing(storage):
+    study = f"kill-{uuid.uuid4().hex[:8]}"
+    extra = [
+        "--images",
+        "1500",
+        "--alpha-range",
+        "1.0:1.2",
+        "--alpha-step",
+        "0.2",
+        "--beta-range",
+        "1.1:1.1",
+    ]
+    victim = worker(storage, study, *extra)
+    # Wait until the victim has finished one trial and is training another.
+    deadline = time.monotonic() + 300
+    finished_before: dict[int, float] = {}
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            st = S.load_study(study, storage)
+        except ValueError:
+            continue
+        trials = st.get_trials()
+        done = {t.number: t.value for t in trials if t.state.name == "COMPLETE"}
+        training = [
+            t for t in trials if t.state.name == "RUNNING" and "network_key" in t.user_attrs
+        ]
+        if done and training:
+            finished_before = done
+            break
+    assert finished_before, "the victim never got to a second trial"
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    finish(worker(storage, study, *extra))  # the next run retries the stale trial
+    frame = S.trials_frame(S.load_study(study, storage))
+    for number, value in finished_before.items():  # finished trials are never lost
+        assert frame.set_index("number").loc[number, "value"] == value
+    lost = frame[frame["state"] == "FAIL"]
+    assert len(lost) == 1 and lost.iloc[0]["status"] == "lost"
+    cfg = S.SearchConfig(
+        budget=2.0,
+        proxy="quick",
+        proxy_overrides=(
+            ("epochs", 1),
+            ("batch_size", 32),
+            ("base_pixels", 16),
+            ("lr", 0.05),
+            ("images", 1500),
+        ),
+        alpha_range=(1.0, 1.2),
+        alpha_step=0.2,
+        beta_range=(1.1, 1.1),
+    )
+    assert_each_point_trained_once(storage, study, cfg)
+
+
+@needs_pg
+def test_no_password_anywhere(tmp_path):
+    password = PG.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    study = f"secret-{uuid.uuid4().hex[:8]}"
+    out = finish(
+        worker(
+            PG,
+            study,
+            "--images",
+            "64",
+            "--alpha-range",
+            "1.2:1.2",
+            "--beta-range",
+            "1.1:1.1",
+            cwd=tmp_path,
+        )
+    )
+    exported = tmp_path / "c.json"
+    out += finish(
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "scaler",
+                "export",
+                study,
+                "--storage",
+                PG,
+                "--out",
+                str(exported),
+            ],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
+    out += finish(
+        subprocess.Popen(
+            [sys.executable, "-m", "scaler", "studies", "--storage", PG, "--json"],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    )
+    st = S.load_study(study, PG)
+    stored = json.dumps([st.user_attrs] + [t.user_attrs for t in st.get_trials()], default=str)
+    written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
+    assert study in out and "***" in exported.read_text()
+    for text in (out, stored, written):
+        assert password not in text
+    wrong = PG.replace(password, "wrong-" + password[:3])
+    proc = subprocess.run(
+        [sys.executable, "-m", "scaler", "studies", "--storage", wrong],
+        env=ENV,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.count("\n") == 1
+    assert "wrong-" not in proc.stderr + proc.stdout and password not in proc.stderr

@@ -1,0 +1,188 @@
+"""The search: measured solve, dedupe, resume, refusal, export, bad inputs (tiny settings)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from scaler import search as S
+from scaler.scaling import load_coefficients
+
+TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
+
+
+def tiny(**kw) -> S.SearchConfig:
+    base = dict(
+        budget=2.0,
+        proxy="quick",
+        proxy_overrides=TINY,
+        alpha_range=(1.1, 1.2),
+        beta_range=(1.1, 1.1),  # the grid is (1.1, 1.1) and the paper's (1.2, 1.1)
+        alpha_step=0.1,
+        beta_step=0.1,
+    )
+    base.update(kw)
+    return S.SearchConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    url = f"sqlite:///{tmp_path_factory.mktemp('search') / 's.db'}"
+    res = S.run(tiny(), study="tiny", storage=url)
+    return res, url
+
+
+@pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (1.2, 1.1), (1.4, 1.0), (1.0, 1.2)])
+def test_measured_solve_lands_within_tolerance(alpha, beta):
+    cand = S.realize(tiny(), "grid", alpha, beta, num_classes=13, max_pixels=64)
+    assert cand.infeasible == ""
+    assert abs(cand.cost_ratio / 2.0 - 1) <= 0.05
+    assert cand.gamma >= 1.0 and cand.nominal_cost != pytest.approx(cand.cost_ratio, abs=1e-3)
+
+
+def test_impossible_points_are_refused():
+    cand = S.realize(tiny(), "grid", 1.4, 1.2, num_classes=13, max_pixels=64)
+    assert "γ < 1" in cand.infeasible
+    strict = S.realize(tiny(tolerance=1e-6), "grid", 1.2, 1.1, 13, 64)
+    assert "misses the budget" in strict.infeasible
+
+
+def test_search_trains_base_twice_and_dedupes(searched):
+    res, _ = searched
+    f = res.frame
+    base = f[f["role"] == "base"].iloc[0]
+    assert base["status"] == "trained" and base["seeds"] == 2
+    # α = 1.1 and 1.2 round to the same layers and channels, and solve to the same pixels.
+    cands = f[f["role"].isin(S.CANDIDATE_ROLES)]
+    assert sorted(cands["alpha"]) == [1.1, 1.2]
+    assert sorted(cands["status"]) == ["reused", "trained"]
+    assert cands["network_key"].nunique() == 1
+    reused = cands[cands["status"] == "reused"].iloc[0]
+    trained = cands[cands["status"] == "trained"].iloc[0]
+    assert reused["reused_from"] == trained["number"]
+    assert reused["top1_mean"] == trained["top1_mean"]
+    assert res.best is not None and res.best["role"] != "base"
+
+
+def test_rerun_resumes_without_retraining(searched):
+    res, url = searched
+    again = S.run(tiny(), study="tiny", storage=url)
+    assert len(again.frame) == len(res.frame)
+    assert list(again.frame["value"]) == list(res.frame["value"])
+
+
+def test_interrupted_run_resumes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'i.db'}"
+    seen = []
+
+    def stop_at_second_trial(event):
+        if event.kind == "trial_start":
+            seen.append(event.trial)
+            if len(seen) == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        S.run(tiny(), study="int", storage=url, progress=stop_at_second_trial)
+    st = S.load_study("int", url)
+    first = {t.number: t.value for t in st.get_trials() if t.state.name == "COMPLETE"}
+    assert len(first) == 1 and [t.state.name for t in st.get_trials()].count("FAIL") == 1
+    res = S.run(tiny(), study="int", storage=url)
+    done = res.frame[res.frame["state"] == "COMPLETE"]
+    assert sorted(done["role"]) == ["base", "grid", "paper"]
+    for number, value in first.items():  # finished trials are kept, not redone
+        assert done.set_index("number").loc[number, "value"] == value
+    lost = res.frame[res.frame["state"] == "FAIL"].iloc[0]
+    assert lost["status"] == "interrupted"
+
+
+def test_incompatible_resume_is_refused(searched):
+    _, url = searched
+    before = len(S.load_study("tiny", url).get_trials())
+    with pytest.raises(ValueError, match=r"seeds: 1 → 2"):
+        S.run(tiny(seeds=2), study="tiny", storage=url)
+    assert len(S.load_study("tiny", url).get_trials()) == before
+
+
+def test_export_round_trip(searched, tmp_path, cli):
+    res, url = searched
+    out = tmp_path / "c.json"
+    S.export("tiny", url, out)
+    data = json.loads(out.read_text())
+    coeffs, base = load_coefficients(out)
+    best = res.best
+    assert coeffs.alpha == pytest.approx(best["alpha"]) and base == 224
+    assert [r["phi"] for r in data["family"]] == list(range(8))
+    assert data["provenance"]["study"] == "tiny" and "torch" in data["provenance"]["versions"]
+    code, text, _ = cli("family", "--coefficients", out, "--phi-max", "2", "--json")
+    assert code == 0 and json.loads(text)["rows"][1]["pixels"] == data["at_budget"]["cost_pixels"]
+    code, text, _ = cli("info", "--coefficients", out, "--phi", "1", "--json")
+    assert code == 0 and json.loads(text)["pixels"] == data["at_budget"]["cost_pixels"]
+    yaml_out = tmp_path / "c.yaml"
+    S.export("tiny", url, yaml_out)
+    assert load_coefficients(yaml_out)[0] == coeffs
+
+
+def test_studies_lists_state(searched, cli):
+    _, url = searched
+    code, text, _ = cli("studies", "--storage", url, "--json")
+    rows = json.loads(text)
+    assert code == 0 and rows[0]["study"] == "tiny" and rows[0]["state"] == "finished"
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--budget", "abc"], "budget"),
+        (["--budget", "0"], "budget"),
+        (["--budget", "-2x"], "budget"),
+        (["--alpha-range", "0.9:1.2"], "--alpha-range"),
+        (["--beta-range", "1.3:1.1"], "minimum exceeds"),
+        (["--alpha-range", "x"], "--alpha-range"),
+        (["--sampler", "bayes"], "--sampler"),
+        (["--pruner", "x"], "--pruner"),
+        (["--proxy", "huge"], "proxy"),
+        (["--storage", "redis://localhost/0"], "--storage"),
+        (["--data", "nope:x"], "--data"),
+        (["--workers", "0"], "--workers"),
+    ],
+)
+def test_bad_search_input(cli, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("search", *args)
+    assert code == 2 and err.startswith("Error: ") and err.count("\n") == 1, err
+    assert needle in err and "Traceback" not in err
+    assert not any(tmp_path.rglob("*.db"))  # no study created
+
+
+def test_unreachable_storage_masks_password(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    url = "postgresql://scaler:hunter2@127.0.0.1:1/nowhere"
+    code, out, err = cli("search", "--storage", url, "--proxy", "quick")
+    assert code == 2 and err.count("\n") == 1 and "cannot be opened" in err
+    assert "hunter2" not in out + err and "***" in err
+
+
+def test_export_bad_inputs(cli, searched, tmp_path, monkeypatch):
+    _, url = searched
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("export", "missing")
+    assert code == 2 and "does not exist" in err
+    assert not Path("studies").exists() or not any(Path("studies").iterdir())
+    code, _, err = cli("export", "nope", "--storage", url)
+    assert code == 2 and "does not exist" in err
+    code, _, err = cli("export", "tiny", "--storage", url, "--out", str(tmp_path))
+    assert code == 2 and "directory" in err
+    code, _, err = cli("export", "tiny", "--storage", url, "--format", "xml")
+    assert code == 2 and "--format" in err
+
+
+def test_export_without_finished_candidate(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'e.db'}"
+    optuna.create_study(study_name="empty", storage=url)
+    with pytest.raises(ValueError, match="no finished candidate"):
+        S.export("empty", url, tmp_path / "x.json")
+    assert not (tmp_path / "x.json").exists()
