@@ -21,10 +21,19 @@ _LAZY = {
     "family": "scaler.scaling",
     "parse_budget": "scaler.scaling",
     "solve_pixels": "scaler.scaling",
+    "export": "scaler.search",
+    "list_studies": "scaler.search",
+    "load_study": "scaler.search",
+    "trials_frame": "scaler.search",
+    "SearchConfig": "scaler.search",
 }
 
 
 def __getattr__(name: str):
+    if name == "search":  # the module is callable: scaler.search(...) runs a search
+        import importlib
+
+        return importlib.import_module("scaler.search")
     if name in _LAZY:
         import importlib
 

@@ -298,13 +298,17 @@ class EmbeddedConfig:
     )
     # Side of every crop at native resolution; also the largest size served (max_pixels).
     # Larger crops see more of the photo (easier); smaller ones see only texture (harder).
-    crop: int = 64
+    # 96 lets resolution sweeps reach 2.5-3x a 32 px proxy base without upsampling, and
+    # divides evenly into the common proxy sizes 24, 32 and 48 (exact box filters).
+    crop: int = 96
     # Crops per class and split. Crops may overlap within a split, never across splits.
     train: int = 200
     val: int = 50
     test: int = 50
-    # Share of each photo's longer side given to the train, val and test bands.
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    # Share of each photo's longer side given to the train, val and test bands. Wider
+    # val/test bands than 0.2 so that a 96 px crop fits every photo's (clock, the
+    # narrowest at 400 px, gets exactly 96 px bands).
+    fractions: tuple[float, float, float] = (0.5, 0.25, 0.25)
     # Pixels left unused between neighbouring bands, so crops on either side of a
     # boundary are not near-copies of each other.
     gap: int = 8

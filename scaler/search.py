@@ -759,7 +759,8 @@ def default_study_name(cfg: SearchConfig, fingerprint: str) -> str:
     return f"search-{data}-{cfg.budget:g}x-{cfg.proxy}-{digest}"
 
 
-def _diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a stored configuration and a new one (resumable keys ignored)."""
     out = []
     for key in sorted(set(stored) | set(new)):
         if key in _RESUMABLE:
@@ -767,7 +768,7 @@ def _diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
         a, b = stored.get(key), new.get(key)
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if isinstance(a, dict) and isinstance(b, dict):
-                out += [f"{key}.{d}" for d in _diff(a, b)]
+                out += [f"{key}.{d}" for d in config_diff(a, b)]
             else:
                 out.append(f"{key}: {a} → {b}")
     return out
@@ -821,15 +822,7 @@ def open_search_study(p: Prepared):
             sampler=_make_sampler(p.cfg),
             pruner=_make_pruner(p.cfg),
         )
-        old = _wait_for_config(study)
-        if old is None or study.user_attrs.get("kind") != "search":
-            raise ValueError(f"study {p.study_name!r} exists and is not a scaler search")
-        diff = _diff(old, stored)
-        if diff:
-            raise ValueError(
-                f"study {p.study_name!r} was created with a different configuration "
-                f"({'; '.join(diff)}): rerun with the original options or pick another --study"
-            )
+        refuse_changed_config(study, "search", stored)
         return study
     try:
         study = optuna.create_study(
@@ -851,10 +844,10 @@ def open_search_study(p: Prepared):
     return study
 
 
-def _wait_for_config(study, timeout: float = 120.0) -> dict[str, Any] | None:
+def wait_for_config(study, kind: str, timeout: float = 120.0) -> dict[str, Any] | None:
     """The stored configuration, waiting while another worker is still creating the study.
 
-    None when the study is not a scaler search (no sign of one within a few seconds).
+    None when the study is not a scaler study of ``kind`` (no sign of one within a few seconds).
     """
     start = time.monotonic()
     while True:
@@ -862,10 +855,23 @@ def _wait_for_config(study, timeout: float = 120.0) -> dict[str, Any] | None:
         if "config" in attrs:
             return attrs["config"]
         waited = time.monotonic() - start
-        creating = attrs.get("kind") == "search" and waited < timeout
+        creating = attrs.get("kind") == kind and waited < timeout
         if not creating and (attrs or waited > 5.0):
             return None
         time.sleep(0.5)
+
+
+def refuse_changed_config(study, kind: str, stored: dict[str, Any]) -> None:
+    """Raise ValueError unless ``study`` is a scaler ``kind`` study stored with ``stored``."""
+    old = wait_for_config(study, kind)
+    if old is None or study.user_attrs.get("kind") != kind:
+        raise ValueError(f"study {study.study_name!r} exists and is not a scaler {kind}")
+    diff = config_diff(old, stored)
+    if diff:
+        raise ValueError(
+            f"study {study.study_name!r} was created with a different configuration "
+            f"({'; '.join(diff)}): rerun with the original options or pick another --study"
+        )
 
 
 def count_candidates(study) -> int:
@@ -1218,3 +1224,59 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+# ----------------------------------------------------------------------------------------------
+# Python API
+# ----------------------------------------------------------------------------------------------
+
+
+def search(
+    budget: str | float = "2x",
+    data: str = DEFAULT_DATA,
+    proxy: str = "standard",
+    *,
+    study: str | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+    progress: ProgressFn | None = None,
+    **options: Any,
+) -> SearchResult:
+    """Run or resume a search from Python; ``scaler.search(...)`` calls this.
+
+    ``options`` are :class:`SearchConfig` fields (sampler, trials, seeds, constraint, ...) or
+    proxy overrides (epochs, images, batch_size, lr, base_pixels, threads, device, ...)::
+
+        import scaler
+        res = scaler.search("2x", proxy="quick")
+        res.board[["alpha", "beta", "gamma", "top1_mean", "tied"]]
+    """
+    from scaler.scaling import parse_budget
+    from scaler.train import ProxyConfig
+
+    fields = {f.name for f in dataclasses.fields(SearchConfig)}
+    proxy_fields = {f.name for f in dataclasses.fields(ProxyConfig)}
+    cfg_kwargs = {k: v for k, v in options.items() if k in fields}
+    overrides = {k: v for k, v in options.items() if k in proxy_fields and k not in fields}
+    unknown = set(options) - set(cfg_kwargs) - set(overrides)
+    if unknown:
+        raise ValueError(f"unknown search option(s): {', '.join(sorted(unknown))}")
+    value = parse_budget(budget) if isinstance(budget, str) else float(budget)
+    cfg = SearchConfig(
+        budget=value,
+        data=data,
+        proxy=proxy,
+        proxy_overrides=tuple(sorted(overrides.items())),
+        **cfg_kwargs,
+    )
+    return run(cfg, study, storage, progress=progress, workers=workers)
+
+
+class _CallableModule(type(os)):
+    """Lets ``scaler.search(...)`` be called while ``scaler.search`` stays this module."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> SearchResult:
+        return search(*args, **kwargs)
+
+
+__import__("sys").modules[__name__].__class__ = _CallableModule

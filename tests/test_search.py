@@ -186,3 +186,22 @@ def test_export_without_finished_candidate(tmp_path):
     with pytest.raises(ValueError, match="no finished candidate"):
         S.export("empty", url, tmp_path / "x.json")
     assert not (tmp_path / "x.json").exists()
+
+
+def test_python_api_resumes_the_same_study(searched):
+    import scaler
+
+    res, url = searched
+    again = scaler.search(
+        "2x",
+        proxy="quick",
+        study="tiny",
+        storage=url,
+        alpha_range=(1.1, 1.2),
+        beta_range=(1.1, 1.1),
+        alpha_step=0.1,
+        beta_step=0.1,
+        **dict(TINY),
+    )
+    assert list(again.frame["value"]) == list(res.frame["value"])
+    assert again.best["number"] == res.best["number"]

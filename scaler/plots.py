@@ -1,0 +1,648 @@
+"""Figures of sweeps and searches: functions that take trial frames and return figures.
+
+- Sweeps: top-1 against measured FLOPs (log x), one line per series, each point annotated
+  with the multiplier it varies (w, d, r or φ), error bars when points have several seeds.
+  Several studies can share one axes (single-dimension curves plus the compound line, plus a
+  search's best candidate as a star).
+- Searches: the α–β map of accuracy (γ and pixels written at each point), accuracy against the
+  measured cost, and the optimisation history with the running best.
+
+Every figure is built on a bare :class:`matplotlib.figure.Figure` under the Agg backend: no
+pyplot state, so nothing leaks between figures and nothing needs a display. Colours are the
+Okabe–Ito palette (distinguishable with the common colour-vision deficiencies), and every series
+also gets its own marker so that the figures survive grey-scale printing. Frames with failed,
+pruned, reused, skipped or infeasible trials plot fine; a frame with no finished trial gives a
+figure that says so.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless; must precede any pyplot import anywhere in the process
+
+from matplotlib.figure import Figure  # noqa: E402
+
+# Okabe & Ito (2008), reordered so the first colours are the most distinct on white.
+PALETTE = (
+    "#0072B2",  # blue
+    "#D55E00",  # vermillion
+    "#009E73",  # bluish green
+    "#CC79A7",  # reddish purple
+    "#E69F00",  # orange
+    "#56B4E9",  # sky blue
+    "#000000",  # black
+    "#F0E442",  # yellow (last: weak on white)
+)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
+FLOPS_LABEL = "FLOPs at the proxy resolution (M, fvcore: 1 multiply-add = 1 flop)"
+
+
+@contextlib.contextmanager
+def style() -> Iterator[None]:
+    """The one style of every scaler figure (readable fonts, light grid, fixed SVG ids)."""
+    rc = {
+        "font.size": 11,
+        "axes.titlesize": 11,
+        "axes.labelsize": 11,
+        "legend.fontsize": 9,
+        "xtick.labelsize": 10,
+        "ytick.labelsize": 10,
+        "axes.grid": True,
+        "grid.alpha": 0.3,
+        "grid.linestyle": "-",
+        "axes.spines.top": False,
+        "axes.spines.right": False,
+        "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+        "figure.dpi": 100,
+        "savefig.dpi": 150,
+        "savefig.bbox": "tight",
+        "svg.fonttype": "none",  # text stays text in SVG: smaller, searchable, editable
+        "svg.hashsalt": "scaler",  # stable element ids: the same data give the same SVG
+    }
+    with matplotlib.rc_context(rc):
+        yield
+
+
+def _finished(frame):
+    """Rows with a result (trained or reused)."""
+    if frame is None or frame.empty or "top1_mean" not in frame:
+        return frame.iloc[0:0] if frame is not None else None
+    ok = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
+    return frame[ok]
+
+
+def _seeds(row) -> int:
+    s = row.get("seeds")
+    return int(s) if s is not None and not _isnan(s) else 1
+
+
+def _isnan(x: Any) -> bool:
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return x is None
+
+
+def _fmt_value(name: str, value: float) -> str:
+    if name == "φ":
+        return f"φ={int(value)}"
+    return f"{name}={value:g}"
+
+
+def message_figure(message: str, title: str = "") -> Figure:
+    """A figure that only says ``message`` (e.g. a study with no finished trial)."""
+    with style():
+        fig = Figure(figsize=(7, 3))
+        ax = fig.add_subplot()
+        ax.set_axis_off()
+        ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
+        if title:
+            fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_scaling(
+    frames: Sequence[Any],
+    title: str = "",
+    search_points: Any = None,
+) -> Figure:
+    """Top-1 against measured FLOPs, one line per series of every sweep frame.
+
+    ``frames`` are sweep frames (:func:`scaler.sweeps.sweep_frame`), optionally with a
+    ``study`` column; a label used by two studies gets the study name appended.
+    ``search_points`` (a frame with flops, top1_mean, top1_std, seeds, alpha, beta, gamma,
+    label) are drawn as stars: e.g. a search's best candidate.
+    """
+    import pandas as pd
+
+    parts = []
+    for i, f in enumerate(frames):
+        done = _finished(f)
+        if done is None or done.empty:
+            continue
+        done = done.copy()
+        if "study" not in done:
+            done["study"] = f"#{i}"
+        parts.append(done)
+    stars = _finished(search_points) if search_points is not None else None
+    if not parts and (stars is None or stars.empty):
+        return message_figure("no finished trial to plot yet", title)
+    done = pd.concat(parts, ignore_index=True) if parts else None
+    with style():
+        fig = Figure(figsize=(8, 5.5))
+        ax = fig.add_subplot()
+        based: set[tuple[float, float]] = set()
+        if done is not None:
+            owners = done.groupby("label")["study"].nunique()
+            for i, ((study, _), rows) in enumerate(done.groupby(["study", "series"], sort=False)):
+                rows = rows.sort_values("flops")
+                label = str(rows["label"].iloc[0])
+                if owners.get(label, 1) > 1:
+                    label += f" ({study})"
+                colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+                x = rows["flops"].astype(float) / 1e6
+                y = rows["top1_mean"].astype(float)
+                many = rows["seeds"].fillna(1).astype(float) > 1
+                yerr = rows["top1_std"].fillna(0).astype(float).where(many, 0.0)
+                ax.errorbar(
+                    x,
+                    y,
+                    yerr=yerr if many.any() else None,
+                    color=colour,
+                    marker=marker,
+                    markersize=6,
+                    linewidth=1.6,
+                    capsize=3,
+                    label=label,
+                )
+                for xv, yv, (_, r) in zip(x, y, rows.iterrows(), strict=True):
+                    if r.get("value_name") is None or _isnan(r.get("point_value")):
+                        continue
+                    text = _fmt_value(str(r["value_name"]), float(r["point_value"]))
+                    if _is_base(r):
+                        # Several series start at the unscaled network: name it once.
+                        if (xv, yv) in based:
+                            continue
+                        based.add((xv, yv))
+                        text = "base"
+                    ax.annotate(
+                        text,
+                        (xv, yv),
+                        textcoords="offset points",
+                        xytext=(4, 5),
+                        fontsize=8,
+                        color=colour,
+                        zorder=5,
+                    )
+        if stars is not None and not stars.empty:
+            for _, r in stars.iterrows():
+                seeds = _seeds(r)
+                ax.errorbar(
+                    [float(r["flops"]) / 1e6],
+                    [float(r["top1_mean"])],
+                    yerr=[float(r["top1_std"] or 0)] if seeds > 1 else None,
+                    marker="*",
+                    markersize=15,
+                    color="#000000",
+                    linestyle="none",
+                    capsize=3,
+                    label=str(r.get("label") or "search best"),
+                )
+        ax.set_xscale("log")
+        _plain_log_ticks(ax)
+        ax.set_xlabel(FLOPS_LABEL)
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.legend(loc="best", frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def _is_base(row) -> bool:
+    try:
+        return all(float(row.get(k)) == 1.0 for k in ("depth", "width", "resolution"))
+    except (TypeError, ValueError):
+        return False
+
+
+def _plain_log_ticks(ax) -> None:
+    """Log-axis ticks as plain numbers (5, 10, 20), minor ones labelled within two decades."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    plain = FuncFormatter(lambda v, _: f"{v:g}")
+    ax.xaxis.set_major_formatter(plain)
+    lo, hi = ax.get_xlim()
+    ax.xaxis.set_minor_formatter(plain if hi / max(lo, 1e-12) < 100 else NullFormatter())
+    ax.tick_params(axis="x", which="minor", labelsize=8)
+
+
+def _search_parts(frame):
+    """(finished, infeasible, failed-or-pruned) rows of a search frame (base kept separately)."""
+    done = _finished(frame)
+    infeasible = frame[frame["status"] == "infeasible"]
+    other = frame[
+        ~frame.index.isin(done.index)
+        & ~frame.index.isin(infeasible.index)
+        & frame["state"].isin(["FAIL", "PRUNED"])
+    ]
+    return done, infeasible, other
+
+
+def plot_search_map(frame, title: str = "") -> Figure:
+    """The α–β map: finished points coloured by top-1, γ and pixels written beside each.
+
+    Infeasible points are grey crosses, failed and pruned points hollow, reused points ringed,
+    the best candidate starred.
+    """
+    done, infeasible, other = _search_parts(frame)
+    if done.empty and infeasible.empty and other.empty:
+        return message_figure("no trial to plot yet", title)
+    with style():
+        fig = Figure(figsize=(8, 6))
+        ax = fig.add_subplot()
+        if not done.empty:
+            sc = ax.scatter(
+                done["alpha"].astype(float),
+                done["beta"].astype(float),
+                c=done["top1_mean"].astype(float),
+                cmap="viridis",
+                s=120,
+                edgecolors="black",
+                linewidths=0.6,
+                zorder=3,
+            )
+            fig.colorbar(sc, ax=ax, label="top-1 accuracy (%)")
+            reused = done[done["status"] == "reused"]
+            if not reused.empty:
+                ax.scatter(
+                    reused["alpha"].astype(float),
+                    reused["beta"].astype(float),
+                    s=300,
+                    facecolors="none",
+                    edgecolors=PALETTE[1],
+                    linewidths=1.5,
+                    zorder=2,
+                    label="reused (identical network)",
+                )
+            best = _best_candidate(done)
+            if best is not None:
+                ax.scatter(
+                    [float(best["alpha"])],
+                    [float(best["beta"])],
+                    marker="*",
+                    s=80,
+                    color="white",
+                    edgecolors="black",
+                    zorder=4,
+                    label=f"best: {float(best['top1_mean']):.2f} %",
+                )
+        if not infeasible.empty:
+            ax.scatter(
+                infeasible["alpha"].astype(float),
+                infeasible["beta"].astype(float),
+                marker="x",
+                s=70,
+                color="#7f7f7f",
+                zorder=3,
+                label="infeasible (budget)",
+            )
+        if not other.empty:
+            ax.scatter(
+                other["alpha"].astype(float),
+                other["beta"].astype(float),
+                marker="o",
+                s=90,
+                facecolors="none",
+                edgecolors=PALETTE[3],
+                linewidths=1.5,
+                zorder=3,
+                label="failed / pruned",
+            )
+        for _, r in frame.iterrows():
+            if _isnan(r.get("alpha")) or _isnan(r.get("beta")):
+                continue
+            text = []
+            if not _isnan(r.get("gamma")):
+                text.append(f"γ={float(r['gamma']):.2f}")
+            if not _isnan(r.get("pixels")):
+                text.append(f"{int(r['pixels'])}px")
+            if r.get("role") == "base":
+                text.append("base")
+            if text:
+                ax.annotate(
+                    "\n".join(text),
+                    (float(r["alpha"]), float(r["beta"])),
+                    textcoords="offset points",
+                    xytext=(9, -4),
+                    fontsize=8,
+                    va="top",
+                )
+        ax.margins(0.2)
+        ax.set_xlabel("α (depth multiplier at the budget)")
+        ax.set_ylabel("β (width multiplier at the budget)")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(loc="best", frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def _best_candidate(done):
+    from scaler.search import CANDIDATE_ROLES
+
+    cands = done[done["role"].isin(CANDIDATE_ROLES)]
+    if cands.empty:
+        return None
+    return cands.sort_values("top1_mean", ascending=False).iloc[0]
+
+
+def plot_search_cost(
+    frame, title: str = "", budget: float | None = None, tolerance: float | None = None
+) -> Figure:
+    """Top-1 against the measured cost (fvcore FLOPs ÷ base), with the budget band."""
+    done = _finished(frame)
+    if done is None or done.empty:
+        return message_figure("no finished trial to plot yet", title)
+    with style():
+        fig = Figure(figsize=(8, 5.5))
+        ax = fig.add_subplot()
+        if budget is not None:
+            ax.axvline(budget, color="#7f7f7f", linestyle="--", linewidth=1, label="budget")
+            if tolerance:
+                ax.axvspan(
+                    budget * (1 - tolerance),
+                    budget * (1 + tolerance),
+                    color="#7f7f7f",
+                    alpha=0.12,
+                    label=f"±{tolerance:.0%}",
+                )
+        groups = (
+            ("base", done[done["role"] == "base"], PALETTE[6], "s"),
+            ("trained", done[(done["role"] != "base") & (done["status"] != "reused")],
+             PALETTE[0], "o"),
+            ("reused", done[(done["role"] != "base") & (done["status"] == "reused")],
+             PALETTE[1], "D"),
+        )  # fmt: skip
+        for name, rows, colour, marker in groups:
+            if rows.empty:
+                continue
+            many = rows["seeds"].fillna(1).astype(float) > 1
+            ax.errorbar(
+                rows["cost_ratio"].astype(float),
+                rows["top1_mean"].astype(float),
+                yerr=rows["top1_std"].fillna(0).astype(float).where(many, 0.0),
+                color=colour,
+                marker=marker,
+                linestyle="none",
+                markersize=7,
+                capsize=3,
+                label=name,
+            )
+            for _, r in rows.iterrows():
+                if r["role"] == "base" or r["status"] == "reused":
+                    continue  # a reused point sits on its twin, which is labelled already
+                ax.annotate(
+                    f"α={float(r['alpha']):.2f} β={float(r['beta']):.2f}",
+                    (float(r["cost_ratio"]), float(r["top1_mean"])),
+                    textcoords="offset points",
+                    xytext=(5, 4),
+                    fontsize=8,
+                )
+        ax.set_xlabel("measured cost (fvcore FLOPs ÷ base, at the cost resolution)")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.legend(loc="best", frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+def plot_search_history(frame, title: str = "") -> Figure:
+    """Top-1 by trial number with the running best; trials without a result on the floor."""
+    done = _finished(frame)
+    if frame is None or frame.empty:
+        return message_figure("no trial to plot yet", title)
+    with style():
+        fig = Figure(figsize=(8, 4.5))
+        ax = fig.add_subplot()
+        if done is not None and not done.empty:
+            done = done.sort_values("number")
+            ax.plot(
+                done["number"],
+                done["top1_mean"].astype(float),
+                marker="o",
+                linestyle="none",
+                color=PALETTE[0],
+                label="finished trial",
+            )
+            best = done["top1_mean"].astype(float).cummax()
+            ax.step(
+                done["number"], best, where="post", color=PALETTE[1], linewidth=1.6,
+                label="running best",
+            )  # fmt: skip
+            lo, hi = float(done["top1_mean"].min()), float(done["top1_mean"].max())
+            floor = lo - (0.05 * (hi - lo) if hi > lo else 0.5)  # just under every result
+        else:
+            floor = 0.0
+            ax.text(0.5, 0.5, "no finished trial yet", ha="center", transform=ax.transAxes)
+        rest = frame[~frame["number"].isin(done["number"] if done is not None else [])]
+        for status, marker, colour in (
+            ("infeasible", "x", "#7f7f7f"),
+            ("pruned", "v", PALETTE[3]),
+            ("failed", "X", PALETTE[1]),
+        ):
+            rows = rest[rest["status"] == status]
+            if not rows.empty:
+                ax.plot(
+                    rows["number"],
+                    [floor] * len(rows),
+                    marker=marker,
+                    linestyle="none",
+                    color=colour,
+                    label=f"{status} (no result)",
+                )
+        ax.set_xlabel("trial number")
+        ax.set_ylabel("top-1 accuracy (%)")
+        ax.legend(loc="best", frameon=False)
+        if title:
+            ax.set_title(title)
+    return fig
+
+
+# ----------------------------------------------------------------------------------------------
+# studies → figures on disk
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """One stored study, read back for figures and reports."""
+
+    name: str
+    storage: str  # masked URL
+    kind: str  # "search", "sweep" or "unknown"
+    config: dict[str, Any]
+    attrs: dict[str, Any]  # the study's user attrs
+    frame: Any  # trials_frame (search) or sweep_frame (sweep), plus a "study" column
+
+    @property
+    def finished(self):
+        return _finished(self.frame)
+
+
+def load_studies(names: Sequence[str], storage: str | None = None) -> list[StudyData]:
+    """Read every study (all of them before anything is written); ValueError if one is missing."""
+    from scaler import search as S
+    from scaler import sweeps as W
+
+    if not names:
+        raise ValueError("no study given: name at least one study")
+    out = []
+    for name in dict.fromkeys(names):
+        url = storage or S.default_storage(name)
+        if storage is None and not Path(url[len("sqlite:///") :]).exists():
+            raise ValueError(
+                f"study {name!r} does not exist: no {url[len('sqlite:///') :]} "
+                "(give --storage URL for a study stored elsewhere)"
+            )
+        st = S.load_study(name, url)
+        kind = st.user_attrs.get("kind", "unknown")
+        frame = W.sweep_frame(st) if kind == "sweep" else S.trials_frame(st)
+        frame = frame.copy()
+        frame["study"] = name
+        out.append(
+            StudyData(
+                name=name,
+                storage=S.mask_url(url),
+                kind=kind if kind in ("search", "sweep") else "unknown",
+                config=dict(st.user_attrs.get("config", {})),
+                attrs=dict(st.user_attrs),
+                frame=frame,
+            )
+        )
+    return out
+
+
+def describe_setup(config: dict[str, Any]) -> str:
+    """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...")."""
+    proxy = config.get("proxy") or {}
+    if not proxy:
+        return str(config.get("data", "unknown data"))
+    run = (
+        f"{proxy['images']} images"
+        if proxy.get("images")
+        else f"{proxy.get('epochs')} epoch{'s' if proxy.get('epochs') != 1 else ''}"
+    )
+    seeds = config.get("seeds", 1)
+    return (
+        f"{config.get('data')} · proxy {config.get('proxy_preset')}: {run}, batch "
+        f"{proxy.get('batch_size')}, lr {proxy.get('lr')}, {proxy.get('optimizer')}, base "
+        f"{proxy.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
+    )
+
+
+def search_best_points(search: StudyData):
+    """A one-row frame of a search's best candidate, labelled for a scaling plot (or None)."""
+    done = search.finished
+    best = _best_candidate(done) if done is not None and not done.empty else None
+    if best is None:
+        return None
+    row = best.copy()
+    row["label"] = (
+        f"search best α={float(best['alpha']):.2f} β={float(best['beta']):.2f} "
+        f"γ={float(best['gamma']):.2f} ({search.name})"
+    )
+    return row.to_frame().T.astype({"top1_mean": float, "flops": float})
+
+
+def setup_key(config: dict[str, Any]) -> str:
+    """What must match for two studies' top-1 to be comparable: data and proxy settings."""
+    import json
+
+    proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
+    return json.dumps([config.get("data_fingerprint"), proxy], sort_keys=True, default=str)
+
+
+def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
+    """Every figure of the given studies by file stem: "scaling" for all sweeps on one axes
+    (with the searches' best candidates), "<search>.map|cost|history" per search."""
+    figs: dict[str, Figure] = {}
+    sweeps = [s for s in studies if s.kind == "sweep"]
+    searches = [s for s in studies if s.kind == "search"]
+    if sweeps:
+        import pandas as pd
+
+        stars = [p for p in (search_best_points(s) for s in searches) if p is not None]
+        same = len({setup_key(s.config) for s in sweeps + searches}) == 1
+        kinds = {s.config.get("sweep") for s in sweeps}
+        head = {
+            "width-by-baseline": "Figure 1: scaling width for different baseline depths and "
+            "resolutions",
+            "single": "Scaling one dimension (width, depth or resolution)",
+            "compound": "Compound scaling",
+        }.get(kinds.pop() if len(kinds) == 1 else "", "Scaling curves")
+        title = head + "\n" + describe_setup(sweeps[0].config)
+        if not same:
+            title += "\n(warning: the studies differ in data or proxy settings)"
+        figs["scaling"] = plot_scaling(
+            [s.frame for s in sweeps],
+            title,
+            pd.concat(stars, ignore_index=True) if stars else None,
+        )
+    for s in searches:
+        budget = s.config.get("budget")
+        title = f"{s.name} · {budget:g}× budget\n{describe_setup(s.config)}" if budget else s.name
+        if s.frame.empty:
+            figs[f"{s.name}.map"] = message_figure(f"{s.name}: no trial yet", title)
+            continue
+        figs[f"{s.name}.map"] = plot_search_map(s.frame, title)
+        figs[f"{s.name}.cost"] = plot_search_cost(
+            s.frame, title, budget=budget, tolerance=s.config.get("tolerance")
+        )
+        figs[f"{s.name}.history"] = plot_search_history(s.frame, title)
+    for s in studies:
+        if s.kind == "unknown":
+            figs[s.name] = message_figure(
+                f"{s.name} is not a scaler search or sweep: nothing to plot", s.name
+            )
+    return figs
+
+
+def check_out_dir(out: Path) -> Path:
+    """``out`` as a folder to write into; ValueError if it is an existing file."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {str(out)!r} is a file: give a folder")
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            raise ValueError(f"--out {str(out)!r} is invalid: {str(parent)!r} is a file")
+    return out
+
+
+def render(figs: dict[str, Figure]) -> dict[str, bytes]:
+    """Every figure as PNG and SVG bytes, by file name (in memory: nothing half-written)."""
+    files: dict[str, bytes] = {}
+    with style():
+        for stem, fig in figs.items():
+            for fmt in ("png", "svg"):
+                buf = io.BytesIO()
+                fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
+                files[f"{stem}.{fmt}"] = buf.getvalue()
+    return files
+
+
+def write_files(out: Path, files: dict[str, bytes]) -> list[Path]:
+    """Write each file atomically (a temporary name, then os.replace)."""
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, data in files.items():
+        path = out / name
+        tmp = path.with_name(f".{path.name}.tmp")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+        paths.append(path)
+    return paths
+
+
+def default_out(names: Sequence[str]) -> Path:
+    """reports/<first study name>/."""
+    return Path("reports") / names[0]
+
+
+def plot_studies(
+    names: Sequence[str], storage: str | None = None, out: Path | None = None
+) -> list[Path]:
+    """Write the PNG and SVG figures of the studies to ``out`` (default reports/<name>/)."""
+    out = check_out_dir(out or default_out(names))
+    studies = load_studies(names, storage)
+    files = render(figures_for(studies))
+    return write_files(out, files)

@@ -1,0 +1,811 @@
+"""A README report of searches and sweeps: configuration, results, figures and plain findings.
+
+``write_report`` writes ``reports/<name>/README.md`` with, for every study: its configuration,
+its results (a search's leaderboard with the noise floor and ties, nominal against measured
+cost, the exported coefficients and their family; a sweep's points per series and the points it
+skipped), the figures (PNG and SVG beside the README) and ``trials.csv`` (every trial, with the
+state and the reason of those without a result).
+
+The findings are computed from the data, never written in advance: what the curves show, and
+whether compound scaling beat every single dimension at equal measured FLOPs, judged against
+the noise floor (two candidates are tied when their gap is within two standard errors of the
+difference, the search's own rule). When the studies needed for a claim are missing, the report
+says which ones.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from scaler import __version__
+from scaler import search as S
+from scaler.plots import (
+    StudyData,
+    check_out_dir,
+    default_out,
+    describe_setup,
+    figures_for,
+    load_studies,
+    render,
+    setup_key,
+    write_files,
+)
+
+# A single-dimension point is "at equal FLOPs" with a compound point within this ratio.
+EQUAL_FLOPS = 1.5
+DIMENSIONS = ("width", "depth", "resolution")
+
+
+# ----------------------------------------------------------------------------------------------
+# small formatting helpers
+# ----------------------------------------------------------------------------------------------
+
+
+def _nan(x: Any) -> bool:
+    try:
+        return x is None or math.isnan(float(x))
+    except (TypeError, ValueError):
+        return True
+
+
+def _f(x: Any, fmt: str = ".3f", empty: str = "") -> str:
+    return empty if _nan(x) else format(float(x), fmt)
+
+
+def _m(x: Any, fmt: str = ".2f") -> str:
+    """A count in millions ("" when missing)."""
+    return "" if _nan(x) else format(float(x) / 1e6, fmt)
+
+
+def _int(x: Any) -> str:
+    return "" if _nan(x) else str(int(x))
+
+
+def _cell(x: Any) -> str:
+    text = "" if x is None else str(x)
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+_NUMBER = re.compile(r"^[-+]?[0-9][0-9.,]*( ± [0-9.]+)?$")
+
+
+def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    """A markdown table; columns whose cells are all numbers are right-aligned."""
+    head = "| " + " | ".join(_cell(h) for h in headers) + " |"
+    numeric = [
+        all(_NUMBER.match(_cell(r[i])) for r in rows if _cell(r[i]))
+        and any(_cell(r[i]) for r in rows)
+        for i in range(len(headers))
+    ]
+    rule = "|" + "|".join("---:" if n else "---" for n in numeric) + "|"
+    body = ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return "\n".join([head, rule, *body])
+
+
+def _top1(row) -> str:
+    if _nan(row.get("top1_mean")):
+        return ""
+    seeds = _seeds(row)
+    std = f" ± {float(row['top1_std']):.2f}" if seeds > 1 and not _nan(row.get("top1_std")) else ""
+    return f"{float(row['top1_mean']):.2f}{std}"
+
+
+def _seeds(row) -> int:
+    s = row.get("seeds")
+    return 1 if _nan(s) else int(s)
+
+
+def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
+    rows = []
+    for key, value in config.items():
+        if isinstance(value, dict):
+            rows += _flatten(value, f"{prefix}{key}.")
+        else:
+            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            rows.append((prefix + key, text))
+    return rows
+
+
+def _states(frame) -> str:
+    if frame.empty:
+        return "no trials"
+    counts = frame["status"].fillna("").value_counts()
+    return ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+# ----------------------------------------------------------------------------------------------
+# findings: computed statements
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    """A compound point against the single-dimension point closest to it in measured FLOPs."""
+
+    dim: str
+    label: str  # the single-dimension point, e.g. "width w=1.4"
+    flops_ratio: float  # its FLOPs ÷ the compound point's
+    gap: float  # compound top-1 − single top-1 (points)
+    se: float  # standard error of the gap (nan without a noise estimate)
+
+    @property
+    def comparable(self) -> bool:
+        return 1 / EQUAL_FLOPS <= self.flops_ratio <= EQUAL_FLOPS
+
+    @property
+    def verdict(self) -> str:
+        """better, worse or tied (within 2 SE); judged by sign alone without a noise estimate."""
+        if math.isfinite(self.se):
+            if abs(self.gap) <= 2 * self.se:
+                return "tied"
+        elif self.gap == 0:
+            return "tied"
+        return "better" if self.gap > 0 else "worse"
+
+
+def _dimension(row) -> str | None:
+    """The one multiplier a sweep point scales ("width", ...), "base", or None when several."""
+    try:
+        m = {k: float(row.get(k)) for k in DIMENSIONS}
+    except (TypeError, ValueError):
+        return None
+    moved = [k for k, v in m.items() if abs(v - 1.0) > 1e-9]
+    if not moved:
+        return "base"
+    return moved[0] if len(moved) == 1 else None
+
+
+def _se(sigma: float, n1: int, n2: int) -> float:
+    return sigma * math.sqrt(1 / max(n1, 1) + 1 / max(n2, 1)) if math.isfinite(sigma) else math.nan
+
+
+def compound_points(studies: Sequence[StudyData]) -> list[tuple[str, Any]]:
+    """(description, row) of every compound point: each search's best, compound sweeps φ >= 1."""
+    from scaler.plots import _best_candidate
+
+    out = []
+    for s in studies:
+        done = s.finished
+        if done is None or done.empty:
+            continue
+        if s.kind == "search":
+            best = _best_candidate(done)
+            if best is not None:
+                desc = (
+                    f"the best candidate of {s.name} (α={float(best['alpha']):.2f}, "
+                    f"β={float(best['beta']):.2f}, γ={float(best['gamma']):.2f}, "
+                    f"{int(best['pixels'])} px)"
+                )
+                out.append((desc, best))
+        elif s.kind == "sweep" and s.config.get("sweep") == "compound":
+            for _, r in done.iterrows():
+                if not _nan(r.get("phi")) and int(r["phi"]) >= 1:
+                    out.append((f"compound φ={int(r['phi'])} of {s.name}", r))
+    return out
+
+
+def single_points(studies: Sequence[StudyData]):
+    """Finished sweep points that scale exactly one dimension, with a ``dim`` column."""
+    import pandas as pd
+
+    parts = []
+    for s in studies:
+        done = s.finished
+        if s.kind != "sweep" or done is None or done.empty:
+            continue
+        done = done.copy()
+        done["dim"] = [_dimension(r) for _, r in done.iterrows()]
+        parts.append(done[done["dim"].isin(DIMENSIONS)])
+    return pd.concat(parts, ignore_index=True) if parts else None
+
+
+def match(compound_row, singles, sigma: float) -> list[Match]:
+    """The closest single-dimension point in FLOPs for each dimension that has one."""
+    out = []
+    flops = float(compound_row["flops"])
+    for dim in DIMENSIONS:
+        rows = singles[singles["dim"] == dim] if singles is not None else None
+        if rows is None or rows.empty:
+            continue
+        logs = (rows["flops"].astype(float) / flops).map(lambda x: abs(math.log(x)))
+        r = rows.loc[logs.idxmin()]
+        sym = {"width": "w", "depth": "d", "resolution": "r"}[dim]
+        out.append(
+            Match(
+                dim=dim,
+                label=f"{dim} {sym}={float(r[dim]):g} ({int(r['pixels'])} px)",
+                flops_ratio=float(r["flops"]) / flops,
+                gap=float(compound_row["top1_mean"]) - float(r["top1_mean"]),
+                se=_se(sigma, _seeds(compound_row), _seeds(r)),
+            )
+        )
+    return out
+
+
+def _interp(rows, flops: float) -> float | None:
+    """Top-1 of a series at ``flops`` by linear interpolation in log FLOPs (None outside it)."""
+    pts = sorted(zip(rows["flops"].astype(float), rows["top1_mean"].astype(float), strict=True))
+    for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
+        if x0 <= flops <= x1:
+            if x1 == x0:
+                return (y0 + y1) / 2
+            t = (math.log(flops) - math.log(x0)) / (math.log(x1) - math.log(x0))
+            return y0 + t * (y1 - y0)
+    if len(pts) == 1 and pts[0][0] == flops:
+        return pts[0][1]
+    return None
+
+
+def _series_findings(s: StudyData, sigma: float) -> list[str]:
+    done = s.finished
+    out = []
+    for _, rows in done.groupby("series", sort=False):
+        rows = rows.sort_values("flops")
+        label = str(rows["label"].iloc[0])
+        if len(rows) < 2:
+            out.append(f"{label}: only one finished point, no trend yet.")
+            continue
+        lo, hi = rows.iloc[0], rows.iloc[-1]
+        gain = float(hi["top1_mean"]) - float(lo["top1_mean"])
+        se = _se(sigma, _seeds(lo), _seeds(hi))
+        if math.isfinite(se) and se > 0:
+            side = "beyond" if abs(gain) > 2 * se else "within"
+            sig = f"; {abs(gain) / se:.1f} standard errors, {side} the noise"
+        else:
+            sig = "; no noise estimate"
+        best = rows.loc[rows["top1_mean"].astype(float).idxmax()]
+        name = str(best.get("value_name") or "")
+        out.append(
+            f"{label}: top-1 went from {float(lo['top1_mean']):.2f} % at "
+            f"{float(lo['flops']) / 1e6:.1f} MFLOPs to {float(hi['top1_mean']):.2f} % at "
+            f"{float(hi['flops']) / 1e6:.1f} MFLOPs ({gain:+.2f} points{sig}); the best point is "
+            f"{name}={float(best['point_value']):g} with {float(best['top1_mean']):.2f} %."
+        )
+    if s.config.get("sweep") == "width-by-baseline":
+        out += _baseline_findings(done, sigma)
+    return out
+
+
+def _baseline_findings(done, sigma: float) -> list[str]:
+    """Each baseline against the first (d=1, r=1) series at equal FLOPs (interpolated)."""
+    groups = [(str(r["label"].iloc[0]), r) for _, r in done.groupby("series", sort=False)]
+    if len(groups) < 2:
+        return []
+    ref_label, ref = groups[0]
+    out = []
+    for label, rows in groups[1:]:
+        diffs = []
+        for _, r in rows.iterrows():
+            y = _interp(ref, float(r["flops"]))
+            if y is not None:
+                diffs.append(float(r["top1_mean"]) - y)
+        if not diffs:
+            out.append(
+                f"{label} and {ref_label} share no FLOPs range: they cannot be compared at equal "
+                "FLOPs (more widths, or a higher --max-flops, would give them one)."
+            )
+            continue
+        mean = sum(diffs) / len(diffs)
+        se = _se(sigma, 1, 1)
+        sig = (
+            f"; single-run noise gives ±{2 * se:.2f} points (2 SE), so this is "
+            f"{'beyond' if abs(mean) > 2 * se else 'within'} the noise"
+            if math.isfinite(se)
+            else "; no noise estimate"
+        )
+        out.append(
+            f"At equal FLOPs, {label} is {mean:+.2f} points against {ref_label} on average over "
+            f"{len(diffs)} point(s) (interpolated in log FLOPs){sig}."
+        )
+    return out
+
+
+def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
+    """(what the data show, what they do not show), computed from the studies."""
+    import pandas as pd
+
+    shows: list[str] = []
+    lacks: list[str] = []
+    frames = [s.frame for s in studies if not s.frame.empty]
+    pooled = S.noise(pd.concat(frames, ignore_index=True)) if frames else S.Noise(math.nan, 0)
+    sigma = pooled.sigma
+    if math.isfinite(sigma):
+        shows.append(
+            f"Noise floor: σ = {sigma:.2f} points, pooled over {pooled.runs} repeated runs; "
+            f"two single runs differ by more than {2 * _se(sigma, 1, 1):.2f} points (2 standard "
+            "errors) before the difference means anything."
+        )
+    else:
+        lacks.append(
+            "There is no noise estimate (no point was trained with 2 or more seeds): no "
+            "difference below can be called significant. A search (its base runs twice) or "
+            "--seeds 2 gives one."
+        )
+    for s in studies:
+        if s.finished is None or s.finished.empty:
+            shows.append(f"{s.name} has no finished trial yet ({_states(s.frame)}).")
+            continue
+        if s.kind == "search":
+            shows += _search_findings(s)
+        elif s.kind == "sweep":
+            shows += _series_findings(s, sigma)
+        skipped = s.frame[s.frame["status"] == "skipped"] if not s.frame.empty else s.frame
+        if len(skipped):
+            lacks.append(
+                f"{s.name}: {len(skipped)} point(s) were not trained (over --max-flops or beyond "
+                "the pixels the data serve), so its curves stop early: they say nothing about "
+                "larger networks."
+            )
+    shows_cmp, lacks_cmp = _compound_findings(studies, sigma)
+    shows += shows_cmp
+    lacks += lacks_cmp
+    if len({setup_key(s.config) for s in studies if s.kind != "unknown"}) > 1:
+        lacks.append(
+            "The studies were trained with different data or proxy settings: comparisons "
+            "across them are not like for like."
+        )
+    setups: dict[str, list[str]] = {}  # one caveat per distinct setup, naming its studies
+    for s in studies:
+        if s.kind == "unknown":
+            continue
+        proxy = s.config.get("proxy") or {}
+        run = (
+            f"{proxy.get('images')} images"
+            if proxy.get("images")
+            else f"{proxy.get('epochs')} epoch(s)"
+        )
+        text = (
+            f"a short proxy run ({run} at a {proxy.get('base_pixels')} px base on "
+            f"{s.config.get('data')})"
+        )
+        setups.setdefault(text, []).append(s.name)
+    for text, names in setups.items():
+        lacks.append(
+            f"Every point of {', '.join(names)} is {text}: rankings after full training on a "
+            "large data set may differ, and accuracy here is not ImageNet accuracy."
+        )
+    return shows, lacks
+
+
+def _search_findings(s: StudyData) -> list[str]:
+    nz = S.noise(s.frame)
+    board = S.leaderboard(s.frame, nz)
+    best = board[board["best"]]
+    if best.empty:
+        return [f"{s.name}: no candidate finished (only the base)."]
+    b = best.iloc[0]
+    out = []
+    base = board[board["role"] == "base"]
+    # A reused twin is the best's own network: it is no rival, so it is not counted as tied.
+    tied = int((board["tied"] & ~board["best"] & (board["network_key"] != b["network_key"])).sum())
+    text = (
+        f"{s.name}: the best candidate is α={float(b['alpha']):.2f}, β={float(b['beta']):.2f}, "
+        f"γ={float(b['gamma']):.2f} with {_top1(b)} % top-1 at {float(b['cost_ratio']):.2f}× "
+        "the base's measured FLOPs"
+    )
+    if not base.empty:
+        gap = float(b["top1_mean"]) - float(base.iloc[0]["top1_mean"])
+        se = _se(nz.sigma, _seeds(b), _seeds(base.iloc[0]))
+        if math.isfinite(se) and se > 0:
+            text += f", {gap:+.2f} points over the base ({gap / se:.1f} standard errors)"
+        else:
+            text += f", {gap:+.2f} points over the base"
+    out.append(text + ".")
+    if math.isfinite(nz.sigma):
+        out.append(
+            f"{s.name}: {tied} other network(s) are tied with the best within the noise"
+            + (": the search cannot tell them apart." if tied else ".")
+        )
+    return out
+
+
+def _compound_findings(studies: Sequence[StudyData], sigma: float) -> tuple[list[str], list[str]]:
+    compounds = compound_points(studies)
+    singles = single_points(studies)
+    have = set() if singles is None else set(singles["dim"])
+    if not compounds and not have:
+        return [], [
+            "Whether compound scaling beats scaling one dimension at equal FLOPs: this needs a "
+            "search (or a compound sweep) and single-dimension sweeps (`scaler sweep single "
+            "--dim all`) with the same data and proxy, reported together."
+        ]
+    if not compounds:
+        return [], [
+            "Whether compound scaling beats the single dimensions at equal FLOPs: this needs a "
+            "search or a compound sweep (`scaler sweep compound`) in the same report."
+        ]
+    if not have:
+        return [], [
+            "Whether compound scaling beats every single dimension at equal FLOPs: this needs "
+            "single-dimension sweeps (`scaler sweep single --dim all`, same data and proxy) in "
+            "the same report."
+        ]
+    shows, lacks = [], []
+    for desc, row in compounds:
+        matches = match(row, singles, sigma)
+        parts, beaten, open_ = [], [], []
+        for m in matches:
+            where = f"{m.label}, {m.flops_ratio:.2f}× its FLOPs"
+            noise = f", {abs(m.gap) / m.se:.1f} SE" if math.isfinite(m.se) and m.se > 0 else ""
+            if not m.comparable:
+                open_.append(m.dim)
+                parts.append(f"{m.dim}: closest point {where} — not at equal FLOPs")
+                continue
+            parts.append(f"{m.dim}: {m.gap:+.2f} points vs {where}{noise} → {m.verdict}")
+            if m.verdict == "better":
+                beaten.append(m.dim)
+        missing = [d for d in DIMENSIONS if d not in {m.dim for m in matches}]
+        head = (
+            f"Compound vs single dimensions for {desc}, {_top1(row)} % at "
+            f"{float(row['flops']) / 1e6:.1f} MFLOPs: "
+        )
+        if len(beaten) == len(DIMENSIONS):
+            verdict = "it beat every single dimension at equal measured FLOPs"
+        elif beaten:
+            verdict = f"it beat {', '.join(beaten)} only"
+        else:
+            verdict = "it beat no single dimension beyond the noise"
+        if not math.isfinite(sigma):
+            verdict += " (judged by sign alone: no noise estimate)"
+        shows.append(head + verdict + " (" + "; ".join(parts) + ").")
+        if missing or open_:
+            lacks.append(
+                f"For {desc}, no single-dimension point at equal FLOPs (within {EQUAL_FLOPS}×) "
+                f"exists for {', '.join(missing + open_)}: sweep more values there."
+            )
+    return shows, lacks
+
+
+# ----------------------------------------------------------------------------------------------
+# sections
+# ----------------------------------------------------------------------------------------------
+
+
+def _config_section(s: StudyData) -> list[str]:
+    lines = [f"Setup: {describe_setup(s.config)}.", ""]
+    if s.config:
+        lines += [md_table(["setting", "value"], _flatten(s.config)), ""]
+    versions = s.attrs.get("versions")
+    if versions:
+        lines += [
+            "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items()) + ".",
+            "",
+        ]
+    return lines
+
+
+def _no_result_section(frame) -> list[str]:
+    rest = frame[~((frame["state"] == "COMPLETE") & frame["top1_mean"].notna())]
+    if rest.empty:
+        return []
+    rows = [
+        [r["number"], r["state"], r["status"], r.get("series") or r.get("role") or "", r["reason"]]
+        for _, r in rest.iterrows()
+    ]
+    return [
+        "Trials without a result:",
+        "",
+        md_table(["#", "state", "status", "point", "reason"], rows),
+        "",
+    ]
+
+
+def _family_rows(coeffs, phi_max: int, base_res: int) -> list[list[str]]:
+    """The family φ = 0..phi_max, FLOPs from the exact cost model (equal to fvcore's count,
+    which takes minutes to trace for the largest members), parameters counted on the model."""
+    from scaler.complexity import cost_model
+    from scaler.model import build, count_params
+    from scaler.spec import scale
+
+    base = int(cost_model(scale(base_resolution=base_res)).flops(base_res))
+    rows = []
+    for phi in range(phi_max + 1):
+        spec = coeffs.spec(phi, base_res)
+        flops = int(cost_model(spec).flops(spec.pixels))
+        rows.append(
+            [
+                phi,
+                f"{spec.depth:.3f}",
+                f"{spec.width:.3f}",
+                f"{spec.resolution:.3f}",
+                spec.pixels,
+                spec.layers,
+                f"{count_params(build(spec, 1000)) / 1e6:.2f}",
+                f"{flops / 1e9:.3f}",
+                f"{coeffs.nominal_cost(phi):.2f}",
+                f"{flops / base:.2f}",
+            ]
+        )
+    return rows
+
+
+def _search_section(s: StudyData, phi_max: int) -> list[str]:
+    from scaler.scaling import Coefficients
+
+    nz = S.noise(s.frame)
+    board = S.leaderboard(s.frame, nz)
+    lines = ["### Leaderboard", ""]
+    if board.empty:
+        lines += ["No finished trial yet: nothing to rank.", ""]
+    else:
+        rows = []
+        for _, r in board.iterrows():
+            mark = "best" if r["best"] else ("tied" if r["tied"] else "")
+            status = r["status"] + (
+                f" from #{int(r['reused_from'])}" if r["status"] == "reused" else ""
+            )
+            rows.append(
+                [
+                    r["number"],
+                    r["role"],
+                    _f(r["alpha"]),
+                    _f(r["beta"]),
+                    _f(r["gamma"]),
+                    f"{_int(r['pixels'])}/{_int(r['cost_pixels'])}",
+                    _top1(r),
+                    _seeds(r),
+                    mark,
+                    _m(r["params"]),
+                    _m(r["flops"], ".1f"),
+                    status,
+                ]
+            )
+        lines += [
+            md_table(
+                [
+                    "#",
+                    "role",
+                    "α",
+                    "β",
+                    "γ",
+                    "px (proxy/cost)",
+                    "top-1 %",
+                    "seeds",
+                    "",
+                    "params (M)",
+                    "MFLOPs (proxy)",
+                    "status",
+                ],
+                rows,
+            ),
+            "",
+        ]
+    sigma = (
+        f"σ = {nz.sigma:.2f} points from {nz.runs} repeated runs"
+        if math.isfinite(nz.sigma)
+        else "no estimate (no point has 2 or more runs)"
+    )
+    lines += [
+        "### Noise floor and ties",
+        "",
+        f"Noise floor: {sigma}. Rule: {nz.rule}.",
+        "",
+    ]
+    cands = board[board["role"].isin(S.CANDIDATE_ROLES)] if not board.empty else board
+    if not cands.empty:
+        rows = [
+            [
+                r["number"],
+                _f(r["alpha"]),
+                _f(r["beta"]),
+                _f(r["gamma"]),
+                _f(r["nominal_cost"]),
+                _f(r["cost_ratio"]),
+                _f(r["proxy_cost_ratio"]),
+            ]
+            for _, r in cands.iterrows()
+        ]
+        miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
+        budget = s.config.get("budget")
+        lines += [
+            "### Nominal vs measured cost",
+            "",
+            f"The budget is {budget}× the base. Nominal cost is α·β²·γ²; measured is fvcore "
+            f"FLOPs ÷ the base's at {s.config.get('cost_resolution')} px (the constraint is "
+            f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
+            f"Measured differs from nominal by up to {miss.max():.0%} here.",
+            "",
+            md_table(["#", "α", "β", "γ", "nominal ×", "measured ×", "proxy ×"], rows),
+            "",
+        ]
+        best = cands[cands["best"]].iloc[0]
+        phi = float(s.config.get("phi", math.log2(float(budget or 2))))
+        base_res = int(s.config.get("cost_resolution", 224))
+        coeffs = Coefficients.from_multipliers(
+            float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
+        )
+        lines += [
+            "### Exported coefficients",
+            "",
+            f"Per unit φ (φ = {phi:g} at this budget): α = {coeffs.alpha:.4f}, "
+            f"β = {coeffs.beta:.4f}, γ = {coeffs.gamma:.4f} (α·β²·γ² = {coeffs.product:.3f}); "
+            f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
+            "classes (FLOPs: fvcore's convention, from the exact cost model):",
+            "",
+            md_table(
+                [
+                    "φ",
+                    "d",
+                    "w",
+                    "r",
+                    "pixels",
+                    "layers",
+                    "params (M)",
+                    "GFLOPs",
+                    "nominal ×",
+                    "measured ×",
+                ],
+                _family_rows(coeffs, phi_max, base_res),
+            ),
+            "",
+        ]
+    return lines + _no_result_section(s.frame)
+
+
+def _sweep_section(s: StudyData) -> list[str]:
+    lines = ["### Points", ""]
+    done = s.finished
+    if done is None or done.empty:
+        lines += ["No finished trial yet: nothing to show.", ""]
+    else:
+        for _, rows in done.groupby("series", sort=False):
+            label = str(rows["label"].iloc[0])
+            table = [
+                [
+                    f"{r['value_name']}={float(r['point_value']):g}",
+                    _f(r["depth"], ".3g"),
+                    _f(r["width"], ".3g"),
+                    _f(r["resolution"], ".3g"),
+                    _int(r["pixels"]),
+                    _int(r["layers"]),
+                    _m(r["params"]),
+                    _m(r["flops"]),
+                    _top1(r),
+                    _seeds(r),
+                    r["status"]
+                    + (f" from #{int(r['reused_from'])}" if r["status"] == "reused" else ""),
+                ]
+                for _, r in rows.sort_values("flops").iterrows()
+            ]
+            lines += [
+                f"**{label}**",
+                "",
+                md_table(
+                    [
+                        "point",
+                        "d",
+                        "w",
+                        "r",
+                        "px",
+                        "layers",
+                        "params (M)",
+                        "MFLOPs",
+                        "top-1 %",
+                        "seeds",
+                        "status",
+                    ],
+                    table,
+                ),
+                "",
+            ]
+    cap = s.attrs.get("max_flops")
+    if cap:
+        from scaler.sweeps import fmt_flops
+
+        lines += [f"The last run capped points at {fmt_flops(cap)} (--max-flops).", ""]
+    return lines + _no_result_section(s.frame)
+
+
+def build_markdown(studies: Sequence[StudyData], figures: Sequence[str], phi_max: int = 7) -> str:
+    """The README text of a report over ``studies`` linking the figure files ``figures``."""
+    now = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    names = ", ".join(s.name for s in studies)
+    lines = [
+        f"# Report: {names}",
+        "",
+        f"Written {now} by scaler {__version__}. FLOPs are fvcore's (one multiply-add = one "
+        "flop); top-1 is on the data's held-out split after the proxy run.",
+        "",
+        md_table(
+            ["study", "kind", "storage", "trials", "states"],
+            [
+                [
+                    s.name,
+                    s.kind if s.kind != "sweep" else f"sweep ({s.config.get('sweep')})",
+                    s.storage,
+                    len(s.frame),
+                    _states(s.frame),
+                ]
+                for s in studies
+            ],
+        ),
+        "",
+    ]
+    shows, lacks = findings(studies)
+    lines += ["## What the data show", ""]
+    lines += [f"- {x}" for x in shows] or ["- Nothing yet."]
+    lines += ["", "## What the data do not show", ""]
+    lines += [f"- {x}" for x in lacks] or ["- (no caveat computed)"]
+    lines += [""]
+    pngs = [f for f in figures if f.endswith(".png")]
+    if pngs:
+        lines += ["## Figures", ""]
+        for f in pngs:
+            svg = f[: -len(".png")] + ".svg"
+            lines += [f"![{f}]({f})", "", f"[{svg}]({svg})", ""]
+    for s in studies:
+        lines += [f"## {s.name} ({s.kind})", "", "### Configuration", ""]
+        lines += _config_section(s)
+        if s.kind == "search":
+            lines += _search_section(s, phi_max)
+        elif s.kind == "sweep":
+            lines += _sweep_section(s)
+        elif s.frame.empty or s.finished.empty:
+            lines += ["No finished trial: nothing to report.", ""]
+        else:
+            lines += ["Not a scaler search or sweep: only its trials are listed.", ""]
+    lines += [
+        "## Files",
+        "",
+        "- `trials.csv`: every trial of every study, with its state, status and the reason of "
+        "those without a result (failed, pruned, infeasible, skipped, lost).",
+        "- Figures: PNG for reading, SVG for print (text kept as text).",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def trials_csv(studies: Sequence[StudyData]) -> bytes:
+    """Every trial of every study as CSV (lists as JSON), the study name first."""
+    import pandas as pd
+
+    frames = [s.frame for s in studies]
+    frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    if "study" in frame:
+        frame = frame[["study"] + [c for c in frame.columns if c != "study"]]
+    for col in frame.columns:
+        if frame[col].map(lambda v: isinstance(v, (list, tuple, dict))).any():
+            frame[col] = frame[col].map(
+                lambda v: json.dumps(v) if isinstance(v, (list, tuple, dict)) else v
+            )
+    return frame.to_csv(index=False).encode()
+
+
+def write_report_files(
+    study_names: Sequence[str],
+    storage: str | None = None,
+    out: Path | None = None,
+    phi_max: int = 7,
+) -> list[Path]:
+    """Write the report (see :func:`write_report`); returns every path written, README last."""
+    names = list(study_names)
+    if not names:
+        raise ValueError("no study given: name at least one study")
+    if not 0 <= phi_max <= 12:
+        raise ValueError(f"--phi-max {phi_max} is invalid: it must be an integer in 0..12")
+    out = check_out_dir(Path(out) if out is not None else default_out(names))
+    studies = load_studies(names, storage)
+    files = render(figures_for(studies))
+    text = build_markdown(studies, list(files), phi_max)
+    files["trials.csv"] = trials_csv(studies)
+    files["README.md"] = text.encode()  # last: a README always has its files beside it
+    return write_files(out, files)
+
+
+def write_report(
+    study_names: Sequence[str],
+    storage: str | None = None,
+    out: Path | None = None,
+    phi_max: int = 7,
+) -> Path:
+    """Write ``README.md``, ``trials.csv`` and the figures to ``out`` (default
+    reports/<first study>/); returns the README's path. Everything is read and rendered before
+    the first file is written, and each file is written atomically."""
+    return write_report_files(study_names, storage, out, phi_max)[-1]

@@ -1,0 +1,989 @@
+"""The proxy trainer: short training runs that rank candidate networks, and its benchmark.
+
+A search compares many scaled networks, so one proxy run must be cheap and its ranking
+repeatable. :func:`train` gets there by keeping the whole input pipeline on the device:
+
+- the train and val splits are loaded once as uint8 tensors already resized to ``spec.pixels``
+  (the source caches them) and moved to the device once when they fit;
+- each batch is gathered by index, converted and normalized on the device, and augmented there
+  in one batched call (random-resized-crop and horizontal flip as one affine ``grid_sample``);
+- the model runs channels_last, under bf16 autocast on CUDA, optionally ``torch.compile``-d.
+
+Every random draw comes from the run's seed: the model is initialised under
+``torch.manual_seed`` inside a forked RNG (the caller's global RNG state is left untouched) and
+shuffling and augmentation use a private CPU ``torch.Generator``, so the same seed on the CPU gives
+bit-identical results and the same augmentation stream on every device.
+
+:func:`bench` measures what this design buys: the same model trained the way the PyTorch ImageNet
+example trains (PNG files, a ``DataLoader`` whose workers decode and augment each sample with
+Pillow, fp32 NCHW), alternating rounds with :func:`train`, same data, pixels and batch size.
+
+Failures are typed (:class:`TrainError` and its subclasses) with one-line messages; a run never
+returns a silent 0 % result.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import os
+import re
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from scaler.data import DataSource, Split
+from scaler.model import build, count_params
+from scaler.spec import MAX_PIXELS, MIN_PIXELS, Spec
+
+__all__ = [
+    "OPTIMIZERS",
+    "PROXY_PRESETS",
+    "BenchResult",
+    "DivergedError",
+    "Evaluation",
+    "OutOfMemoryError",
+    "ProxyConfig",
+    "TrainError",
+    "TrainResult",
+    "bench",
+    "evaluate",
+    "proxy_config",
+    "reference_loop",
+    "select_device",
+    "train",
+]
+
+OPTIMIZERS: Final = ("sgd", "adamw", "rmsprop")
+VALID_DEVICES: Final = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE_NAME: Final = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+# ImageNet channel statistics on the 0-255 scale. Fixed constants rather than per-source
+# statistics: BatchNorm follows the stem anyway, and constants keep runs comparable across
+# sources and free of a pass over the data.
+_MEAN: Final = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+_STD: Final = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+# Aspect-ratio range of the random-resized-crop, as in the Inception/ImageNet recipe.
+_LOG_RATIO: Final = math.log(4 / 3)
+# Evaluation has no gradients to keep, so it can use larger batches than training.
+_EVAL_BATCH: Final = 256
+# Without a GPU sync the loss check costs nothing on the CPU; on accelerators reading the loss
+# stalls the queue, so it is read every few steps (a NaN stays NaN in the running sum).
+_CHECK_EVERY_ACCELERATOR: Final = 25
+
+
+# --------------------------------------------------------------------------- errors
+
+
+class TrainError(RuntimeError):
+    """A proxy run failed; the message is one line for the user."""
+
+
+class DivergedError(TrainError):
+    """The training loss became NaN or infinite (usually: the learning rate is too high)."""
+
+
+class OutOfMemoryError(TrainError):
+    """The device (or host) ran out of memory; lower the batch size or the resolution."""
+
+
+# --------------------------------------------------------------------------- config
+
+
+def _check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} {value!r} is invalid: it must be an integer {bound}")
+
+
+def _check_float(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
+    if not ok:
+        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        upper = "inf" if math.isinf(high) else f"{high:g}"
+        raise ValueError(
+            f"{name} {value!r} is invalid: it must be a number in {left}{low:g}, {upper}{right}"
+        )
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} {value!r} is invalid: it must be true or false")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How one proxy run trains. Build one from a preset with :func:`proxy_config`.
+
+    The defaults are the "standard" preset. Invalid values raise ``ValueError`` (one line).
+    """
+
+    # Passes over the train split; raise it when rankings look noisy, lower it for smoke tests.
+    epochs: int = 12
+    # Total training images instead of epochs; set it to give sources of different sizes the
+    # same budget (it overrides epochs; the last epoch may be partial).
+    images: int | None = None
+    # Images per step; lower it on out-of-memory errors (and scale lr with it, linearly).
+    batch_size: int = 64
+    # "sgd" (nesterov momentum), "adamw" or "rmsprop" (the paper's); lr must suit the choice.
+    optimizer: str = "sgd"
+    # Peak learning rate after warm-up; lower it on DivergedError (adamw wants ~1e-3).
+    lr: float = 0.005
+    # Momentum of sgd and rmsprop (ignored by adamw, which keeps its default betas).
+    momentum: float = 0.9
+    # L2 / decoupled decay of conv and linear weights (never BN or biases); raise it for
+    # long runs that overfit.
+    weight_decay: float = 5e-5
+    # Epochs of linear warm-up before the per-step cosine decay; raise it with the lr.
+    warmup_epochs: float = 1.0
+    # Cross-entropy label smoothing; 0 for a plain loss.
+    label_smoothing: float = 0.1
+    # Random-resized-crop + horizontal flip on the device; turn off to study raw capacity.
+    augment: bool = True
+    # Smallest crop area (fraction of the image) of the random-resized-crop; raise it for
+    # short runs or tiny images, where strong crops slow learning.
+    crop_scale: float = 0.35
+    # Input size of the unscaled network in proxy runs (resolution multipliers apply to it);
+    # train() itself trains at spec.pixels.
+    base_pixels: int = 32
+    # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes.
+    eval_every_epoch: bool = True
+    # Seed of model init, shuffling and augmentation; change it to measure seed variance.
+    seed: int = 0
+    # torch CPU threads during the run (None = torch's default); 1 when several workers share
+    # the machine.
+    threads: int | None = None
+    # torch.compile the model; pays off on GPUs for runs longer than the compile (~1 min).
+    compile: bool = False
+    # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N" or "mps".
+    device: str = "auto"
+    # channels_last memory format (2-3x faster on CPU and tensor-core GPUs); off only to compare.
+    channels_last: bool = True
+    # bf16 autocast; None = on for CUDA only (CPU bf16 is slower on most CPUs).
+    amp: bool | None = None
+
+    def __post_init__(self) -> None:
+        _check_int("epochs", self.epochs, 1)
+        if self.images is not None:
+            _check_int("images", self.images, 1)
+        _check_int("batch_size", self.batch_size, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} is unknown: valid optimizers are "
+                f"{', '.join(OPTIMIZERS)}"
+            )
+        _check_float("lr", self.lr, 0.0, math.inf, open_low=True, open_high=True)
+        _check_float("momentum", self.momentum, 0.0, 1.0, open_high=True)
+        _check_float("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
+        _check_float("warmup_epochs", self.warmup_epochs, 0.0, math.inf, open_high=True)
+        _check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, open_high=True)
+        _check_bool("augment", self.augment)
+        _check_float("crop_scale", self.crop_scale, 0.0, 1.0, open_low=True)
+        _check_int("base_pixels", self.base_pixels, MIN_PIXELS, MAX_PIXELS)
+        _check_bool("eval_every_epoch", self.eval_every_epoch)
+        _check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.threads is not None:
+            _check_int("threads", self.threads, 1)
+        _check_bool("compile", self.compile)
+        if not isinstance(self.device, str) or not _DEVICE_NAME.match(self.device):
+            raise ValueError(
+                f"device {self.device!r} is unknown: valid devices are {VALID_DEVICES}"
+            )
+        _check_bool("channels_last", self.channels_last)
+        if self.amp is not None:
+            _check_bool("amp", self.amp)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat JSON-ready dict (for study attributes and reports)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ProxyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        _check_fields(values)
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One-line summary of what a run does."""
+        length = f"{self.images} images" if self.images is not None else f"{self.epochs} epochs"
+        augment = f"rrc>={self.crop_scale:g}+flip" if self.augment else "no augmentation"
+        return (
+            f"{length}, batch {self.batch_size}, {self.optimizer} lr {self.lr:g} "
+            f"(warm-up {self.warmup_epochs:g} ep, cosine), wd {self.weight_decay:g}, "
+            f"ls {self.label_smoothing:g}, {augment}, base {self.base_pixels} px, "
+            f"seed {self.seed}"
+        )
+
+
+def _check_fields(values: dict[str, Any]) -> None:
+    names = [f.name for f in dataclasses.fields(ProxyConfig)]
+    for key in values:
+        if key not in names:
+            raise ValueError(
+                f"proxy option {key!r} is unknown: valid options are {', '.join(names)}"
+            )
+
+
+# Times are for B0 at 32 px on the embedded data on a 2-core CPU (about 800 img/s).
+PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
+    # ~10-15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher
+    # lr and milder crops to get anywhere.
+    "quick": ProxyConfig(epochs=4, lr=0.01, warmup_epochs=0.5, crop_scale=0.5),
+    # ~30-45 s: the default for searches (B0 at 32 px: ~65-75 % val top-1 on embedded).
+    "standard": ProxyConfig(),
+    # a few minutes: confirming the top candidates of a search; stronger regularisation
+    # for the longer schedule.
+    "long": ProxyConfig(epochs=50, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
+}
+
+
+def proxy_config(name: str = "standard", **overrides: Any) -> ProxyConfig:
+    """The preset ``name`` with ``overrides`` applied (``ValueError`` on unknown names/values)."""
+    if name not in PROXY_PRESETS:
+        raise ValueError(
+            f"proxy preset {name!r} is unknown: valid presets are {', '.join(PROXY_PRESETS)}"
+        )
+    _check_fields(overrides)
+    return dataclasses.replace(PROXY_PRESETS[name], **overrides)
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """The torch device for a name in ``auto, cpu, cuda, cuda:N, mps`` (``ValueError`` if not)."""
+    if not isinstance(name, str) or not _DEVICE_NAME.match(name):
+        raise ValueError(f"device {name!r} is unknown: valid devices are {VALID_DEVICES}")
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", torch.cuda.current_device())
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "mps" and not torch.backends.mps.is_available():
+        raise ValueError("device 'mps' is not available on this machine: use auto or cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r} is not available on this machine: use auto or cpu")
+        device = torch.device(name)
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        if index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device {name!r} is not available: this machine has "
+                f"{torch.cuda.device_count()} CUDA device(s)"
+            )
+        return torch.device("cuda", index)
+    return torch.device(name)
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Outcome of one proxy run; accuracies are percentages on the held-out val split."""
+
+    top1: float
+    top5: float  # top-min(5, classes)
+    loss_curve: tuple[float, ...]  # mean train loss of each epoch
+    val_top1_curve: tuple[float, ...]  # val top-1 of each evaluated epoch
+    wall_time: float  # seconds of training and evaluation
+    images_per_s: float  # training throughput, train steps only, first (warm-up) step excluded
+    images_seen: int
+    epochs: int
+    pixels: int
+    params: int
+    device: str
+    threads: int
+    seed: int
+    val_loss: float  # mean cross-entropy (no smoothing) on val after the last epoch
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a JSON-ready dict (curves become lists)."""
+        values = dataclasses.asdict(self)
+        values["loss_curve"] = list(self.loss_curve)
+        values["val_top1_curve"] = list(self.val_top1_curve)
+        return values
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Scores of a model on one split."""
+
+    top1: float  # percent
+    top5: float  # percent; top-k with k = min(5, number of classes)
+    loss: float  # mean cross-entropy, no label smoothing
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _sync(device: torch.device) -> None:
+    # Timers must wait for queued kernels, or they measure launch speed only.
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def _fork_rng(device: torch.device) -> AbstractContextManager[Any]:
+    if device.type == "cpu":
+        return torch.random.fork_rng(devices=[])
+    index = device.index if device.index is not None else 0
+    return torch.random.fork_rng(devices=[index], device_type=device.type)
+
+
+def _seed_global(seed: int, device: torch.device) -> None:
+    # Seeds only the generators the run forked (not every CUDA device, as manual_seed would),
+    # so the caller's RNG state elsewhere is left exactly as it was.
+    torch.random.default_generator.manual_seed(seed)
+    if device.type == "cuda":
+        with torch.cuda.device(device):
+            torch.cuda.manual_seed(seed)
+    elif device.type == "mps":
+        torch.mps.manual_seed(seed)
+
+
+def _autocast(device: torch.device, amp: bool) -> AbstractContextManager[Any]:
+    if not amp:
+        return nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def _fits(device: torch.device, nbytes: int) -> bool:
+    """Whether a dataset of ``nbytes`` may live on ``device`` for the whole run."""
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        # A quarter of the free memory at most: activations and the optimizer need the rest.
+        return nbytes <= free // 4
+    if device.type == "mps":
+        return nbytes <= 1 << 30  # no free-memory query on MPS; 1 GiB is safe on 8 GB Macs
+    return True
+
+
+def _place(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
+    if tensor.device == device:
+        return tensor
+    if _fits(device, tensor.numel() * tensor.element_size()):
+        return tensor.to(device)
+    # Too big: stays on the host and each batch is copied over (slower, but it runs).
+    return tensor
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, TrainError):
+        return False
+    if isinstance(exc, (MemoryError, torch.cuda.OutOfMemoryError)):
+        return True
+    # MPS and the CPU allocator raise plain RuntimeErrors; their text is the only signal.
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and any(
+        s in text for s in ("out of memory", "can't allocate memory", "failed to allocate")
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:200] if text else type(exc).__name__
+
+
+def _normalizer(device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(_MEAN, device=device).view(1, 3, 1, 1)
+    inv_std = 1.0 / torch.tensor(_STD, device=device).view(1, 3, 1, 1)
+    return mean, inv_std
+
+
+def _random_resized_crop(
+    x: torch.Tensor, generator: torch.Generator, crop_scale: float
+) -> torch.Tensor:
+    """Random-resized-crop and horizontal flip of a float N x C x P x P batch, in one resample.
+
+    Each sample gets an affine map from its output grid to a random box of the input: area
+    fraction uniform in [crop_scale, 1], aspect ratio log-uniform in [3/4, 4/3], position uniform,
+    mirrored with probability 1/2. Boxes that would leave the image are clamped to it (in
+    place of torchvision's ten redraws), so no sample ever sees padding.
+    """
+    n = x.shape[0]
+    # Drawn on the CPU generator: the same stream on every device, and a tiny n x 5 tensor.
+    u = torch.rand((n, 5), generator=generator, dtype=torch.float64)
+    area = crop_scale + (1.0 - crop_scale) * u[:, 0]
+    ratio = torch.exp((2.0 * u[:, 1] - 1.0) * _LOG_RATIO)
+    # Half-widths in affine_grid's normalized coordinates, where the image spans [-1, 1].
+    w = torch.sqrt(area * ratio).clamp(max=1.0)
+    h = torch.sqrt(area / ratio).clamp(max=1.0)
+    cx = (2.0 * u[:, 2] - 1.0) * (1.0 - w)
+    cy = (2.0 * u[:, 3] - 1.0) * (1.0 - h)
+    sign = torch.where(u[:, 4] < 0.5, -1.0, 1.0)
+    theta = torch.zeros((n, 2, 3), dtype=torch.float64)
+    theta[:, 0, 0] = w * sign
+    theta[:, 0, 2] = cx
+    theta[:, 1, 1] = h
+    theta[:, 1, 2] = cy
+    theta = theta.to(device=x.device, dtype=x.dtype)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    # Reflection is only a guard: every box lies inside the image by construction.
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+
+def _input_batch(
+    images: torch.Tensor,
+    index: torch.Tensor,
+    device: torch.device,
+    norm: tuple[torch.Tensor, torch.Tensor],
+    *,
+    channels_last: bool,
+    generator: torch.Generator | None = None,
+    crop_scale: float = 1.0,
+) -> torch.Tensor:
+    """Gather uint8 ``images[index]`` onto ``device`` as a normalized (augmented) float batch."""
+    batch = images[index.to(images.device)].to(device, non_blocking=True)
+    mean, inv_std = norm
+    x = (batch.float() - mean) * inv_std
+    if generator is not None:
+        x = _random_resized_crop(x, generator, crop_scale)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+@torch.no_grad()
+def evaluate(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    device: torch.device | None = None,
+    batch_size: int = _EVAL_BATCH,
+    channels_last: bool = True,
+    amp: bool = False,
+) -> Evaluation:
+    """Top-1, top-5 (percent) and mean loss of ``model`` on uint8 ``images`` (N x 3 x P x P).
+
+    The model is put in eval mode for the pass and its previous mode is restored.
+    """
+    if images.shape[0] == 0:
+        raise TrainError("cannot evaluate on an empty split")
+    if device is None:
+        device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    norm = _normalizer(device)
+    labels = labels.to(device)
+    correct1 = torch.zeros((), dtype=torch.int64, device=device)
+    correct5 = torch.zeros((), dtype=torch.int64, device=device)
+    loss = torch.zeros((), dtype=torch.float64, device=device)
+    order = torch.arange(images.shape[0])
+    try:
+        for start in range(0, images.shape[0], batch_size):
+            index = order[start : start + batch_size]
+            x = _input_batch(images, index, device, norm, channels_last=channels_last)
+            y = labels[index.to(device)]
+            with _autocast(device, amp):
+                logits = model(x)
+            logits = logits.float()
+            loss += F.cross_entropy(logits, y, reduction="sum").double()
+            k = min(5, logits.shape[1])
+            top = logits.topk(k, dim=1).indices
+            hits = top == y[:, None]
+            correct1 += hits[:, 0].sum()
+            correct5 += hits.any(dim=1).sum()
+    finally:
+        model.train(was_training)
+    n = images.shape[0]
+    return Evaluation(
+        top1=100.0 * int(correct1) / n, top5=100.0 * int(correct5) / n, loss=float(loss) / n
+    )
+
+
+def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
+    # Decay only conv/linear weights: decaying BN scales and biases only hurts short runs.
+    decay = [p for p in model.parameters() if p.ndim > 1]
+    other = [p for p in model.parameters() if p.ndim <= 1]
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": other, "weight_decay": 0.0},
+    ]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            groups, lr=config.lr, momentum=config.momentum, nesterov=config.momentum > 0
+        )
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(groups, lr=config.lr)
+    # The paper's RMSProp: decay 0.9 and TF's epsilon 1e-3 (PyTorch's 1e-8 is unstable here).
+    return torch.optim.RMSprop(groups, lr=config.lr, alpha=0.9, eps=1e-3, momentum=config.momentum)
+
+
+def _lr_at(step: int, total: int, warmup: int, peak: float) -> float:
+    """Learning rate of ``step`` (0-based): linear warm-up to ``peak``, then cosine to ~0."""
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * 0.5 * (1.0 + math.cos(math.pi * progress))
+
+
+# --------------------------------------------------------------------------- train
+
+Callback = Callable[[int, float], None]
+Progress = Callable[[int, int, float, float], None]
+
+
+def train(
+    spec: Spec,
+    source: DataSource,
+    config: ProxyConfig | None = None,
+    *,
+    seed: int | None = None,
+    callback: Callback | None = None,
+    progress: Progress | None = None,
+) -> TrainResult:
+    """Train the network ``spec`` describes on ``source``'s train split at ``spec.pixels``.
+
+    ``seed`` overrides ``config.seed``. ``callback(epoch, val_top1)`` runs after every epoch
+    (1-based; val is then evaluated every epoch whatever ``eval_every_epoch`` says) and whatever
+    it raises propagates unchanged, e.g. optuna's ``TrialPruned``. ``progress(epoch, epochs,
+    mean_loss, images_per_s)`` runs after every epoch too. Raises :class:`DivergedError` on a
+    NaN/inf loss, :class:`OutOfMemoryError` when memory runs out, :class:`TrainError` otherwise.
+    """
+    config = config or ProxyConfig()
+    if seed is None:
+        seed = config.seed
+    else:
+        _check_int("seed", seed, 0, 2**63 - 1)
+    device = select_device(config.device)
+    train_split = source.load("train", spec.pixels)
+    val_split = source.load("val", spec.pixels)
+    if len(train_split) == 0 or len(val_split) == 0:
+        raise TrainError(f"{source.name}: the train and val splits must not be empty")
+    batch_size = min(config.batch_size, len(train_split))
+
+    threads_before = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    # Every train batch has the same shape, so cuDNN's autotuning pays for itself after a step;
+    # restored afterwards since it is process-wide.
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    oom: str | None = None
+    try:
+        with _fork_rng(device):
+            _seed_global(seed, device)
+            try:
+                return _run(
+                    spec,
+                    (train_split, val_split),
+                    source.num_classes,
+                    config,
+                    device,
+                    seed,
+                    batch_size,
+                    callback,
+                    progress,
+                )
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                oom = _first_line(exc)
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+    # Only reached after running out of memory. The failed run's tensors became unreachable
+    # when the except block ended, so the cache can be handed back before the next trial.
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    raise OutOfMemoryError(
+        f"out of memory training {spec.describe()} with batch {batch_size} at {spec.pixels} px "
+        f"on {device}: lower batch_size or the resolution ({oom})"
+    )
+
+
+def _run(
+    spec: Spec,
+    splits: tuple[Split, Split],
+    num_classes: int,
+    config: ProxyConfig,
+    device: torch.device,
+    seed: int,
+    batch_size: int,
+    callback: Callback | None,
+    progress: Progress | None,
+) -> TrainResult:
+    train_split, val_split = splits
+    amp = config.amp if config.amp is not None else device.type == "cuda"
+
+    # Built on the CPU under the run's seed, so the initial weights do not depend on the device.
+    model = build(spec, num_classes)
+    params = count_params(model)
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    optimizer = _optimizer(model, config)
+
+    images = _place(train_split.images, device)
+    labels = _place(train_split.labels, device)
+    val_images = _place(val_split.images, device)
+    val_labels = _place(val_split.labels, device)
+    norm = _normalizer(device)
+    generator = torch.Generator().manual_seed(seed)
+
+    n = len(train_split)
+    # Partial last batches are dropped: a batch of a few images gives BatchNorm noisy statistics,
+    # and the images left out are seen in other epochs since every epoch reshuffles.
+    steps_per_epoch = n // batch_size
+    if config.images is not None:
+        total_steps = max(1, math.ceil(config.images / batch_size))
+    else:
+        total_steps = config.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    # At most half the run: a run that is all warm-up never anneals.
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+    check_every = 1 if device.type == "cpu" else _CHECK_EVERY_ACCELERATOR
+    evaluate_each = config.eval_every_epoch or callback is not None
+
+    loss_curve: list[float] = []
+    val_curve: list[float] = []
+    scores: Evaluation | None = None
+    step = 0
+    train_time = 0.0
+    first_step_time = 0.0
+    start = time.perf_counter()
+    for epoch in range(1, epochs + 1):
+        net.train()
+        order = torch.randperm(n, generator=generator)
+        steps = min(steps_per_epoch, total_steps - step)
+        running = torch.zeros((), dtype=torch.float64, device=device)
+        _sync(device)
+        epoch_start = time.perf_counter()
+        for i in range(steps):
+            index = order[i * batch_size : (i + 1) * batch_size]
+            x = _input_batch(
+                images,
+                index,
+                device,
+                norm,
+                channels_last=config.channels_last,
+                generator=generator if config.augment else None,
+                crop_scale=config.crop_scale,
+            )
+            y = labels[index.to(labels.device)].to(device, non_blocking=True)
+            lr = _lr_at(step, total_steps, warmup, config.lr)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            with _autocast(device, amp):
+                logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.detach()
+            step += 1
+            if (i + 1) % check_every == 0 or i == steps - 1:
+                value = float(running)
+                if not math.isfinite(value):
+                    raise DivergedError(
+                        f"training diverged (loss {value}) at epoch {epoch}, step {i + 1} of "
+                        f"{steps} (lr {lr:.3g}): lower the learning rate "
+                        f"(e.g. lr={config.lr / 4:g})"
+                    )
+            if step == 1:
+                _sync(device)
+                first_step_time = time.perf_counter() - epoch_start
+        _sync(device)
+        train_time += time.perf_counter() - epoch_start
+        loss_curve.append(float(running) / steps)
+
+        if evaluate_each or epoch == epochs:
+            scores = evaluate(
+                net,
+                val_images,
+                val_labels,
+                device=device,
+                channels_last=config.channels_last,
+                amp=amp,
+            )
+            if not math.isfinite(scores.loss):
+                raise DivergedError(
+                    f"evaluation after epoch {epoch} gave non-finite outputs: lower the learning "
+                    f"rate (e.g. lr={config.lr / 4:g})"
+                )
+            val_curve.append(scores.top1)
+        images_per_s = _throughput(step, batch_size, train_time, first_step_time)
+        if progress is not None:
+            progress(epoch, epochs, loss_curve[-1], images_per_s)
+        if callback is not None:
+            callback(epoch, val_curve[-1])
+    wall_time = time.perf_counter() - start
+    assert scores is not None  # the last epoch always evaluates
+    return TrainResult(
+        top1=scores.top1,
+        top5=scores.top5,
+        loss_curve=tuple(loss_curve),
+        val_top1_curve=tuple(val_curve),
+        wall_time=wall_time,
+        images_per_s=_throughput(step, batch_size, train_time, first_step_time),
+        images_seen=step * batch_size,
+        epochs=epochs,
+        pixels=spec.pixels,
+        params=params,
+        device=str(device),
+        threads=torch.get_num_threads(),
+        seed=seed,
+        val_loss=scores.loss,
+    )
+
+
+def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) -> float:
+    # The first step pays one-off costs (kernel selection, allocator growth, compile).
+    if steps > 1 and seconds > first_step:
+        return (steps - 1) * batch_size / (seconds - first_step)
+    return steps * batch_size / max(seconds, 1e-9)
+
+
+# --------------------------------------------------------------------------- bench
+
+
+@dataclass(frozen=True)
+class BenchResult:
+    """Training throughput of scaler's trainer against the naive reference loop."""
+
+    scaler_images_per_s: float  # median over rounds
+    reference_images_per_s: float  # median over rounds
+    scaler_rounds: tuple[float, ...]
+    reference_rounds: tuple[float, ...]
+    ratio: float  # scaler / reference (medians)
+    device: str
+    threads: int
+    workers: int  # DataLoader workers of the reference loop
+    model: str
+    pixels: int
+    batch_size: int
+    images: int  # timed training images per round, for each loop
+
+    def describe(self) -> str:
+        """A short multi-line report."""
+        rounds = ", ".join(
+            f"{s:.0f}/{r:.0f}"
+            for s, r in zip(self.scaler_rounds, self.reference_rounds, strict=True)
+        )
+        return (
+            f"{self.model}, batch {self.batch_size}, {self.images} images per round, "
+            f"{self.device}, {self.threads} threads, {self.workers} loader workers\n"
+            f"scaler    {self.scaler_images_per_s:8.1f} img/s\n"
+            f"reference {self.reference_images_per_s:8.1f} img/s\n"
+            f"ratio     {self.ratio:8.2f}x  (rounds scaler/reference: {rounds})"
+        )
+
+
+class _PngFolder(Dataset):
+    """The reference input pipeline: one PNG per sample, decoded and augmented with Pillow."""
+
+    def __init__(self, files: list[tuple[str, int]], pixels: int, crop_scale: float) -> None:
+        self.files = files
+        self.pixels = pixels
+        self.crop_scale = crop_scale
+        self.mean = torch.tensor(_MEAN).view(3, 1, 1) / 255
+        self.std = torch.tensor(_STD).view(3, 1, 1) / 255
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        path, label = self.files[index]
+        with Image.open(path) as img:
+            img = img.convert("RGB")
+        width, height = img.size
+        # RandomResizedCrop: area in [crop_scale, 1], log-uniform aspect ratio, clamped box.
+        area = width * height * (self.crop_scale + (1 - self.crop_scale) * torch.rand(1).item())
+        ratio = math.exp((2 * torch.rand(1).item() - 1) * _LOG_RATIO)
+        w = min(width, max(1, round(math.sqrt(area * ratio))))
+        h = min(height, max(1, round(math.sqrt(area / ratio))))
+        left = int(torch.randint(0, width - w + 1, (1,)))
+        top = int(torch.randint(0, height - h + 1, (1,)))
+        img = img.resize(
+            (self.pixels, self.pixels),
+            Image.Resampling.BILINEAR,
+            box=(left, top, left + w, top + h),
+        )
+        if torch.rand(1).item() < 0.5:
+            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        # ToTensor + Normalize.
+        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
+        x = (x.float() / 255 - self.mean) / self.std
+        return x, label
+
+
+def _write_pngs(source: DataSource, folder: Path, pixels: int) -> list[tuple[str, int]]:
+    """Save the train split at ``pixels`` as ImageFolder-style PNGs; return (path, label)."""
+    split = source.load("train", pixels)
+    array = split.images.permute(0, 2, 3, 1).numpy()
+    files: list[tuple[str, int]] = []
+    for i, (image, label) in enumerate(zip(array, split.labels.tolist(), strict=True)):
+        path = folder / f"{label:04d}" / f"{i:06d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+        files.append((str(path), label))
+    return files
+
+
+def _forever(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    while True:
+        yield from loader
+
+
+def reference_loop(
+    spec: Spec,
+    files: list[tuple[str, int]],
+    num_classes: int,
+    *,
+    images: int,
+    batch_size: int,
+    config: ProxyConfig | None = None,
+    workers: int | None = None,
+) -> float:
+    """Train ``spec`` the naive way on PNG ``files``; return images/s after one warm-up step.
+
+    Written like the PyTorch ImageNet example: a ``DataLoader`` over a Dataset that opens, crops,
+    flips and normalizes each file with Pillow in worker processes, an fp32 NCHW model, plain
+    SGD with momentum. lr, momentum, weight decay and crop scale come from ``config``.
+    """
+    config = config or ProxyConfig()
+    device = select_device(config.device)
+    if workers is None:
+        workers = min(2, os.cpu_count() or 1)
+    steps = max(1, images // batch_size)
+    with _fork_rng(device):
+        _seed_global(config.seed, device)
+        model = build(spec, num_classes).to(device)
+        criterion = nn.CrossEntropyLoss()
+        optimizer = torch.optim.SGD(
+            model.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+        )
+        dataset = _PngFolder(files, spec.pixels, config.crop_scale)
+        loader = DataLoader(
+            dataset,
+            batch_size=batch_size,
+            shuffle=True,
+            num_workers=workers,
+            drop_last=True,
+            pin_memory=device.type == "cuda",
+        )
+        model.train()
+        batches = _forever(loader)
+        start = 0.0
+        for step in range(steps + 1):
+            x, y = next(batches)
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = criterion(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            if step == 0:  # warm-up: worker start-up and kernel selection are not timed
+                _sync(device)
+                start = time.perf_counter()
+        _sync(device)
+        elapsed = time.perf_counter() - start
+        del batches  # shuts the workers down
+    return steps * batch_size / elapsed
+
+
+def bench(
+    spec: Spec,
+    source: DataSource,
+    config: ProxyConfig | None = None,
+    rounds: int = 3,
+    *,
+    images: int | None = None,
+    workers: int | None = None,
+) -> BenchResult:
+    """Throughput of :func:`train` vs :func:`reference_loop` on the same model, data and batch.
+
+    Rounds alternate (scaler, reference, scaler, ...) so that load on a shared machine hits
+    both alike; each round trains a fresh model on ``images`` timed images (default 32
+    batches) after one untimed warm-up step. The reference reads PNGs of the train split at the
+    source's native size (``max_pixels``, or 64 px) from a temporary folder.
+    """
+    config = config or ProxyConfig()
+    _check_int("rounds", rounds, 1)
+    if images is not None:
+        _check_int("images", images, 1)
+    if workers is not None:
+        _check_int("workers", workers, 0)
+    device = select_device(config.device)
+    n_train = len(source.load("train", spec.pixels))
+    batch_size = min(config.batch_size, n_train)
+    steps = max(1, (images if images is not None else 32 * batch_size) // batch_size)
+    timed = steps * batch_size
+    workers = min(2, os.cpu_count() or 1) if workers is None else workers
+    native = source.max_pixels or max(64, spec.pixels)
+    # One extra batch: train() leaves its first step out of images_per_s, as the reference does.
+    scaler_config = dataclasses.replace(config, images=timed + batch_size, eval_every_epoch=False)
+    threads_before = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        with tempfile.TemporaryDirectory(prefix="scaler-bench-") as folder:
+            files = _write_pngs(source, Path(folder), native)
+            ours: list[float] = []
+            theirs: list[float] = []
+            for _ in range(rounds):
+                ours.append(train(spec, source, scaler_config).images_per_s)
+                theirs.append(
+                    reference_loop(
+                        spec,
+                        files,
+                        source.num_classes,
+                        images=timed,
+                        batch_size=batch_size,
+                        config=config,
+                        workers=workers,
+                    )
+                )
+        threads = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads_before)
+    scaler_median = statistics.median(ours)
+    reference_median = statistics.median(theirs)
+    return BenchResult(
+        scaler_images_per_s=scaler_median,
+        reference_images_per_s=reference_median,
+        scaler_rounds=tuple(ours),
+        reference_rounds=tuple(theirs),
+        ratio=scaler_median / reference_median,
+        device=str(device),
+        threads=threads,
+        workers=workers,
+        model=spec.describe(),
+        pixels=spec.pixels,
+        batch_size=batch_size,
+        images=timed,
+    )

@@ -1,0 +1,248 @@
+"""Tests of scaler.train: the proxy config, the trainer, its typed errors and the bench.
+
+Everything runs on the CPU with a tiny network (depth 0.5, width 0.25) at 32 px and a small
+embedded set, so the whole file takes seconds on two cores.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from scaler import train as T
+from scaler.data import EmbeddedConfig, EmbeddedSource
+from scaler.spec import scale
+from scaler.train import (
+    PROXY_PRESETS,
+    BenchResult,
+    DivergedError,
+    OutOfMemoryError,
+    ProxyConfig,
+    TrainResult,
+    bench,
+    evaluate,
+    proxy_config,
+    select_device,
+    train,
+)
+
+TINY = scale(0.5, 0.25, pixels=32, base_resolution=32)
+
+
+@pytest.fixture(scope="module")
+def small() -> EmbeddedSource:
+    # 20 train / 10 val crops per class: 260 images, epochs of 8 steps of 32.
+    return EmbeddedSource(EmbeddedConfig(train=20, val=10, test=2))
+
+
+def tiny(**overrides: object) -> ProxyConfig:
+    # One thread: tiny layers gain nothing from two, and a shared machine stays responsive.
+    base = ProxyConfig(epochs=2, batch_size=32, lr=0.05, warmup_epochs=0.5, device="cpu", threads=1)
+    return dataclasses.replace(base, **overrides)
+
+
+# --------------------------------------------------------------------------- config
+
+
+def test_presets_are_valid_and_standard_is_the_default() -> None:
+    assert set(PROXY_PRESETS) == {"quick", "standard", "long"}
+    assert PROXY_PRESETS["standard"] == ProxyConfig()
+    quick, standard, long = (PROXY_PRESETS[k] for k in ("quick", "standard", "long"))
+    assert quick.epochs < standard.epochs < long.epochs
+    assert all(p.base_pixels == 32 and p.device == "auto" for p in PROXY_PRESETS.values())
+
+
+def test_proxy_config_overrides_and_round_trips() -> None:
+    config = proxy_config("quick", lr=0.01, images=1000)
+    assert config.lr == 0.01 and config.images == 1000
+    assert config.epochs == PROXY_PRESETS["quick"].epochs
+    assert ProxyConfig.from_dict(config.to_dict()) == config
+    assert "1000 images" in config.describe() and "\n" not in config.describe()
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (lambda: proxy_config("huge"), "preset 'huge' is unknown: valid presets are quick"),
+        (lambda: proxy_config("quick", batch_size=0), "batch_size 0 is invalid"),
+        (lambda: proxy_config("quick", lr=-0.1), "lr -0.1 is invalid"),
+        (lambda: proxy_config("quick", lr=float("nan")), "lr nan is invalid"),
+        (lambda: proxy_config("quick", optimizer="adam"), "optimizer 'adam' is unknown.*sgd"),
+        (lambda: proxy_config("quick", device="tpu"), "device 'tpu' is unknown.*cpu"),
+        (lambda: proxy_config("quick", epochs=0), "epochs 0 is invalid"),
+        (lambda: proxy_config("quick", crop_scale=0.0), "crop_scale 0.0 is invalid"),
+        (lambda: proxy_config("quick", threads=0), "threads 0 is invalid"),
+        (lambda: proxy_config("quick", batchsize=8), "option 'batchsize' is unknown.*batch_size"),
+        (lambda: ProxyConfig.from_dict({"lr": 0.1, "speed": 2}), "option 'speed' is unknown"),
+        (lambda: select_device("gpu"), "device 'gpu' is unknown: valid devices are auto"),
+    ],
+)
+def test_invalid_options_raise_one_line_value_errors(make, match: str) -> None:
+    with pytest.raises(ValueError, match=match) as info:
+        make()
+    assert "\n" not in str(info.value)
+
+
+def test_select_device() -> None:
+    assert select_device("cpu") == torch.device("cpu")
+    assert select_device("auto").type in ("cpu", "cuda", "mps")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="not available"):
+            select_device("cuda:0")
+
+
+def test_learning_rate_warms_up_then_decays() -> None:
+    lrs = [T._lr_at(step, 100, 10, 1.0) for step in range(100)]
+    assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
+    assert all(a < b for a, b in zip(lrs[:10], lrs[1:10], strict=False))
+    assert all(a > b for a, b in zip(lrs[10:], lrs[11:], strict=False))
+    assert 0 < lrs[-1] < 0.01
+
+
+# --------------------------------------------------------------------------- pieces
+
+
+def test_random_resized_crop_stays_inside_each_image() -> None:
+    x = torch.rand((8, 3, 16, 16), generator=torch.Generator().manual_seed(1))
+    out = T._random_resized_crop(x, torch.Generator().manual_seed(0), 0.3)
+    assert out.shape == x.shape
+    # Bilinear samples inside the image are convex combinations of its pixels.
+    assert (out.amin((1, 2, 3)) >= x.amin((1, 2, 3)) - 1e-6).all()
+    assert (out.amax((1, 2, 3)) <= x.amax((1, 2, 3)) + 1e-6).all()
+    again = T._random_resized_crop(x, torch.Generator().manual_seed(0), 0.3)
+    assert torch.equal(out, again)
+
+
+class _Fixed(nn.Module):
+    """Scores classes 0, 1, 2, ... in decreasing order whatever the input."""
+
+    def __init__(self, classes: int) -> None:
+        super().__init__()
+        self.logits = nn.Parameter(torch.arange(classes, 0, -1).float())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.logits.expand(x.shape[0], -1)
+
+
+def test_evaluate_counts_top1_and_top5() -> None:
+    images = torch.zeros((8, 3, 8, 8), dtype=torch.uint8)
+    labels = torch.tensor([0, 1, 2, 3, 4, 5, 6, 0])
+    scores = evaluate(_Fixed(13), images, labels, batch_size=3)
+    assert scores.top1 == pytest.approx(25.0)  # the two 0s
+    assert scores.top5 == pytest.approx(75.0)  # labels 0..4
+    assert math.isfinite(scores.loss)
+
+
+# --------------------------------------------------------------------------- train
+
+
+def test_tiny_run_learns() -> None:
+    # 40 train crops per class; 6 epochs reach ~35-45 % val top-1 over seeds (chance: 7.7 %).
+    source = EmbeddedSource(EmbeddedConfig(train=40, val=20, test=2))
+    result = train(TINY, source, tiny(epochs=6, eval_every_epoch=False))
+    assert isinstance(result, TrainResult)
+    chance = 100 / source.num_classes
+    assert result.top1 > 2.5 * chance, result
+    assert result.top5 > result.top1
+    assert result.loss_curve[-1] < result.loss_curve[0]
+    assert len(result.val_top1_curve) == 1  # evaluated once, at the end
+    assert result.pixels == 32 and result.device == "cpu" and result.params > 0
+    assert result.images_seen == 6 * (len(source.load("train", 32)) // 32) * 32
+    assert result.images_per_s > 0 and result.wall_time > 0
+
+
+def test_same_seed_is_bit_identical_and_another_seed_differs(small: EmbeddedSource) -> None:
+    rng_before = torch.get_rng_state()
+    threads_before = torch.get_num_threads()
+    first = train(TINY, small, tiny())
+    second = train(TINY, small, tiny())
+    other = train(TINY, small, tiny(), seed=1)
+    assert first.loss_curve == second.loss_curve
+    assert first.val_top1_curve == second.val_top1_curve
+    assert (first.top1, first.top5, first.val_loss) == (second.top1, second.top5, second.val_loss)
+    assert other.loss_curve != first.loss_curve and other.seed == 1
+    assert len(first.loss_curve) == len(first.val_top1_curve) == first.epochs == 2
+    # The run neither consumed the caller's global RNG nor kept its thread setting.
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    assert torch.get_num_threads() == threads_before
+
+
+def test_images_overrides_epochs(small: EmbeddedSource) -> None:
+    result = train(TINY, small, tiny(epochs=50, images=200, eval_every_epoch=False))
+    # 260 train images make 8 steps of 32 per epoch; 200 images round up to 7 steps.
+    assert result.images_seen == 7 * 32 and result.epochs == 1
+    assert len(result.val_top1_curve) == 1
+
+
+def test_callback_runs_once_per_epoch_and_its_errors_propagate(small: EmbeddedSource) -> None:
+    calls: list[tuple[int, float]] = []
+    ticks: list[tuple[int, int]] = []
+    result = train(
+        TINY,
+        small,
+        tiny(epochs=3, eval_every_epoch=False),
+        callback=lambda epoch, top1: calls.append((epoch, top1)),
+        progress=lambda epoch, epochs, loss, ips: ticks.append((epoch, epochs)),
+    )
+    assert [epoch for epoch, _ in calls] == [1, 2, 3]
+    assert tuple(top1 for _, top1 in calls) == result.val_top1_curve
+    assert ticks == [(1, 3), (2, 3), (3, 3)]
+
+    class Pruned(Exception):
+        pass
+
+    def prune(epoch: int, top1: float) -> None:
+        raise Pruned(f"epoch {epoch}")
+
+    with pytest.raises(Pruned, match="epoch 1"):
+        train(TINY, small, tiny(epochs=3), callback=prune)
+
+
+def test_huge_learning_rate_raises_diverged(small: EmbeddedSource) -> None:
+    with pytest.raises(DivergedError, match="lower the learning rate") as info:
+        train(TINY, small, tiny(lr=1e6, warmup_epochs=0.0))
+    assert "\n" not in str(info.value)
+
+
+def test_nan_loss_is_caught_at_its_step(small: EmbeddedSource, monkeypatch) -> None:
+    real = T.F.cross_entropy
+
+    def poisoned(logits: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+        return real(logits, *args, **kwargs) * float("nan")
+
+    monkeypatch.setattr(T.F, "cross_entropy", poisoned)
+    with pytest.raises(DivergedError, match="epoch 1, step 1 of"):
+        train(TINY, small, tiny())
+
+
+def test_allocation_failures_become_out_of_memory_errors(
+    small: EmbeddedSource, monkeypatch
+) -> None:
+    class Hungry(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+
+    monkeypatch.setattr(T, "build", lambda spec, classes: Hungry())
+    with pytest.raises(OutOfMemoryError, match="batch 32 at 32 px.*lower batch_size"):
+        train(TINY, small, tiny())
+
+
+# --------------------------------------------------------------------------- bench
+
+
+def test_bench_measures_both_loops(small: EmbeddedSource) -> None:
+    result = bench(TINY, small, tiny(batch_size=16), rounds=1, images=32, workers=1)
+    assert isinstance(result, BenchResult)
+    assert len(result.scaler_rounds) == len(result.reference_rounds) == 1
+    assert result.scaler_images_per_s > 0 and result.reference_images_per_s > 0
+    assert result.ratio == pytest.approx(result.scaler_images_per_s / result.reference_images_per_s)
+    assert (result.batch_size, result.images, result.pixels, result.workers) == (16, 32, 32, 1)
+    assert "ratio" in result.describe()
