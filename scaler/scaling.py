@@ -105,6 +105,22 @@ class FamilyRow:
     measured_cost: float  # flops / base flops
 
 
+def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_classes: int):
+    cost = count(spec, num_classes)
+    return FamilyRow(
+        phi=phi,
+        depth=spec.depth,
+        width=spec.width,
+        resolution=spec.resolution,
+        pixels=spec.pixels,
+        layers=spec.layers,
+        params=cost.params,
+        flops=cost.flops,
+        nominal_cost=nominal,
+        measured_cost=cost.flops / base_flops,
+    )
+
+
 def family(
     coefficients: Coefficients,
     phi_max: int = 7,
@@ -118,21 +134,7 @@ def family(
     rows = []
     for phi in range(phi_max + 1):
         spec = coefficients.spec(phi, base_resolution)
-        cost = count(spec, num_classes)
-        rows.append(
-            FamilyRow(
-                phi=phi,
-                depth=spec.depth,
-                width=spec.width,
-                resolution=spec.resolution,
-                pixels=spec.pixels,
-                layers=spec.layers,
-                params=cost.params,
-                flops=cost.flops,
-                nominal_cost=coefficients.nominal_cost(phi),
-                measured_cost=cost.flops / base,
-            )
-        )
+        rows.append(_family_row(phi, spec, coefficients.nominal_cost(phi), base, num_classes))
     return rows
 
 
@@ -186,19 +188,8 @@ def official_family(base_resolution: int = B0_RESOLUTION, num_classes: int = 100
     rows = {}
     for phi, name in enumerate(PRESETS):
         spec = preset(name, base_resolution)
-        cost = count(spec, num_classes)
-        rows[name] = FamilyRow(
-            phi=phi,
-            depth=spec.depth,
-            width=spec.width,
-            resolution=spec.resolution,
-            pixels=spec.pixels,
-            layers=spec.layers,
-            params=cost.params,
-            flops=cost.flops,
-            nominal_cost=spec.depth * spec.width**2 * spec.resolution**2,
-            measured_cost=cost.flops / base,
-        )
+        nominal = spec.depth * spec.width**2 * spec.resolution**2
+        rows[name] = _family_row(phi, spec, nominal, base, num_classes)
     return rows
 
 

@@ -57,6 +57,8 @@ PRUNERS = ("none", "median", "hyperband")
 CANDIDATE_ROLES = ("paper", "grid", "sampled")
 STUDIES_DIR = Path("studies")
 PAPER_POINT = (1.2, 1.1)
+# A quick search is a smoke run: the paper's point and the two grid points farthest from it.
+QUICK_TRIALS = {"quick": 3}
 # Settings that may change between runs of one study without changing its results.
 _RESUMABLE = ("trials", "threads", "device")
 
@@ -80,7 +82,7 @@ class SearchConfig:
     cost_resolution: int = B0_RESOLUTION  # input size of the base where the budget is measured
     alpha_range: tuple[float, float] | None = None  # default: [1, 1.4^φ] (or [1.4^φ, 1] under 1×)
     beta_range: tuple[float, float] | None = None  # default: [1, 1.2^φ] (or [1.2^φ, 1] under 1×)
-    alpha_step: float | None = None  # default: a fifth of the alpha range (5 grid values)
+    alpha_step: float | None = None  # default: half of the alpha range (3 grid values)
     beta_step: float | None = None  # default: half of the beta range (3 grid values)
     pruner: str = "none"  # none | median | hyperband, fed by the proxy's per-epoch accuracy
     sampler_seed: int = 0  # seed of the TPE/random sampler
@@ -99,20 +101,32 @@ class SearchConfig:
 
     def steps(self) -> tuple[float, float]:
         (a0, a1), (b0, b1) = self.ranges()
-        a = self.alpha_step or max((a1 - a0) / 4, 1e-3)
+        a = self.alpha_step or max((a1 - a0) / 2, 1e-3)
         b = self.beta_step or max((b1 - b0) / 2, 1e-3)
         return float(a), float(b)
 
     def grid(self) -> list[tuple[float, float]]:
-        """Grid points (α, β), the paper's point first when it lies on the grid."""
+        """Grid points (α, β) in training order: from the paper's point, farthest first.
+
+        Each next point is the one farthest (in range-normalized α, β) from those already
+        taken, so a run cut short, or capped by ``trials``, has still covered the whole range.
+        """
         (a0, a1), (b0, b1) = self.ranges()
         sa, sb = self.steps()
-        alphas = _values(a0, a1, sa)
-        betas = _values(b0, b1, sb)
-        points = [(a, b) for a in alphas for b in betas]
+        points = [(a, b) for a in _values(a0, a1, sa) for b in _values(b0, b1, sb)]
+        span_a, span_b = max(a1 - a0, 1e-9), max(b1 - b0, 1e-9)
+
+        def dist(p, q) -> float:
+            return math.hypot((p[0] - q[0]) / span_a, (p[1] - q[1]) / span_b)
+
         paper = _paper_at(self.budget)
-        points.sort(key=lambda p: not _close(p, paper))
-        return points
+        taken, rest = [paper], [p for p in points if not _close(p, paper)]
+        while rest:
+            nxt = max(rest, key=lambda p: (min(dist(p, q) for q in taken), -p[0], -p[1]))
+            taken.append(nxt)
+            rest.remove(nxt)
+        on_grid = any(_close(p, paper) for p in points)
+        return taken if on_grid else taken[1:]
 
     def proxy_config(self):
         from scaler.train import proxy_config
@@ -122,6 +136,8 @@ class SearchConfig:
     def candidate_cap(self) -> int:
         if self.trials is not None:
             return self.trials
+        if self.proxy in QUICK_TRIALS:
+            return QUICK_TRIALS[self.proxy]
         if self.sampler == "grid":  # the grid, plus the paper's point when it lies off the grid
             paper = _paper_at(self.budget)
             return len(self.grid()) + (not any(_close(paper, p) for p in self.grid()))
@@ -497,8 +513,7 @@ def wanted_points(cfg: SearchConfig) -> list[tuple[str, float, float]]:
     points.append(("paper", *paper))
     if cfg.sampler == "grid":
         grid = [p for p in cfg.grid() if not _close(p, paper)]
-        if cfg.trials is not None:
-            grid = grid[: max(0, cfg.trials - 1)]
+        grid = grid[: max(0, cfg.candidate_cap() - 1)]
         points += [("grid", a, b) for a, b in grid]
     return points
 
@@ -784,11 +799,13 @@ class Prepared:
     storage_url: str
 
 
-def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = None) -> Prepared:
-    """Validate everything a search needs before any study is created or changed."""
+def resolve_target(cfg, study: str | None, storage: str | None, default_name) -> tuple:
+    """(data source, study name, storage URL) of a validated search or sweep configuration.
+
+    ``default_name(cfg, fingerprint)`` names the study when ``study`` is not given.
+    """
     from scaler.data import parse_data
 
-    cfg.validate()
     source = parse_data(cfg.data)
     base_px = cfg.proxy_config().base_pixels
     if source.max_pixels is not None and base_px > source.max_pixels:
@@ -796,10 +813,17 @@ def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = N
             f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
             f"{source.max_pixels} px"
         )
-    name = study or default_study_name(cfg, source.fingerprint())
+    name = study or default_name(cfg, source.fingerprint())
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
         raise ValueError(f"--study {name!r} is invalid: use letters, digits, '.', '_' and '-'")
     url = check_storage_url(storage) if storage else default_storage(name)
+    return source, name, url
+
+
+def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = None) -> Prepared:
+    """Validate everything a search needs before any study is created or changed."""
+    cfg.validate()
+    source, name, url = resolve_target(cfg, study, storage, default_study_name)
     prepared = Prepared(cfg, source, name, url)
     # Connect and compare with an existing study now, before any progress display starts.
     st = open_storage(url)

@@ -459,20 +459,8 @@ def prepare(
     cfg: SweepConfig, study: str | None = None, storage: str | None = None
 ) -> PreparedSweep:
     """Validate everything a sweep needs before any study is created or changed."""
-    from scaler.data import parse_data
-
     cfg.validate()
-    source = parse_data(cfg.data)
-    base_px = cfg.proxy_config().base_pixels
-    if source.max_pixels is not None and base_px > source.max_pixels:
-        raise ValueError(
-            f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
-            f"{source.max_pixels} px"
-        )
-    name = study or default_study_name(cfg, source.fingerprint())
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
-        raise ValueError(f"--study {name!r} is invalid: use letters, digits, '.', '_' and '-'")
-    url = S.check_storage_url(storage) if storage else S.default_storage(name)
+    source, name, url = S.resolve_target(cfg, study, storage, default_study_name)
     stored = cfg.stored()
     stored["data_fingerprint"] = source.fingerprint()
     points = tuple(plan(cfg, source.num_classes, source.max_pixels))

@@ -256,7 +256,7 @@ def _check_fields(values: dict[str, Any]) -> None:
 PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     # ~10-15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher
     # lr and milder crops to get anywhere.
-    "quick": ProxyConfig(epochs=4, lr=0.01, warmup_epochs=0.5, crop_scale=0.5),
+    "quick": ProxyConfig(epochs=3, lr=0.01, warmup_epochs=0.5, crop_scale=0.5),
     # ~30-45 s: the default for searches (B0 at 32 px: ~65-75 % val top-1 on embedded).
     "standard": ProxyConfig(),
     # a few minutes: confirming the top candidates of a search; stronger regularisation
