@@ -313,21 +313,30 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
 
     shows: list[str] = []
     lacks: list[str] = []
-    frames = [s.frame for s in studies if not s.frame.empty]
-    pooled = S.noise(pd.concat(frames, ignore_index=True)) if frames else S.Noise(math.nan, 0)
-    sigma = pooled.sigma
-    if math.isfinite(sigma):
-        shows.append(
-            f"Noise floor: σ = {sigma:.2f} points, pooled over {pooled.runs} repeated runs; "
-            f"two single runs differ by more than {2 * _se(sigma, 1, 1):.2f} points (2 standard "
-            "errors) before the difference means anything."
-        )
-    else:
-        lacks.append(
-            "There is no noise estimate (no point was trained with 2 or more seeds): no "
-            "difference below can be called significant. A search (its base runs twice) or "
-            "--seeds 2 gives one."
-        )
+    # Noise depends on the proxy: it is pooled only over studies trained with the same setup.
+    by_setup: dict[str, list[StudyData]] = {}
+    for s in studies:
+        by_setup.setdefault(setup_key(s.config), []).append(s)
+    sigmas: dict[str, float] = {}
+    for key, group in by_setup.items():
+        frames = [s.frame for s in group if not s.frame.empty]
+        pooled = S.noise(pd.concat(frames, ignore_index=True)) if frames else S.Noise(math.nan, 0)
+        sigmas[key] = pooled.sigma
+        names = ", ".join(s.name for s in group)
+        if math.isfinite(pooled.sigma):
+            shows.append(
+                f"Noise floor of {names}: σ = {pooled.sigma:.2f} points, pooled over "
+                f"{pooled.runs} repeated runs; two single runs differ by more than "
+                f"{2 * _se(pooled.sigma, 1, 1):.2f} points (2 standard errors) before the "
+                "difference means anything."
+            )
+        else:
+            lacks.append(
+                f"There is no noise estimate for {names} (no point was trained with 2 or more "
+                "seeds under its proxy settings): none of its differences can be called "
+                "significant. --seeds 2 gives one."
+            )
+    sigma = next(iter(sigmas.values())) if len(sigmas) == 1 else math.nan
     for s in studies:
         if s.finished is None or s.finished.empty:
             shows.append(f"{s.name} has no finished trial yet ({_states(s.frame)}).")
@@ -335,7 +344,7 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
         if s.kind == "search":
             shows += _search_findings(s)
         elif s.kind == "sweep":
-            shows += _series_findings(s, sigma)
+            shows += _series_findings(s, sigmas[setup_key(s.config)])
         skipped = s.frame[s.frame["status"] == "skipped"] if not s.frame.empty else s.frame
         if len(skipped):
             lacks.append(
@@ -343,14 +352,16 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
                 "the pixels the data serve), so its curves stop early: they say nothing about "
                 "larger networks."
             )
-    shows_cmp, lacks_cmp = _compound_findings(studies, sigma)
-    shows += shows_cmp
-    lacks += lacks_cmp
     if len({setup_key(s.config) for s in studies if s.kind != "unknown"}) > 1:
         lacks.append(
-            "The studies were trained with different data or proxy settings: comparisons "
-            "across them are not like for like."
+            "The studies were trained with different data or proxy settings, so they are not "
+            "compared with each other (compound against single dimensions included): that "
+            "needs them trained with the same data and proxy."
         )
+    else:
+        shows_cmp, lacks_cmp = _compound_findings(studies, sigma)
+        shows += shows_cmp
+        lacks += lacks_cmp
     setups: dict[str, list[str]] = {}  # one caveat per distinct setup, naming its studies
     for s in studies:
         if s.kind == "unknown":
