@@ -20,10 +20,12 @@ import re
 from dataclasses import dataclass
 
 from scaler.complexity import cost_model, count
+from scaler.model import build, count_params
 from scaler.spec import B0_RESOLUTION, MAX_PIXELS, MIN_PIXELS, Spec, scale
 
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
+FAMILY_PIXEL_LIMIT = 16384
 
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
 
@@ -73,12 +75,15 @@ class Coefficients:
     def nominal_cost(self, phi: float) -> float:
         return self.product**phi
 
-    def spec(self, phi: float, base_resolution: int = B0_RESOLUTION) -> Spec:
+    def spec(
+        self, phi: float, base_resolution: int = B0_RESOLUTION, pixel_limit: int = MAX_PIXELS
+    ) -> Spec:
         return scale(
             self.alpha**phi,
             self.beta**phi,
             self.gamma**phi,
             base_resolution=base_resolution,
+            pixel_limit=pixel_limit,
         )
 
     @classmethod
@@ -106,7 +111,9 @@ class FamilyRow:
 
 
 def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_classes: int):
-    cost = count(spec, num_classes)
+    # The exact cost model equals fvcore's count (tested) and needs no forward pass, which
+    # matters for large members: a resolution-heavy family passes 2000 px by φ = 7.
+    flops = int(cost_model(spec, num_classes).flops(spec.pixels))
     return FamilyRow(
         phi=phi,
         depth=spec.depth,
@@ -114,10 +121,10 @@ def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_class
         resolution=spec.resolution,
         pixels=spec.pixels,
         layers=spec.layers,
-        params=cost.params,
-        flops=cost.flops,
+        params=count_params(build(spec, num_classes)),
+        flops=flops,
         nominal_cost=nominal,
-        measured_cost=cost.flops / base_flops,
+        measured_cost=flops / base_flops,
     )
 
 
@@ -133,7 +140,8 @@ def family(
     base = count(scale(base_resolution=base_resolution), num_classes).flops
     rows = []
     for phi in range(phi_max + 1):
-        spec = coefficients.spec(phi, base_resolution)
+        # A family is arithmetic, not a network to run: its top members may pass MAX_PIXELS.
+        spec = coefficients.spec(phi, base_resolution, pixel_limit=FAMILY_PIXEL_LIMIT)
         rows.append(_family_row(phi, spec, coefficients.nominal_cost(phi), base, num_classes))
     return rows
 

@@ -158,11 +158,11 @@ def _check_multiplier(name: str, value: float) -> None:
         raise ValueError(f"{name} {value!r} is invalid: it must be <= 32")
 
 
-def check_pixels(pixels: int, name: str = "resolution") -> int:
+def check_pixels(pixels: int, name: str = "resolution", limit: int = MAX_PIXELS) -> int:
     """Validate an input size in pixels."""
-    if not (MIN_PIXELS <= pixels <= MAX_PIXELS):
+    if not (MIN_PIXELS <= pixels <= limit):
         raise ValueError(
-            f"{name} {pixels} px is invalid: it must be between {MIN_PIXELS} and {MAX_PIXELS}"
+            f"{name} {pixels} px is invalid: it must be between {MIN_PIXELS} and {limit}"
         )
     return int(pixels)
 
@@ -175,6 +175,7 @@ def scale(
     base_resolution: int = B0_RESOLUTION,
     pixels: int | None = None,
     dropout: float = 0.2,
+    pixel_limit: int = MAX_PIXELS,
 ) -> Spec:
     """Scale B0 by depth, width and resolution multipliers.
 
@@ -189,7 +190,7 @@ def scale(
         pixels = round_pixels(resolution, base_resolution)
     else:
         resolution = pixels / base_resolution
-    check_pixels(pixels)
+    check_pixels(pixels, limit=pixel_limit)
     stages = tuple(
         Stage(
             s.operator,

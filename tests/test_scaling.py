@@ -60,3 +60,8 @@ def test_solve_reports_unreachable_budget():
     sol = solve_pixels(1.0, 1.0, 0.001 * base, 32)
     assert sol.spec.pixels == 8 and sol.error > 0.05
     assert math.isfinite(sol.error)
+
+
+def test_family_of_resolution_heavy_coefficients_passes_2048_px():
+    rows = family(Coefficients(1.0, 1.0, 1.384), phi_max=7)
+    assert rows[7].pixels > 2048 and rows[7].measured_cost > rows[6].measured_cost > 1
