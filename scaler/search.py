@@ -590,19 +590,9 @@ class Objective:
         reused = self._reuse(trial, cand)
         if reused is not None:
             return reused
-        try:
+        with recorded_outcome(trial):
             self._emit("trial_start", trial.number, cand.attrs())
             return self._train(trial, cand)
-        except optuna.TrialPruned:
-            trial.set_user_attr("status", "pruned")
-            raise
-        except KeyboardInterrupt:
-            trial.set_user_attr("status", "interrupted")
-            raise
-        except Exception as e:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("reason", f"{type(e).__name__}: {' '.join(str(e).split())}")
-            raise
 
     def _emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -619,6 +609,28 @@ class Objective:
         seeds = self.cfg.base_seeds if cand.role == "base" else self.cfg.seeds
         prune = self.cfg.pruner != "none" and cand.role != "base"
         return train_point(trial, spec, self.source, self.proxy, seeds, prune, self._emit)
+
+
+@contextlib.contextmanager
+def recorded_outcome(trial):
+    """Record on ``trial`` why it ends without a value: pruned, interrupted or failed.
+
+    A failure keeps its reason (and is not retried on resume); an interruption is queued again.
+    """
+    import optuna
+
+    try:
+        yield
+    except optuna.TrialPruned:
+        trial.set_user_attr("status", "pruned")
+        raise
+    except KeyboardInterrupt:
+        trial.set_user_attr("status", "interrupted")
+        raise
+    except Exception as e:
+        trial.set_user_attr("status", "failed")
+        trial.set_user_attr("reason", f"{type(e).__name__}: {' '.join(str(e).split())}")
+        raise
 
 
 def reuse_twin(trial, network_key: str, seeds: int) -> float | None:

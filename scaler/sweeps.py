@@ -585,17 +585,10 @@ class SweepObjective:
             return reused
         info = {**point.attrs(self.p.cfg.kind), "params": cost.params}
         self._emit("trial_start", trial.number, info)
-        try:
+        with S.recorded_outcome(trial):
             return S.train_point(
                 trial, spec, self.p.source, self.proxy, self.p.cfg.seeds, False, self._emit
             )
-        except KeyboardInterrupt:
-            trial.set_user_attr("status", "interrupted")
-            raise
-        except Exception as e:
-            trial.set_user_attr("status", "failed")
-            trial.set_user_attr("reason", f"{type(e).__name__}: {' '.join(str(e).split())}")
-            raise
 
     def _emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
         if self.progress is not None:
