@@ -928,7 +928,6 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None, threads: int | N
     """Work on the study until no queued point is left (and the cap is reached)."""
     import optuna
     import torch
-    from optuna.trial import TrialState
 
     if threads:
         torch.set_num_threads(threads)
@@ -936,29 +935,42 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None, threads: int | N
     study = open_search_study(p)
     objective = Objective(p.cfg, p.source, progress)
     cap = p.cfg.candidate_cap()
+
+    def sampled_left() -> int:
+        return 0 if p.cfg.sampler == "grid" else max(0, cap - count_candidates(study))
+
+    work_queue(study, objective, lambda: ensure_queue(study, p.cfg), sampled_left)
+    return study
+
+
+def work_queue(
+    study, objective, refill: Callable[[], Any], sampled_left: Callable[[], int] = lambda: 0
+) -> None:
+    """Run trials until nothing is queued or left to sample and no other worker is running one.
+
+    ``refill()`` queues again the points that lost their trial (Ctrl-C, a dead worker);
+    ``objective.counter`` is set to (finished, total) for progress events.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
     with warnings_silenced():
         while True:
-            ensure_queue(study, p.cfg)
+            refill()
             trials = study.get_trials(deepcopy=False)
             waiting = sum(t.state == TrialState.WAITING for t in trials)
             finished = sum(t.state.is_finished() for t in trials)
-            objective.counter = (
-                finished,
-                finished
-                + waiting
-                + (0 if p.cfg.sampler == "grid" else max(0, cap - count_candidates(study))),
-            )
-            running = sum(t.state == TrialState.RUNNING for t in trials)
-            if waiting == 0 and (p.cfg.sampler == "grid" or count_candidates(study) >= cap):
-                if running == 0:
-                    break
+            left = sampled_left()
+            objective.counter = (finished, finished + waiting + left)
+            if waiting == 0 and left == 0:
+                if not any(t.state == TrialState.RUNNING for t in trials):
+                    return
                 # Other workers are busy, or dead: wait for their trials to finish or go
-                # stale (then they are queued again above), so the study completes.
+                # stale (then ``refill`` queues them again), so the study completes.
                 time.sleep(heartbeat()[0])
                 optuna.storages.fail_stale_trials(study)
                 continue
             study.optimize(objective, n_trials=1, catch=(Exception,))
-    return study
 
 
 def run(

@@ -670,24 +670,13 @@ def sweep_result(study, storage_url: str) -> SweepResult:
 def run_worker(p: PreparedSweep, progress: S.ProgressFn | None = None):
     """Work on the sweep until no queued point is left; returns the study."""
     import optuna
-    from optuna.trial import TrialState
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_sweep_study(p)
     study.set_user_attr("max_flops", p.cfg.max_flops)  # the latest run's cap, for reports
     objective = SweepObjective(p, progress)
-    with S.warnings_silenced():
-        ensure_sweep_queue(study, p.points)
-        while True:
-            trials = study.get_trials(deepcopy=False)
-            waiting = sum(t.state == TrialState.WAITING for t in trials)
-            if waiting == 0:
-                break
-            finished = sum(
-                t.state.is_finished() and t.user_attrs.get("status") != "skipped" for t in trials
-            )
-            objective.counter = (finished, finished + waiting)
-            study.optimize(objective, n_trials=1, catch=(Exception,))
+    # The search's loop: lost points are queued again and stale trials of dead workers retried.
+    S.work_queue(study, objective, lambda: ensure_sweep_queue(study, p.points))
     return study
 
 
