@@ -21,19 +21,29 @@ _LAZY = {
     "family": "scaler.scaling",
     "parse_budget": "scaler.scaling",
     "solve_pixels": "scaler.scaling",
-    "export": "scaler.search",
-    "list_studies": "scaler.search",
-    "load_study": "scaler.search",
-    "trials_frame": "scaler.search",
-    "SearchConfig": "scaler.search",
+    "SearchConfig": "scaler.searches",
+    "export": "scaler.searches",
+    "SweepConfig": "scaler.sweeps",
+    "run_sweep": "scaler.sweeps",
+    "list_studies": "scaler.results",
+    "trials_frame": "scaler.results",
+    "load_study": "scaler.studies",
 }
 
 
-def __getattr__(name: str):
-    if name == "search":  # the module is callable: scaler.search(...) runs a search
-        import importlib
+def search(budget="2x", data="embedded", proxy="standard", **options):
+    """Run or resume a search (see :func:`scaler.searches.search` for every option)::
 
-        return importlib.import_module("scaler.search")
+    import scaler
+    res = scaler.search("2x", proxy="quick")
+    res.board[["alpha", "beta", "gamma", "top1_mean", "tied"]]
+    """
+    from scaler.searches import search as run
+
+    return run(budget, data, proxy, **options)
+
+
+def __getattr__(name: str):
     if name in _LAZY:
         import importlib
 

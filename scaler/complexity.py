@@ -229,3 +229,24 @@ def cost_model(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> Cos
     c[level] += cin * spec.head + 2 * spec.head + spec.head  # head conv + BN + global pool
     c[0] += spec.head * num_classes
     return CostModel(tuple(c))
+
+
+def summary(spec: Spec, num_classes: int = 1000) -> dict:
+    """A network's realized sizes, total cost and per-stage breakdown (``scaler info``)."""
+    if num_classes < 1:
+        raise ValueError(f"--classes {num_classes} is invalid: it must be >= 1")
+    rows = breakdown(spec, num_classes)
+    total = count(spec, num_classes)
+    return {
+        "depth": spec.depth,
+        "width": spec.width,
+        "resolution": spec.resolution,
+        "base_resolution": spec.base_resolution,
+        "pixels": spec.pixels,
+        "layers": spec.layers,
+        "params": total.params,
+        "flops": total.flops,
+        "flops_unit": "fvcore: one multiply-add = one flop",
+        "activations": total.activations,
+        "stages": rows,
+    }

@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import io
-import math
-import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -31,6 +27,8 @@ import matplotlib
 matplotlib.use("Agg")  # headless; must precede any pyplot import anywhere in the process
 
 from matplotlib.figure import Figure  # noqa: E402
+
+from scaler.results import StudyData, best_candidate, finished, isnan, seeds_of  # noqa: E402
 
 # Okabe & Ito (2008), reordered so the first colours are the most distinct on white.
 PALETTE = (
@@ -73,26 +71,6 @@ def style() -> Iterator[None]:
         yield
 
 
-def _finished(frame):
-    """Rows with a result (trained or reused)."""
-    if frame is None or frame.empty or "top1_mean" not in frame:
-        return frame.iloc[0:0] if frame is not None else None
-    ok = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
-    return frame[ok]
-
-
-def _seeds(row) -> int:
-    s = row.get("seeds")
-    return int(s) if s is not None and not _isnan(s) else 1
-
-
-def _isnan(x: Any) -> bool:
-    try:
-        return math.isnan(float(x))
-    except (TypeError, ValueError):
-        return x is None
-
-
 def _fmt_value(name: str, value: float) -> str:
     if name == "φ":
         return f"φ={int(value)}"
@@ -127,14 +105,14 @@ def plot_scaling(
 
     parts = []
     for i, f in enumerate(frames):
-        done = _finished(f)
+        done = finished(f)
         if done is None or done.empty:
             continue
         done = done.copy()
         if "study" not in done:
             done["study"] = f"#{i}"
         parts.append(done)
-    stars = _finished(search_points) if search_points is not None else None
+    stars = finished(search_points) if search_points is not None else None
     if not parts and (stars is None or stars.empty):
         return message_figure("no finished trial to plot yet", title)
     done = pd.concat(parts, ignore_index=True) if parts else None
@@ -166,7 +144,7 @@ def plot_scaling(
                     label=label,
                 )
                 for xv, yv, (_, r) in zip(x, y, rows.iterrows(), strict=True):
-                    if r.get("value_name") is None or _isnan(r.get("point_value")):
+                    if r.get("value_name") is None or isnan(r.get("point_value")):
                         continue
                     text = _fmt_value(str(r["value_name"]), float(r["point_value"]))
                     if _is_base(r):
@@ -186,7 +164,7 @@ def plot_scaling(
                     )
         if stars is not None and not stars.empty:
             for _, r in stars.iterrows():
-                seeds = _seeds(r)
+                seeds = seeds_of(r)
                 ax.errorbar(
                     [float(r["flops"]) / 1e6],
                     [float(r["top1_mean"])],
@@ -228,7 +206,7 @@ def _plain_log_ticks(ax) -> None:
 
 def _search_parts(frame):
     """(finished, infeasible, failed-or-pruned) rows of a search frame (base kept separately)."""
-    done = _finished(frame)
+    done = finished(frame)
     infeasible = frame[frame["status"] == "infeasible"]
     other = frame[
         ~frame.index.isin(done.index)
@@ -274,7 +252,7 @@ def plot_search_map(frame, title: str = "") -> Figure:
                     zorder=2,
                     label="reused (identical network)",
                 )
-            best = _best_candidate(done)
+            best = best_candidate(done)
             if best is not None:
                 ax.scatter(
                     [float(best["alpha"])],
@@ -309,12 +287,12 @@ def plot_search_map(frame, title: str = "") -> Figure:
                 label="failed / pruned",
             )
         for _, r in frame.iterrows():
-            if _isnan(r.get("alpha")) or _isnan(r.get("beta")):
+            if isnan(r.get("alpha")) or isnan(r.get("beta")):
                 continue
             text = []
-            if not _isnan(r.get("gamma")):
+            if not isnan(r.get("gamma")):
                 text.append(f"γ={float(r['gamma']):.2f}")
-            if not _isnan(r.get("pixels")):
+            if not isnan(r.get("pixels")):
                 text.append(f"{int(r['pixels'])}px")
             if r.get("role") == "base":
                 text.append("base")
@@ -337,20 +315,11 @@ def plot_search_map(frame, title: str = "") -> Figure:
     return fig
 
 
-def _best_candidate(done):
-    from scaler.search import CANDIDATE_ROLES
-
-    cands = done[done["role"].isin(CANDIDATE_ROLES)]
-    if cands.empty:
-        return None
-    return cands.sort_values("top1_mean", ascending=False).iloc[0]
-
-
 def plot_search_cost(
     frame, title: str = "", budget: float | None = None, tolerance: float | None = None
 ) -> Figure:
     """Top-1 against the measured cost (fvcore FLOPs ÷ base), with the budget band."""
-    done = _finished(frame)
+    done = finished(frame)
     if done is None or done.empty:
         return message_figure("no finished trial to plot yet", title)
     with style():
@@ -408,7 +377,7 @@ def plot_search_cost(
 
 def plot_search_history(frame, title: str = "") -> Figure:
     """Top-1 by trial number with the running best; trials without a result on the floor."""
-    done = _finished(frame)
+    done = finished(frame)
     if frame is None or frame.empty:
         return message_figure("no trial to plot yet", title)
     with style():
@@ -463,55 +432,6 @@ def plot_search_history(frame, title: str = "") -> Figure:
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class StudyData:
-    """One stored study, read back for figures and reports."""
-
-    name: str
-    storage: str  # masked URL
-    kind: str  # "search", "sweep" or "unknown"
-    config: dict[str, Any]
-    attrs: dict[str, Any]  # the study's user attrs
-    frame: Any  # trials_frame (search) or sweep_frame (sweep), plus a "study" column
-
-    @property
-    def finished(self):
-        return _finished(self.frame)
-
-
-def load_studies(names: Sequence[str], storage: str | None = None) -> list[StudyData]:
-    """Read every study (all of them before anything is written); ValueError if one is missing."""
-    from scaler import search as S
-    from scaler import sweeps as W
-
-    if not names:
-        raise ValueError("no study given: name at least one study")
-    out = []
-    for name in dict.fromkeys(names):
-        url = storage or S.default_storage(name)
-        if storage is None and not Path(url[len("sqlite:///") :]).exists():
-            raise ValueError(
-                f"study {name!r} does not exist: no {url[len('sqlite:///') :]} "
-                "(give --storage URL for a study stored elsewhere)"
-            )
-        st = S.load_study(name, url)
-        kind = st.user_attrs.get("kind", "unknown")
-        frame = W.sweep_frame(st) if kind == "sweep" else S.trials_frame(st)
-        frame = frame.copy()
-        frame["study"] = name
-        out.append(
-            StudyData(
-                name=name,
-                storage=S.mask_url(url),
-                kind=kind if kind in ("search", "sweep") else "unknown",
-                config=dict(st.user_attrs.get("config", {})),
-                attrs=dict(st.user_attrs),
-                frame=frame,
-            )
-        )
-    return out
-
-
 def describe_setup(config: dict[str, Any]) -> str:
     """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...")."""
     proxy = config.get("proxy") or {}
@@ -533,7 +453,7 @@ def describe_setup(config: dict[str, Any]) -> str:
 def search_best_points(search: StudyData):
     """A one-row frame of a search's best candidate, labelled for a scaling plot (or None)."""
     done = search.finished
-    best = _best_candidate(done) if done is not None and not done.empty else None
+    best = best_candidate(done) if done is not None and not done.empty else None
     if best is None:
         return None
     row = best.copy()
@@ -597,17 +517,6 @@ def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
     return figs
 
 
-def check_out_dir(out: Path) -> Path:
-    """``out`` as a folder to write into; ValueError if it is an existing file."""
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"--out {str(out)!r} is a file: give a folder")
-    for parent in out.parents:
-        if parent.exists() and not parent.is_dir():
-            raise ValueError(f"--out {str(out)!r} is invalid: {str(parent)!r} is a file")
-    return out
-
-
 def render(figs: dict[str, Figure]) -> dict[str, bytes]:
     """Every figure as PNG and SVG bytes, by file name (in memory: nothing half-written)."""
     files: dict[str, bytes] = {}
@@ -618,31 +527,3 @@ def render(figs: dict[str, Figure]) -> dict[str, bytes]:
                 fig.savefig(buf, format=fmt, metadata={"Date": None} if fmt == "svg" else None)
                 files[f"{stem}.{fmt}"] = buf.getvalue()
     return files
-
-
-def write_files(out: Path, files: dict[str, bytes]) -> list[Path]:
-    """Write each file atomically (a temporary name, then os.replace)."""
-    out.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, data in files.items():
-        path = out / name
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-        paths.append(path)
-    return paths
-
-
-def default_out(names: Sequence[str]) -> Path:
-    """reports/<first study name>/."""
-    return Path("reports") / names[0]
-
-
-def plot_studies(
-    names: Sequence[str], storage: str | None = None, out: Path | None = None
-) -> list[Path]:
-    """Write the PNG and SVG figures of the studies to ``out`` (default reports/<name>/)."""
-    out = check_out_dir(out or default_out(names))
-    studies = load_studies(names, storage)
-    files = render(figures_for(studies))
-    return write_files(out, files)

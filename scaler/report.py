@@ -25,18 +25,21 @@ from pathlib import Path
 from typing import Any
 
 from scaler import __version__
-from scaler import search as S
-from scaler.plots import (
+from scaler.files import check_out_dir, write_files
+from scaler.plots import describe_setup, figures_for, render, setup_key
+from scaler.records import CANDIDATE_ROLES
+from scaler.results import (
+    Noise,
     StudyData,
-    check_out_dir,
-    default_out,
-    describe_setup,
-    figures_for,
+    best_candidate,
+    leaderboard,
     load_studies,
-    render,
-    setup_key,
-    write_files,
+    noise,
+    seeds_of,
+    standard_error,
 )
+from scaler.results import isnan as _nan
+from scaler.scaling import check_phi_max
 
 # A single-dimension point is "at equal FLOPs" with a compound point within this ratio.
 EQUAL_FLOPS = 1.5
@@ -46,13 +49,6 @@ DIMENSIONS = ("width", "depth", "resolution")
 # ----------------------------------------------------------------------------------------------
 # small formatting helpers
 # ----------------------------------------------------------------------------------------------
-
-
-def _nan(x: Any) -> bool:
-    try:
-        return x is None or math.isnan(float(x))
-    except (TypeError, ValueError):
-        return True
 
 
 def _f(x: Any, fmt: str = ".3f", empty: str = "") -> str:
@@ -92,14 +88,9 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def _top1(row) -> str:
     if _nan(row.get("top1_mean")):
         return ""
-    seeds = _seeds(row)
+    seeds = seeds_of(row)
     std = f" ± {float(row['top1_std']):.2f}" if seeds > 1 and not _nan(row.get("top1_std")) else ""
     return f"{float(row['top1_mean']):.2f}{std}"
-
-
-def _seeds(row) -> int:
-    s = row.get("seeds")
-    return 1 if _nan(s) else int(s)
 
 
 def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -162,21 +153,15 @@ def _dimension(row) -> str | None:
     return moved[0] if len(moved) == 1 else None
 
 
-def _se(sigma: float, n1: int, n2: int) -> float:
-    return sigma * math.sqrt(1 / max(n1, 1) + 1 / max(n2, 1)) if math.isfinite(sigma) else math.nan
-
-
 def compound_points(studies: Sequence[StudyData]) -> list[tuple[str, Any]]:
     """(description, row) of every compound point: each search's best, compound sweeps φ >= 1."""
-    from scaler.plots import _best_candidate
-
     out = []
     for s in studies:
         done = s.finished
         if done is None or done.empty:
             continue
         if s.kind == "search":
-            best = _best_candidate(done)
+            best = best_candidate(done)
             if best is not None:
                 desc = (
                     f"the best candidate of {s.name} (α={float(best['alpha']):.2f}, "
@@ -223,7 +208,7 @@ def match(compound_row, singles, sigma: float) -> list[Match]:
                 label=f"{dim} {sym}={float(r[dim]):g} ({int(r['pixels'])} px)",
                 flops_ratio=float(r["flops"]) / flops,
                 gap=float(compound_row["top1_mean"]) - float(r["top1_mean"]),
-                se=_se(sigma, _seeds(compound_row), _seeds(r)),
+                se=standard_error(sigma, seeds_of(compound_row), seeds_of(r)),
             )
         )
     return out
@@ -254,7 +239,7 @@ def _series_findings(s: StudyData, sigma: float) -> list[str]:
             continue
         lo, hi = rows.iloc[0], rows.iloc[-1]
         gain = float(hi["top1_mean"]) - float(lo["top1_mean"])
-        se = _se(sigma, _seeds(lo), _seeds(hi))
+        se = standard_error(sigma, seeds_of(lo), seeds_of(hi))
         if math.isfinite(se) and se > 0:
             side = "beyond" if abs(gain) > 2 * se else "within"
             sig = f"; {abs(gain) / se:.1f} standard errors, {side} the noise"
@@ -293,7 +278,7 @@ def _baseline_findings(done, sigma: float) -> list[str]:
             )
             continue
         mean = sum(diffs) / len(diffs)
-        se = _se(sigma, 1, 1)
+        se = standard_error(sigma, 1, 1)
         sig = (
             f"; single-run noise gives ±{2 * se:.2f} points (2 SE), so this is "
             f"{'beyond' if abs(mean) > 2 * se else 'within'} the noise"
@@ -320,15 +305,15 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
     sigmas: dict[str, float] = {}
     for key, group in by_setup.items():
         frames = [s.frame for s in group if not s.frame.empty]
-        pooled = S.noise(pd.concat(frames, ignore_index=True)) if frames else S.Noise(math.nan, 0)
+        pooled = noise(pd.concat(frames, ignore_index=True)) if frames else Noise(math.nan, 0)
         sigmas[key] = pooled.sigma
         names = ", ".join(s.name for s in group)
         if math.isfinite(pooled.sigma):
             shows.append(
                 f"Noise floor of {names}: σ = {pooled.sigma:.2f} points, pooled over "
                 f"{pooled.runs} repeated runs; two single runs differ by more than "
-                f"{2 * _se(pooled.sigma, 1, 1):.2f} points (2 standard errors) before the "
-                "difference means anything."
+                f"{2 * standard_error(pooled.sigma, 1, 1):.2f} points (2 standard errors) "
+                "before the difference means anything."
             )
         else:
             lacks.append(
@@ -386,8 +371,8 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
 
 
 def _search_findings(s: StudyData) -> list[str]:
-    nz = S.noise(s.frame)
-    board = S.leaderboard(s.frame, nz)
+    nz = noise(s.frame)
+    board = leaderboard(s.frame, nz)
     best = board[board["best"]]
     if best.empty:
         return [f"{s.name}: no candidate finished (only the base)."]
@@ -403,7 +388,7 @@ def _search_findings(s: StudyData) -> list[str]:
     )
     if not base.empty:
         gap = float(b["top1_mean"]) - float(base.iloc[0]["top1_mean"])
-        se = _se(nz.sigma, _seeds(b), _seeds(base.iloc[0]))
+        se = standard_error(nz.sigma, seeds_of(b), seeds_of(base.iloc[0]))
         if math.isfinite(se) and se > 0:
             text += f", {gap:+.2f} points over the base ({gap / se:.1f} standard errors)"
         else:
@@ -509,39 +494,31 @@ def _no_result_section(frame) -> list[str]:
 
 
 def _family_rows(coeffs, phi_max: int, base_res: int) -> list[list[str]]:
-    """The family φ = 0..phi_max, FLOPs from the exact cost model (equal to fvcore's count,
-    which takes minutes to trace for the largest members), parameters counted on the model."""
-    from scaler.complexity import cost_model
-    from scaler.model import build, count_params
-    from scaler.spec import scale
+    """The family φ = 0..phi_max as table cells (members past the builder's size limit too)."""
+    from scaler.scaling import family
 
-    base = int(cost_model(scale(base_resolution=base_res)).flops(base_res))
-    rows = []
-    for phi in range(phi_max + 1):
-        spec = coeffs.spec(phi, base_res)
-        flops = int(cost_model(spec).flops(spec.pixels))
-        rows.append(
-            [
-                phi,
-                f"{spec.depth:.3f}",
-                f"{spec.width:.3f}",
-                f"{spec.resolution:.3f}",
-                spec.pixels,
-                spec.layers,
-                f"{count_params(build(spec, 1000)) / 1e6:.2f}",
-                f"{flops / 1e9:.3f}",
-                f"{coeffs.nominal_cost(phi):.2f}",
-                f"{flops / base:.2f}",
-            ]
-        )
-    return rows
+    return [
+        [
+            r.phi,
+            f"{r.depth:.3f}",
+            f"{r.width:.3f}",
+            f"{r.resolution:.3f}",
+            r.pixels,
+            r.layers,
+            f"{r.params / 1e6:.2f}",
+            f"{r.flops / 1e9:.3f}",
+            f"{r.nominal_cost:.2f}",
+            f"{r.measured_cost:.2f}",
+        ]
+        for r in family(coeffs, phi_max, base_res)
+    ]
 
 
 def _search_section(s: StudyData, phi_max: int) -> list[str]:
     from scaler.scaling import Coefficients
 
-    nz = S.noise(s.frame)
-    board = S.leaderboard(s.frame, nz)
+    nz = noise(s.frame)
+    board = leaderboard(s.frame, nz)
     lines = ["### Leaderboard", ""]
     if board.empty:
         lines += ["No finished trial yet: nothing to rank.", ""]
@@ -561,7 +538,7 @@ def _search_section(s: StudyData, phi_max: int) -> list[str]:
                     _f(r["gamma"]),
                     f"{_int(r['pixels'])}/{_int(r['cost_pixels'])}",
                     _top1(r),
-                    _seeds(r),
+                    seeds_of(r),
                     mark,
                     _m(r["params"]),
                     _m(r["flops"], ".1f"),
@@ -599,7 +576,7 @@ def _search_section(s: StudyData, phi_max: int) -> list[str]:
         f"Noise floor: {sigma}. Rule: {nz.rule}.",
         "",
     ]
-    cands = board[board["role"].isin(S.CANDIDATE_ROLES)] if not board.empty else board
+    cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
     if not cands.empty:
         rows = [
             [
@@ -679,7 +656,7 @@ def _sweep_section(s: StudyData) -> list[str]:
                     _m(r["params"]),
                     _m(r["flops"]),
                     _top1(r),
-                    _seeds(r),
+                    seeds_of(r),
                     r["status"]
                     + (f" from #{int(r['reused_from'])}" if r["status"] == "reused" else ""),
                 ]
@@ -799,8 +776,7 @@ def write_report_files(
     names = list(study_names)
     if not names:
         raise ValueError("no study given: name at least one study")
-    if not 0 <= phi_max <= 12:
-        raise ValueError(f"--phi-max {phi_max} is invalid: it must be an integer in 0..12")
+    check_phi_max(phi_max)
     out = check_out_dir(Path(out) if out is not None else default_out(names))
     studies = load_studies(names, storage)
     files = render(figures_for(studies))
@@ -820,3 +796,18 @@ def write_report(
     reports/<first study>/); returns the README's path. Everything is read and rendered before
     the first file is written, and each file is written atomically."""
     return write_report_files(study_names, storage, out, phi_max)[-1]
+
+
+def default_out(names: Sequence[str]) -> Path:
+    """reports/<first study name>/."""
+    return Path("reports") / names[0]
+
+
+def plot_studies(
+    names: Sequence[str], storage: str | None = None, out: Path | None = None
+) -> list[Path]:
+    """Write the PNG and SVG figures of the studies to ``out`` (default reports/<name>/)."""
+    if not names:
+        raise ValueError("no study given: name at least one study")
+    out = check_out_dir(out or default_out(names))
+    return write_files(out, render(figures_for(load_studies(names, storage))))

@@ -26,6 +26,8 @@ from scaler.spec import B0_RESOLUTION, MAX_PIXELS, MIN_PIXELS, Spec, scale
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
 FAMILY_PIXEL_LIMIT = 16384
+MAX_PHI = 12  # largest φ of a family table (every command that takes --phi-max)
+MAX_COEFFICIENT = 100.0  # largest α, β or γ a family table takes
 
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
 
@@ -135,8 +137,7 @@ def family(
     num_classes: int = 1000,
 ) -> list[FamilyRow]:
     """The family φ = 0..phi_max with realized sizes and both costs."""
-    if phi_max < 0:
-        raise ValueError(f"phi-max {phi_max} is invalid: it must be an integer >= 0")
+    check_phi_max(phi_max)
     base = count(scale(base_resolution=base_resolution), num_classes).flops
     rows = []
     for phi in range(phi_max + 1):
@@ -228,3 +229,63 @@ def load_coefficients(path) -> tuple[Coefficients, int]:
     except Exception as e:  # yaml errors
         raise ValueError(f"coefficients file {str(p)!r} cannot be parsed: {e}") from None
     return coeffs, base
+
+
+def check_phi_max(phi_max: int, option: str = "--phi-max") -> int:
+    """``phi_max`` if it is an integer in 0..MAX_PHI, else a one-line ValueError."""
+    if isinstance(phi_max, bool) or not isinstance(phi_max, int) or not 0 <= phi_max <= MAX_PHI:
+        raise ValueError(f"{option} {phi_max} is invalid: it must be an integer in 0..{MAX_PHI}")
+    return phi_max
+
+
+def family_coefficients(
+    alpha: float | None, beta: float | None, gamma: float | None, coefficients=None
+) -> tuple[Coefficients, int]:
+    """(coefficients, base resolution) from ``--alpha/--beta/--gamma`` or an export file."""
+    if coefficients is not None:
+        if any(v is not None for v in (alpha, beta, gamma)):
+            raise ValueError("--coefficients cannot be combined with --alpha/--beta/--gamma")
+        return load_coefficients(coefficients)
+    given = (("alpha", alpha), ("beta", beta), ("gamma", gamma))
+    missing = [n for n, v in given if v is None]
+    if missing:
+        raise ValueError(
+            f"--{missing[0]} is missing: give --alpha, --beta and --gamma, or --coefficients FILE"
+        )
+    for name, value in given:
+        if not (0 < value < MAX_COEFFICIENT):
+            raise ValueError(
+                f"--{name} {value} is invalid: it must be a number in (0, {MAX_COEFFICIENT:g})"
+            )
+    return Coefficients(alpha, beta, gamma), B0_RESOLUTION
+
+
+def network_spec(
+    preset: str | None = None,
+    depth: float | None = None,
+    width: float | None = None,
+    pixels: int | None = None,
+    base_resolution: int | None = None,
+    coefficients=None,
+    phi: float = 1.0,
+) -> Spec:
+    """The network named by a preset, by multipliers and pixels, or by an export and φ."""
+    from scaler.spec import preset as preset_spec
+
+    given = any(x is not None for x in (depth, width, pixels))
+    if coefficients is not None:
+        if preset is not None or given:
+            raise ValueError("--coefficients cannot be combined with --preset/--depth/--width")
+        coeffs, base = load_coefficients(coefficients)
+        return coeffs.spec(phi, base_resolution or base)
+    if preset is not None:
+        if given:
+            raise ValueError("--preset cannot be combined with --depth/--width/--resolution")
+        return preset_spec(preset, base_resolution or B0_RESOLUTION)
+    base = B0_RESOLUTION if base_resolution is None else base_resolution
+    return scale(
+        1.0 if depth is None else depth,
+        1.0 if width is None else width,
+        base_resolution=base,
+        pixels=base if pixels is None else pixels,
+    )

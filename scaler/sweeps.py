@@ -33,8 +33,7 @@ How a sweep runs (the reasons):
 from __future__ import annotations
 
 import dataclasses
-import datetime as _dt
-import hashlib
+import functools
 import json
 import math
 import re
@@ -42,9 +41,31 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler import search as S
 from scaler.data import DEFAULT_DATA
+from scaler.records import SWEEP_ROLE, Status, write
+from scaler.results import Noise, finished, noise, sweep_frame
+from scaler.runner import (
+    Job,
+    ProgressFn,
+    QueuedPoint,
+    Trainer,
+    ensure_queue,
+    line_progress,
+    work_queue,
+)
+from scaler.scaling import check_phi_max
 from scaler.spec import MAX_PIXELS, MIN_PIXELS, round_pixels, scale
+from scaler.studies import (
+    StudySpec,
+    default_name,
+    default_storage,
+    load_study,
+    mask_url,
+    open_study,
+    proxy_json,
+    resolve_target,
+)
+from scaler.workers import run_workers
 
 SWEEP_KINDS = ("width-by-baseline", "single", "compound")
 DIMENSIONS = ("width", "depth", "resolution")
@@ -55,8 +76,7 @@ FIG3_WIDTHS = (1.0, 1.4, 1.8, 2.6, 3.8, 5.0)
 FIG3_DEPTHS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 FIG3_RESOLUTIONS = (1.0, 1.3, 1.5, 1.7, 1.9, 2.2, 2.5)
 MAX_MULTIPLIER = 32.0  # the spec's own limit for depth and width
-MAX_PHI = 12
-ROLE = "sweep"  # the ``role`` user attr of sweep trials (never a search candidate role)
+ROLE = SWEEP_ROLE  # the ``role`` of sweep trials (never a search candidate role)
 # Proxy fields that change speed, not results: left out of the default name's hash.
 _SPEED_ONLY = ("threads", "device")
 _SYMBOL = {"width": "w", "depth": "d", "resolution": "r"}
@@ -251,10 +271,7 @@ class SweepConfig:
             path = Path(self.coefficients)
             if not path.is_file():
                 raise ValueError(f"--coefficients {str(path)!r} is invalid: no such file")
-            if not isinstance(self.phi_max, int) or not 0 <= self.phi_max <= MAX_PHI:
-                raise ValueError(
-                    f"--phi-max {self.phi_max} is invalid: it must be an integer in 0..{MAX_PHI}"
-                )
+            check_phi_max(self.phi_max)
         if not 1 <= self.seeds <= 100:
             raise ValueError(f"--seeds {self.seeds} is invalid: it must be in 1..100")
         if self.max_flops is not None and not (
@@ -437,22 +454,12 @@ class PreparedSweep:
 
 def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
     """sweep-<kind>[-<dims>]-<data>-<proxy>-<hash6 of data, proxy (and coefficients)>."""
-    data = re.sub(r"[^A-Za-z0-9]+", "-", cfg.data.split(":", 1)[0]).strip("-")
-    if ":" in cfg.data:
-        data += "-" + re.sub(r"[^A-Za-z0-9]+", "-", Path(cfg.data.split(":", 1)[1]).name)[:24]
-    proxy = dataclasses.asdict(cfg.proxy_config())
-    for key in _SPEED_ONLY:
-        proxy.pop(key, None)
+    kind = cfg.kind + ("-" + "-".join(cfg.dims) if cfg.kind == "single" else "")
     extra = ""
-    kind = cfg.kind
-    if cfg.kind == "single":
-        kind += "-" + "-".join(cfg.dims)
     if cfg.kind == "compound":
         extra = json.dumps(dataclasses.asdict(cfg.compound_coefficients()), sort_keys=True)
-    digest = hashlib.sha1(
-        f"{fingerprint}|{json.dumps(proxy, sort_keys=True)}|{extra}".encode()
-    ).hexdigest()[:6]
-    return f"sweep-{kind}-{data}-{cfg.proxy}-{digest}"
+    hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)}|{extra}"
+    return default_name(f"sweep-{kind}", cfg.data, cfg.proxy, hashed)
 
 
 def prepare(
@@ -460,7 +467,7 @@ def prepare(
 ) -> PreparedSweep:
     """Validate everything a sweep needs before any study is created or changed."""
     cfg.validate()
-    source, name, url = S.resolve_target(cfg, study, storage, default_study_name)
+    source, name, url = resolve_target(cfg, study, storage, default_study_name)
     stored = cfg.stored()
     stored["data_fingerprint"] = source.fingerprint()
     points = tuple(plan(cfg, source.num_classes, source.max_pixels))
@@ -469,88 +476,35 @@ def prepare(
 
 def open_sweep_study(p: PreparedSweep):
     """Create the study, or load it and refuse a different configuration."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)  # the CLI prints what matters itself
-    storage = S.open_storage(p.storage_url)
-    if p.study_name in S.study_names(storage):
-        study = optuna.load_study(study_name=p.study_name, storage=storage)
-        S.refuse_changed_config(study, "sweep", p.stored)
-        return study
-    try:
-        study = optuna.create_study(
-            study_name=p.study_name,
-            storage=storage,
-            direction="maximize",
-            # Every trial is a queued point; the sampler never proposes one.
-            sampler=optuna.samplers.RandomSampler(seed=0),
-        )
-    except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
-        return open_sweep_study(p)
-    study.set_user_attr("kind", "sweep")
-    study.set_user_attr("sweep", p.cfg.kind)
-    study.set_user_attr("versions", S.versions())
-    study.set_user_attr("created", _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"))
+    attrs: tuple[tuple[str, Any], ...] = (("sweep", p.cfg.kind),)
     if p.cfg.kind == "compound":
-        study.set_user_attr("coefficients_file", str(p.cfg.coefficients))
-    # Written last: a second process opening the study meanwhile waits for it.
-    study.set_user_attr("config", p.stored)
-    return study
+        attrs += (("coefficients_file", str(p.cfg.coefficients)),)
+    spec = StudySpec(p.study_name, p.storage_url, "sweep", p.stored, attrs)
+    return open_study(spec, on_create=lambda st: ensure_queue(st, queued_points(p)))
 
 
-def ensure_sweep_queue(study, points: tuple[Point, ...] | list[Point]) -> int:
-    """Enqueue every trainable point no trial covers, record skipped ones; returns enqueued.
-
-    A point is covered by a waiting, running, complete or pruned trial, or by a failure with a
-    recorded reason; a trial lost to Ctrl-C or a crash leaves it uncovered. A skipped point is
-    recorded once per reason, and does not cover its point (a higher cap trains it later).
-    """
-    import optuna
-    from optuna.trial import TrialState
-
-    covered: set[str] = set()
-    skipped: set[tuple[str, str]] = set()
-    for t in study.get_trials(deepcopy=False):
-        pid = t.user_attrs.get("point")
-        if pid is None:
-            continue
-        if t.user_attrs.get("status") == "skipped":
-            skipped.add((pid, t.user_attrs.get("reason", "")))
-        elif t.state != TrialState.FAIL or t.user_attrs.get("status") == "failed":
-            covered.add(pid)
-    kind = study.user_attrs.get("sweep", "")
-    added = 0
-    for p in points:
-        if p.id in covered:
-            continue
-        if p.skip:
-            if (p.id, p.skip) not in skipped:
-                attrs = {**p.attrs(kind), "status": "skipped", "reason": p.skip}
-                study.add_trial(
-                    optuna.trial.create_trial(
-                        state=TrialState.PRUNED, params={}, distributions={}, user_attrs=attrs
-                    )
-                )
-            continue
-        study.enqueue_trial(
-            {"depth": p.depth, "width": p.width, "resolution": p.resolution},
-            user_attrs=p.attrs(kind),
+def queued_points(p: PreparedSweep) -> list[QueuedPoint]:
+    """The sweep's points as the runner queues them (skipped ones with their reason)."""
+    return [
+        QueuedPoint(
+            id=pt.id,
+            params={"depth": pt.depth, "width": pt.width, "resolution": pt.resolution},
+            attrs=pt.attrs(p.cfg.kind),
+            skip=pt.skip,
         )
-        added += 1
-    return added
+        for pt in p.points
+    ]
 
 
-class SweepObjective:
-    """The optuna objective of a sweep: count, dedupe, train with seeds, record."""
+class Describe:
+    """Turns a claimed trial into the sweep point it trains (counted with fvcore)."""
 
-    def __init__(self, p: PreparedSweep, progress: S.ProgressFn | None = None):
+    def __init__(self, p: PreparedSweep):
         self.p = p
         self.points = {pt.id: pt for pt in p.points}
         self.proxy = p.cfg.proxy_config()
-        self.progress = progress
-        self.counter = (0, 0)  # (done, total) for progress events
 
-    def __call__(self, trial) -> float:
+    def __call__(self, trial) -> Job:
         import optuna
 
         from scaler.complexity import count
@@ -559,79 +513,30 @@ class SweepObjective:
         if point is None or point.skip:
             # A point the current settings do not train (queued under a higher cap, or a trial
             # the sampler made up when another worker took the last queued point).
-            trial.set_user_attr("status", "skipped")
             reason = point.skip if point is not None else "not a queued point of this sweep"
-            trial.set_user_attr("reason", reason)
+            write(trial, status=Status.SKIPPED, reason=reason)
             raise optuna.TrialPruned(reason)
         for name in ("depth", "width", "resolution"):
             v = getattr(point, name)
             trial.suggest_float(name, min(v, 0.01), max(v, MAX_MULTIPLIER))
         spec = scale(
-            point.depth,
-            point.width,
-            base_resolution=self.proxy.base_pixels,
-            pixels=point.pixels,
+            point.depth, point.width, base_resolution=self.proxy.base_pixels, pixels=point.pixels
         )
         cost = count(spec, self.p.source.num_classes)
-        for key, value in (
-            ("flops", cost.flops),
-            ("params", cost.params),
-            ("activations", cost.activations),
-            ("channels", [s.channels for s in spec.stages]),
-        ):
-            trial.set_user_attr(key, value)
-        reused = S.reuse_twin(trial, point.network_key, self.p.cfg.seeds)
-        if reused is not None:
-            return reused
+        write(
+            trial,
+            flops=cost.flops,
+            params=cost.params,
+            activations=cost.activations,
+            channels=[s.channels for s in spec.stages],
+        )
         info = {**point.attrs(self.p.cfg.kind), "params": cost.params}
-        self._emit("trial_start", trial.number, info)
-        with S.recorded_outcome(trial):
-            return S.train_point(
-                trial, spec, self.p.source, self.proxy, self.p.cfg.seeds, False, self._emit
-            )
-
-    def _emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
-        if self.progress is not None:
-            self.progress(S.Event(kind, number, *self.counter, info))
+        return Job(spec=spec, seeds=self.p.cfg.seeds, prune=False, info=info)
 
 
 # ----------------------------------------------------------------------------------------------
-# reading a sweep back
+# running and reading a sweep back
 # ----------------------------------------------------------------------------------------------
-
-SWEEP_COLUMNS = (
-    "sweep",
-    "point",
-    "depth",
-    "width",
-    "resolution",
-    "value_name",
-    "point_value",
-    "phi",
-    "channels",
-)
-
-
-def sweep_frame(study):
-    """All trials of a sweep, one row each (the search's columns plus the sweep's).
-
-    A skipped record whose point was trained later (under a higher cap) is left out: the
-    point has its result now; of several skipped records of one point (runs with different
-    caps) only the latest is kept.
-    """
-    frame = S.trials_frame(study)
-    attrs = {t.number: t.user_attrs for t in study.get_trials(deepcopy=False)}
-    for col in SWEEP_COLUMNS:
-        frame[col] = [attrs[n].get(col) for n in frame["number"]] if len(frame) else []
-    if frame.empty:
-        return frame
-    done = set(frame.loc[~frame["status"].isin(["skipped", "lost"]), "point"])
-    skipped = frame["status"] == "skipped"
-    older = skipped & frame[skipped].duplicated("point", keep="last").reindex(
-        frame.index, fill_value=False
-    )
-    stale = (skipped & frame["point"].isin(done)) | older
-    return frame[~stale].reset_index(drop=True)
 
 
 @dataclass(frozen=True)
@@ -642,13 +547,12 @@ class SweepResult:
     storage: str  # masked
     config: dict[str, Any]
     frame: Any  # pandas DataFrame, one row per trial (sweep_frame)
-    noise: S.Noise
+    noise: Noise
 
     @property
     def points(self):
         """Finished points (trained or reused), in trial order."""
-        f = self.frame
-        return f[(f["state"] == "COMPLETE") & f["top1_mean"].notna()]
+        return finished(self.frame)
 
     @property
     def skipped(self):
@@ -660,41 +564,50 @@ def sweep_result(study, storage_url: str) -> SweepResult:
     frame = sweep_frame(study)
     return SweepResult(
         study_name=study.study_name,
-        storage=S.mask_url(storage_url),
+        storage=mask_url(storage_url),
         config=study.user_attrs.get("config", {}),
         frame=frame,
-        noise=S.noise(frame),
+        noise=noise(frame),
     )
 
 
-def run_worker(p: PreparedSweep, progress: S.ProgressFn | None = None):
+def run_worker(p: PreparedSweep, progress: ProgressFn | None = None):
     """Work on the sweep until no queued point is left; returns the study."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     study = open_sweep_study(p)
     study.set_user_attr("max_flops", p.cfg.max_flops)  # the latest run's cap, for reports
-    objective = SweepObjective(p, progress)
-    # The search's loop: lost points are queued again and stale trials of dead workers retried.
-    S.work_queue(study, objective, lambda: ensure_sweep_queue(study, p.points))
+    trainer = Trainer(Describe(p), p.source, p.cfg.proxy_config(), progress)
+    work_queue(study, lambda: queued_points(p), trainer)
     return study
+
+
+def _worker(cfg: SweepConfig, study: str, storage: str, placement) -> None:
+    """One worker process of ``run_sweep(..., workers=N)``."""
+    run_worker(prepare(cfg, study, storage), line_progress(f"[worker {placement.index}] "))
+
+
+def run_prepared(p: PreparedSweep, progress: ProgressFn | None = None, workers: int = 1):
+    """Run a sweep that :func:`prepare` validated; returns its result."""
+    if workers > 1:
+        open_sweep_study(p)  # create it once, before the workers race for it
+        run_workers(functools.partial(_worker, p.cfg, p.study_name, p.storage_url), workers)
+        return sweep_result(load_study(p.study_name, p.storage_url), p.storage_url)
+    return sweep_result(run_worker(p, progress), p.storage_url)
 
 
 def run_sweep(
     config: SweepConfig,
     study: str | None = None,
     storage: str | None = None,
-    progress: S.ProgressFn | None = None,
+    progress: ProgressFn | None = None,
+    workers: int = 1,
 ) -> SweepResult:
     """Run (or resume) a sweep; the Python entry point behind ``scaler sweep``."""
-    p = prepare(config, study, storage)
-    return sweep_result(run_worker(p, progress), p.storage_url)
+    return run_prepared(prepare(config, study, storage), progress, workers)
 
 
 def load_sweep(name: str, storage: str | None = None) -> SweepResult:
     """A stored sweep's result (ValueError when missing or not a sweep)."""
-    url = storage or S.default_storage(name)
-    st = S.load_study(name, url)
+    st = load_study(name, storage)
     if st.user_attrs.get("kind") != "sweep":
         raise ValueError(f"study {name!r} is not a scaler sweep")
-    return sweep_result(st, url)
+    return sweep_result(st, storage or default_storage(name))

@@ -1,4 +1,4 @@
-"""The proxy trainer: short training runs that rank candidate networks, and its benchmark.
+"""The proxy trainer: short training runs that rank candidate networks.
 
 A search compares many scaled networks, so one proxy run must be cheap and its ranking
 repeatable. :func:`train` gets there by keeping the whole input pipeline on the device:
@@ -14,9 +14,8 @@ Every random draw comes from the run's seed: the model is initialised under
 shuffling and augmentation use a private CPU ``torch.Generator``, so the same seed on the CPU gives
 bit-identical results and the same augmentation stream on every device.
 
-:func:`bench` measures what this design buys: the same model trained the way the PyTorch ImageNet
-example trains (PNG files, a ``DataLoader`` whose workers decode and augment each sample with
-Pillow, fp32 NCHW), alternating rounds with :func:`train`, same data, pixels and batch size.
+:func:`scaler.bench.bench` measures what this design buys against a loop written like the
+PyTorch ImageNet example.
 
 Failures are typed (:class:`TrainError` and its subclasses) with one-line messages; a run never
 returns a silent 0 % result.
@@ -27,23 +26,16 @@ from __future__ import annotations
 import dataclasses
 import gc
 import math
-import os
 import re
-import statistics
-import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
-import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
 
 from scaler.data import DataSource, Split
 from scaler.model import build, count_params
@@ -52,17 +44,14 @@ from scaler.spec import MAX_PIXELS, MIN_PIXELS, Spec
 __all__ = [
     "OPTIMIZERS",
     "PROXY_PRESETS",
-    "BenchResult",
     "DivergedError",
     "Evaluation",
     "OutOfMemoryError",
     "ProxyConfig",
     "TrainError",
     "TrainResult",
-    "bench",
     "evaluate",
     "proxy_config",
-    "reference_loop",
     "select_device",
     "train",
 ]
@@ -581,37 +570,25 @@ def train(
         raise TrainError(f"{source.name}: the train and val splits must not be empty")
     batch_size = min(config.batch_size, len(train_split))
 
-    threads_before = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    # Every train batch has the same shape, so cuDNN's autotuning pays for itself after a step;
-    # restored afterwards since it is process-wide.
-    cudnn_benchmark = torch.backends.cudnn.benchmark
-    if device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
     oom: str | None = None
-    try:
-        with _fork_rng(device):
-            _seed_global(seed, device)
-            try:
-                return _run(
-                    spec,
-                    (train_split, val_split),
-                    source.num_classes,
-                    config,
-                    device,
-                    seed,
-                    batch_size,
-                    callback,
-                    progress,
-                )
-            except Exception as exc:
-                if not _is_oom(exc):
-                    raise
-                oom = _first_line(exc)
-    finally:
-        torch.set_num_threads(threads_before)
-        torch.backends.cudnn.benchmark = cudnn_benchmark
+    with _torch_settings(device, config.threads), _fork_rng(device):
+        _seed_global(seed, device)
+        try:
+            return _run(
+                spec,
+                (train_split, val_split),
+                source.num_classes,
+                config,
+                device,
+                seed,
+                batch_size,
+                callback,
+                progress,
+            )
+        except Exception as exc:
+            if not _is_oom(exc):
+                raise
+            oom = _first_line(exc)
     # Only reached after running out of memory. The failed run's tensors became unreachable
     # when the except block ended, so the cache can be handed back before the next trial.
     gc.collect()
@@ -620,6 +597,119 @@ def train(
     raise OutOfMemoryError(
         f"out of memory training {spec.describe()} with batch {batch_size} at {spec.pixels} px "
         f"on {device}: lower batch_size or the resolution ({oom})"
+    )
+
+
+@contextmanager
+def _torch_settings(device: torch.device, threads: int | None) -> Iterator[None]:
+    """Set torch's CPU threads and cuDNN autotuning for one run, and restore them after it."""
+    threads_before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    # Every train batch has the same shape, so cuDNN's autotuning pays for itself after a step;
+    # restored afterwards since it is process-wide.
+    cudnn_benchmark = torch.backends.cudnn.benchmark
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads_before)
+        torch.backends.cudnn.benchmark = cudnn_benchmark
+
+
+@dataclass(frozen=True)
+class _Schedule:
+    """Step counts of one run, in optimizer steps."""
+
+    steps_per_epoch: int
+    total_steps: int
+    epochs: int  # the last one may be partial when config.images is set
+    warmup: int
+
+
+def _schedule(n: int, batch_size: int, config: ProxyConfig) -> _Schedule:
+    """The run's length and warm-up for ``n`` train images in batches of ``batch_size``."""
+    # Partial last batches are dropped: a batch of a few images gives BatchNorm noisy statistics,
+    # and the images left out are seen in other epochs since every epoch reshuffles.
+    steps_per_epoch = n // batch_size
+    if config.images is not None:
+        total_steps = max(1, math.ceil(config.images / batch_size))
+    else:
+        total_steps = config.epochs * steps_per_epoch
+    epochs = math.ceil(total_steps / steps_per_epoch)
+    # At most half the run: a run that is all warm-up never anneals.
+    warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
+    return _Schedule(steps_per_epoch, total_steps, epochs, warmup)
+
+
+@dataclass
+class _Run:
+    """One run in progress: model, optimizer, data on the device, schedule and step counters."""
+
+    config: ProxyConfig
+    device: torch.device
+    amp: bool
+    batch_size: int
+    params: int
+    net: nn.Module
+    optimizer: torch.optim.Optimizer
+    images: torch.Tensor
+    labels: torch.Tensor
+    val_images: torch.Tensor
+    val_labels: torch.Tensor
+    norm: tuple[torch.Tensor, torch.Tensor]
+    generator: torch.Generator
+    n: int  # train images
+    schedule: _Schedule
+    step: int = 0  # optimizer steps taken so far, over all epochs
+    train_time: float = 0.0  # seconds spent in train steps
+    first_step_time: float = 0.0  # seconds of the very first step, left out of images_per_s
+
+    @property
+    def images_per_s(self) -> float:
+        """Training throughput so far, first step excluded."""
+        return _throughput(self.step, self.batch_size, self.train_time, self.first_step_time)
+
+
+def _setup(
+    spec: Spec,
+    splits: tuple[Split, Split],
+    num_classes: int,
+    config: ProxyConfig,
+    device: torch.device,
+    seed: int,
+    batch_size: int,
+) -> _Run:
+    """Build the model and optimizer, put the data on the device and plan the schedule."""
+    train_split, val_split = splits
+    amp = config.amp if config.amp is not None else device.type == "cuda"
+
+    # Built on the CPU under the run's seed, so the initial weights do not depend on the device.
+    model = build(spec, num_classes)
+    params = count_params(model)
+    model = model.to(device)
+    if config.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    optimizer = _optimizer(model, config)
+
+    return _Run(
+        config=config,
+        device=device,
+        amp=amp,
+        batch_size=batch_size,
+        params=params,
+        net=net,
+        optimizer=optimizer,
+        images=_place(train_split.images, device),
+        labels=_place(train_split.labels, device),
+        val_images=_place(val_split.images, device),
+        val_labels=_place(val_split.labels, device),
+        norm=_normalizer(device),
+        generator=torch.Generator().manual_seed(seed),
+        n=len(train_split),
+        schedule=_schedule(len(train_split), batch_size, config),
     )
 
 
@@ -634,107 +724,21 @@ def _run(
     callback: Callback | None,
     progress: Progress | None,
 ) -> TrainResult:
-    train_split, val_split = splits
-    amp = config.amp if config.amp is not None else device.type == "cuda"
-
-    # Built on the CPU under the run's seed, so the initial weights do not depend on the device.
-    model = build(spec, num_classes)
-    params = count_params(model)
-    model = model.to(device)
-    if config.channels_last:
-        model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
-    optimizer = _optimizer(model, config)
-
-    images = _place(train_split.images, device)
-    labels = _place(train_split.labels, device)
-    val_images = _place(val_split.images, device)
-    val_labels = _place(val_split.labels, device)
-    norm = _normalizer(device)
-    generator = torch.Generator().manual_seed(seed)
-
-    n = len(train_split)
-    # Partial last batches are dropped: a batch of a few images gives BatchNorm noisy statistics,
-    # and the images left out are seen in other epochs since every epoch reshuffles.
-    steps_per_epoch = n // batch_size
-    if config.images is not None:
-        total_steps = max(1, math.ceil(config.images / batch_size))
-    else:
-        total_steps = config.epochs * steps_per_epoch
-    epochs = math.ceil(total_steps / steps_per_epoch)
-    # At most half the run: a run that is all warm-up never anneals.
-    warmup = min(round(config.warmup_epochs * steps_per_epoch), total_steps // 2)
-    check_every = 1 if device.type == "cpu" else _CHECK_EVERY_ACCELERATOR
+    """Set up and train one run inside :func:`train`'s forked RNG, evaluating as it goes."""
+    run = _setup(spec, splits, num_classes, config, device, seed, batch_size)
+    epochs = run.schedule.epochs
     evaluate_each = config.eval_every_epoch or callback is not None
 
     loss_curve: list[float] = []
     val_curve: list[float] = []
     scores: Evaluation | None = None
-    step = 0
-    train_time = 0.0
-    first_step_time = 0.0
     start = time.perf_counter()
     for epoch in range(1, epochs + 1):
-        net.train()
-        order = torch.randperm(n, generator=generator)
-        steps = min(steps_per_epoch, total_steps - step)
-        running = torch.zeros((), dtype=torch.float64, device=device)
-        _sync(device)
-        epoch_start = time.perf_counter()
-        for i in range(steps):
-            index = order[i * batch_size : (i + 1) * batch_size]
-            x = _input_batch(
-                images,
-                index,
-                device,
-                norm,
-                channels_last=config.channels_last,
-                generator=generator if config.augment else None,
-                crop_scale=config.crop_scale,
-            )
-            y = labels[index.to(labels.device)].to(device, non_blocking=True)
-            lr = _lr_at(step, total_steps, warmup, config.lr)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            with _autocast(device, amp):
-                logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.detach()
-            step += 1
-            if (i + 1) % check_every == 0 or i == steps - 1:
-                value = float(running)
-                if not math.isfinite(value):
-                    raise DivergedError(
-                        f"training diverged (loss {value}) at epoch {epoch}, step {i + 1} of "
-                        f"{steps} (lr {lr:.3g}): lower the learning rate "
-                        f"(e.g. lr={config.lr / 4:g})"
-                    )
-            if step == 1:
-                _sync(device)
-                first_step_time = time.perf_counter() - epoch_start
-        _sync(device)
-        train_time += time.perf_counter() - epoch_start
-        loss_curve.append(float(running) / steps)
-
+        loss_curve.append(_train_epoch(run, epoch))
         if evaluate_each or epoch == epochs:
-            scores = evaluate(
-                net,
-                val_images,
-                val_labels,
-                device=device,
-                channels_last=config.channels_last,
-                amp=amp,
-            )
-            if not math.isfinite(scores.loss):
-                raise DivergedError(
-                    f"evaluation after epoch {epoch} gave non-finite outputs: lower the learning "
-                    f"rate (e.g. lr={config.lr / 4:g})"
-                )
+            scores = _evaluate_epoch(run, epoch)
             val_curve.append(scores.top1)
-        images_per_s = _throughput(step, batch_size, train_time, first_step_time)
+        images_per_s = run.images_per_s
         if progress is not None:
             progress(epoch, epochs, loss_curve[-1], images_per_s)
         if callback is not None:
@@ -747,16 +751,86 @@ def _run(
         loss_curve=tuple(loss_curve),
         val_top1_curve=tuple(val_curve),
         wall_time=wall_time,
-        images_per_s=_throughput(step, batch_size, train_time, first_step_time),
-        images_seen=step * batch_size,
+        images_per_s=run.images_per_s,
+        images_seen=run.step * batch_size,
         epochs=epochs,
         pixels=spec.pixels,
-        params=params,
+        params=run.params,
         device=str(device),
         threads=torch.get_num_threads(),
         seed=seed,
         val_loss=scores.loss,
     )
+
+
+def _train_epoch(run: _Run, epoch: int) -> float:
+    """Train one epoch (1-based) of ``run``; return its mean train loss."""
+    config, device, batch_size = run.config, run.device, run.batch_size
+    check_every = 1 if device.type == "cpu" else _CHECK_EVERY_ACCELERATOR
+    run.net.train()
+    order = torch.randperm(run.n, generator=run.generator)
+    steps = min(run.schedule.steps_per_epoch, run.schedule.total_steps - run.step)
+    running = torch.zeros((), dtype=torch.float64, device=device)
+    _sync(device)
+    epoch_start = time.perf_counter()
+    for i in range(steps):
+        index = order[i * batch_size : (i + 1) * batch_size]
+        x = _input_batch(
+            run.images,
+            index,
+            device,
+            run.norm,
+            channels_last=config.channels_last,
+            generator=run.generator if config.augment else None,
+            crop_scale=config.crop_scale,
+        )
+        y = run.labels[index.to(run.labels.device)].to(device, non_blocking=True)
+        lr = _lr_at(run.step, run.schedule.total_steps, run.schedule.warmup, config.lr)
+        for group in run.optimizer.param_groups:
+            group["lr"] = lr
+        with _autocast(device, run.amp):
+            logits = run.net(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+        run.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        run.optimizer.step()
+        running += loss.detach()
+        run.step += 1
+        if (i + 1) % check_every == 0 or i == steps - 1:
+            _check_loss(float(running), epoch, i + 1, steps, lr, config.lr)
+        if run.step == 1:
+            _sync(device)
+            run.first_step_time = time.perf_counter() - epoch_start
+    _sync(device)
+    run.train_time += time.perf_counter() - epoch_start
+    return float(running) / steps
+
+
+def _check_loss(value: float, epoch: int, step: int, steps: int, lr: float, peak: float) -> None:
+    """Raise :class:`DivergedError` when the running loss ``value`` is NaN or infinite."""
+    if not math.isfinite(value):
+        raise DivergedError(
+            f"training diverged (loss {value}) at epoch {epoch}, step {step} of "
+            f"{steps} (lr {lr:.3g}): lower the learning rate (e.g. lr={peak / 4:g})"
+        )
+
+
+def _evaluate_epoch(run: _Run, epoch: int) -> Evaluation:
+    """Scores of ``run``'s model on val after ``epoch``; non-finite outputs raise DivergedError."""
+    scores = evaluate(
+        run.net,
+        run.val_images,
+        run.val_labels,
+        device=run.device,
+        channels_last=run.config.channels_last,
+        amp=run.amp,
+    )
+    if not math.isfinite(scores.loss):
+        raise DivergedError(
+            f"evaluation after epoch {epoch} gave non-finite outputs: lower the learning "
+            f"rate (e.g. lr={run.config.lr / 4:g})"
+        )
+    return scores
 
 
 def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) -> float:
@@ -766,224 +840,23 @@ def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) 
     return steps * batch_size / max(seconds, 1e-9)
 
 
-# --------------------------------------------------------------------------- bench
-
-
-@dataclass(frozen=True)
-class BenchResult:
-    """Training throughput of scaler's trainer against the naive reference loop."""
-
-    scaler_images_per_s: float  # median over rounds
-    reference_images_per_s: float  # median over rounds
-    scaler_rounds: tuple[float, ...]
-    reference_rounds: tuple[float, ...]
-    ratio: float  # scaler / reference (medians)
-    device: str
-    threads: int
-    workers: int  # DataLoader workers of the reference loop
-    model: str
-    pixels: int
-    batch_size: int
-    images: int  # timed training images per round, for each loop
-
-    def describe(self) -> str:
-        """A short multi-line report."""
-        rounds = ", ".join(
-            f"{s:.0f}/{r:.0f}"
-            for s, r in zip(self.scaler_rounds, self.reference_rounds, strict=True)
-        )
-        return (
-            f"{self.model}, batch {self.batch_size}, {self.images} images per round, "
-            f"{self.device}, {self.threads} threads, {self.workers} loader workers\n"
-            f"scaler    {self.scaler_images_per_s:8.1f} img/s\n"
-            f"reference {self.reference_images_per_s:8.1f} img/s\n"
-            f"ratio     {self.ratio:8.2f}x  (rounds scaler/reference: {rounds})"
-        )
-
-
-class _PngFolder(Dataset):
-    """The reference input pipeline: one PNG per sample, decoded and augmented with Pillow."""
-
-    def __init__(self, files: list[tuple[str, int]], pixels: int, crop_scale: float) -> None:
-        self.files = files
-        self.pixels = pixels
-        self.crop_scale = crop_scale
-        self.mean = torch.tensor(_MEAN).view(3, 1, 1) / 255
-        self.std = torch.tensor(_STD).view(3, 1, 1) / 255
-
-    def __len__(self) -> int:
-        return len(self.files)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.files[index]
-        with Image.open(path) as img:
-            img = img.convert("RGB")
-        width, height = img.size
-        # RandomResizedCrop: area in [crop_scale, 1], log-uniform aspect ratio, clamped box.
-        area = width * height * (self.crop_scale + (1 - self.crop_scale) * torch.rand(1).item())
-        ratio = math.exp((2 * torch.rand(1).item() - 1) * _LOG_RATIO)
-        w = min(width, max(1, round(math.sqrt(area * ratio))))
-        h = min(height, max(1, round(math.sqrt(area / ratio))))
-        left = int(torch.randint(0, width - w + 1, (1,)))
-        top = int(torch.randint(0, height - h + 1, (1,)))
-        img = img.resize(
-            (self.pixels, self.pixels),
-            Image.Resampling.BILINEAR,
-            box=(left, top, left + w, top + h),
-        )
-        if torch.rand(1).item() < 0.5:
-            img = img.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
-        # ToTensor + Normalize.
-        x = torch.from_numpy(np.asarray(img, dtype=np.uint8).copy()).permute(2, 0, 1)
-        x = (x.float() / 255 - self.mean) / self.std
-        return x, label
-
-
-def _write_pngs(source: DataSource, folder: Path, pixels: int) -> list[tuple[str, int]]:
-    """Save the train split at ``pixels`` as ImageFolder-style PNGs; return (path, label)."""
-    split = source.load("train", pixels)
-    array = split.images.permute(0, 2, 3, 1).numpy()
-    files: list[tuple[str, int]] = []
-    for i, (image, label) in enumerate(zip(array, split.labels.tolist(), strict=True)):
-        path = folder / f"{label:04d}" / f"{i:06d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(path)
-        files.append((str(path), label))
-    return files
-
-
-def _forever(loader: DataLoader) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    while True:
-        yield from loader
-
-
-def reference_loop(
-    spec: Spec,
-    files: list[tuple[str, int]],
-    num_classes: int,
-    *,
-    images: int,
-    batch_size: int,
-    config: ProxyConfig | None = None,
-    workers: int | None = None,
-) -> float:
-    """Train ``spec`` the naive way on PNG ``files``; return images/s after one warm-up step.
-
-    Written like the PyTorch ImageNet example: a ``DataLoader`` over a Dataset that opens, crops,
-    flips and normalizes each file with Pillow in worker processes, an fp32 NCHW model, plain
-    SGD with momentum. lr, momentum, weight decay and crop scale come from ``config``.
-    """
-    config = config or ProxyConfig()
-    device = select_device(config.device)
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1)
-    steps = max(1, images // batch_size)
-    with _fork_rng(device):
-        _seed_global(config.seed, device)
-        model = build(spec, num_classes).to(device)
-        criterion = nn.CrossEntropyLoss()
-        optimizer = torch.optim.SGD(
-            model.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-        )
-        dataset = _PngFolder(files, spec.pixels, config.crop_scale)
-        loader = DataLoader(
-            dataset,
-            batch_size=batch_size,
-            shuffle=True,
-            num_workers=workers,
-            drop_last=True,
-            pin_memory=device.type == "cuda",
-        )
-        model.train()
-        batches = _forever(loader)
-        start = 0.0
-        for step in range(steps + 1):
-            x, y = next(batches)
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = criterion(model(x), y)
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-            if step == 0:  # warm-up: worker start-up and kernel selection are not timed
-                _sync(device)
-                start = time.perf_counter()
-        _sync(device)
-        elapsed = time.perf_counter() - start
-        del batches  # shuts the workers down
-    return steps * batch_size / elapsed
-
-
-def bench(
-    spec: Spec,
-    source: DataSource,
-    config: ProxyConfig | None = None,
-    rounds: int = 3,
-    *,
-    images: int | None = None,
-    workers: int | None = None,
-) -> BenchResult:
-    """Throughput of :func:`train` vs :func:`reference_loop` on the same model, data and batch.
-
-    Rounds alternate (scaler, reference, scaler, ...) so that load on a shared machine hits
-    both alike; each round trains a fresh model on ``images`` timed images (default 32
-    batches) after one untimed warm-up step. The reference reads PNGs of the train split at the
-    source's native size (``max_pixels``, or 64 px) from a temporary folder.
-    """
-    config = config or ProxyConfig()
-    _check_int("rounds", rounds, 1)
-    if images is not None:
-        _check_int("images", images, 1)
-    if workers is not None:
-        _check_int("workers", workers, 0)
-    device = select_device(config.device)
-    n_train = len(source.load("train", spec.pixels))
-    batch_size = min(config.batch_size, n_train)
-    steps = max(1, (images if images is not None else 32 * batch_size) // batch_size)
-    timed = steps * batch_size
-    workers = min(2, os.cpu_count() or 1) if workers is None else workers
-    native = source.max_pixels or max(64, spec.pixels)
-    # One extra batch: train() leaves its first step out of images_per_s, as the reference does.
-    scaler_config = dataclasses.replace(config, images=timed + batch_size, eval_every_epoch=False)
-    threads_before = torch.get_num_threads()
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
-    try:
-        with tempfile.TemporaryDirectory(prefix="scaler-bench-") as folder:
-            files = _write_pngs(source, Path(folder), native)
-            ours: list[float] = []
-            theirs: list[float] = []
-            for _ in range(rounds):
-                ours.append(train(spec, source, scaler_config).images_per_s)
-                theirs.append(
-                    reference_loop(
-                        spec,
-                        files,
-                        source.num_classes,
-                        images=timed,
-                        batch_size=batch_size,
-                        config=config,
-                        workers=workers,
-                    )
-                )
-        threads = torch.get_num_threads()
-    finally:
-        torch.set_num_threads(threads_before)
-    scaler_median = statistics.median(ours)
-    reference_median = statistics.median(theirs)
-    return BenchResult(
-        scaler_images_per_s=scaler_median,
-        reference_images_per_s=reference_median,
-        scaler_rounds=tuple(ours),
-        reference_rounds=tuple(theirs),
-        ratio=scaler_median / reference_median,
-        device=str(device),
-        threads=threads,
-        workers=workers,
-        model=spec.describe(),
-        pixels=spec.pixels,
-        batch_size=batch_size,
-        images=timed,
-    )
+def run_metrics(result: TrainResult, spec, cost, data: str, config: ProxyConfig) -> dict:
+    """One run's metrics as ``scaler train --json`` writes them."""
+    return {
+        "top1": result.top1,
+        "top5": result.top5,
+        "wall_time": result.wall_time,
+        "images_per_s": result.images_per_s,
+        "params": cost.params,
+        "flops": cost.flops,
+        "activations": cost.activations,
+        "pixels": spec.pixels,
+        "depth": spec.depth,
+        "width": spec.width,
+        "data": data,
+        "device": result.device,
+        "threads": result.threads,
+        "seed": result.seed,
+        "loss_curve": list(result.loss_curve),
+        "proxy": dataclasses.asdict(config),
+    }

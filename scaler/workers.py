@@ -1,17 +1,17 @@
-"""Several worker processes on one study: one per GPU on CUDA, a share of the cores on CPU.
+"""Several worker processes on one machine: one per GPU on CUDA, a share of the cores on CPU.
 
-The study's storage is the only channel between workers, so workers on other machines (started
-with the same ``scaler search ... --storage postgresql://...``) join the same way. What makes
-that safe lives in :mod:`scaler.search`: queued points are claimed atomically by the storage,
-identical networks are trained once (a twin waits and reuses), and trials whose worker died stop
-sending heartbeats, are failed as stale by any live worker and queued again.
+:func:`run_workers` starts N processes, each running the function it is given with its
+:class:`Placement`, and knows nothing of what they do. Searches and sweeps pass a function
+that opens their study and works its queue; the study's storage is the only channel between
+workers, so workers on other machines (the same command with ``--storage postgresql://...``)
+join the same way. What makes sharing safe lives in :mod:`scaler.runner`.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 
 
@@ -34,6 +34,15 @@ def default_workers() -> int:
         return 1
 
 
+def check_workers(workers: int | None) -> int:
+    """``workers`` validated (1..64), or the default when None."""
+    if workers is None:
+        return default_workers()
+    if not 1 <= workers <= 64:
+        raise ValueError(f"--workers {workers} is invalid: it must be in 1..64")
+    return workers
+
+
 def plan(workers: int, cpus: int | None = None) -> list[Placement]:
     """Split the machine: GPUs round-robin when present, otherwise the cores evenly."""
     import torch
@@ -50,37 +59,25 @@ def plan(workers: int, cpus: int | None = None) -> list[Placement]:
     return [Placement(i, max(1, cpus // workers), None) for i in range(workers)]
 
 
-def _worker_main(cfg, study: str, storage: str, placement: Placement) -> None:
+def _child(target: Callable[[Placement], None], placement: Placement) -> None:
     if placement.visible_device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = placement.visible_device
-    from scaler import search as S
+    if placement.threads:
+        import torch
 
-    prepared = S.prepare(cfg, study, storage)
-
-    def report(event) -> None:
-        if event.kind == "trial_end":
-            print(
-                f"[worker {placement.index}] trial {event.trial}: top-1 "
-                f"{event.info['top1']:.2f} % in {event.info['wall_time']:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
-
-    S.run_worker(prepared, report, threads=placement.threads)
+        torch.set_num_threads(placement.threads)
+    target(placement)
 
 
-def run_workers(prepared, workers: int) -> None:
-    """Run ``workers`` processes on the prepared study and wait for all of them."""
-    from scaler import search as S
+def run_workers(target: Callable[[Placement], None], workers: int) -> None:
+    """Run ``target(placement)`` in ``workers`` processes and wait for all of them.
 
-    S.open_search_study(prepared)  # create and queue once, before the workers race for it
-    ctx = mp.get_context("spawn")  # fork would share torch's thread pools and CUDA state
+    ``target`` must be picklable (a module-level function, or a ``functools.partial`` of one):
+    children are spawned, since fork would share torch's thread pools and CUDA state.
+    """
+    ctx = mp.get_context("spawn")
     procs = [
-        ctx.Process(
-            target=_worker_main,
-            args=(prepared.cfg, prepared.study_name, prepared.storage_url, placement),
-            daemon=False,
-        )
+        ctx.Process(target=_child, args=(target, placement), daemon=False)
         for placement in plan(workers)
     ]
     for p in procs:

@@ -16,7 +16,9 @@ import uuid
 
 import pytest
 
-from scaler import search as S
+from scaler import searches as S
+from scaler.results import trials_frame
+from scaler.studies import load_study
 
 PG = os.environ.get("SCALER_TEST_POSTGRES")
 needs_pg = pytest.mark.skipif(not PG, reason="set SCALER_TEST_POSTGRES to a PostgreSQL URL")
@@ -81,10 +83,14 @@ def finish(proc: subprocess.Popen, timeout: float = 600) -> str:
     return out
 
 
+def _point(attrs: dict) -> tuple[str, float, float]:
+    return attrs["role"], round(attrs["alpha"], 6), round(attrs["beta"], 6)
+
+
 def assert_each_point_trained_once(url: str, study: str, cfg: S.SearchConfig) -> None:
-    frame = S.trials_frame(S.load_study(study, url))
+    frame = trials_frame(load_study(study, url))
     done = frame[frame["state"].isin(["COMPLETE", "PRUNED"])]
-    wanted = {(r, round(a, 6), round(b, 6)) for r, a, b in S.wanted_points(cfg)}
+    wanted = {_point(p.attrs) for p in S.queued_points(cfg)}
     covered = {
         (r, round(a, 6), round(b, 6))
         for r, a, b in zip(done["role"], done["alpha"], done["beta"], strict=True)
@@ -119,10 +125,10 @@ def test_two_workers_share_a_grid(storage):
     procs = [worker(storage, study, "--images", "64", *GRID) for _ in range(2)]
     outs = [finish(p) for p in procs]
     assert_each_point_trained_once(storage, study, grid_config(64))
-    frame = S.trials_frame(S.load_study(study, storage))
-    workers = set(S.load_study(study, storage).trials_dataframe()["user_attrs_worker"].dropna())
+    frame = trials_frame(load_study(study, storage))
+    workers = set(load_study(study, storage).trials_dataframe()["user_attrs_worker"].dropna())
     assert len(workers) == 2, workers  # both did work
-    assert len(frame) == len(S.wanted_points(grid_config(64)))  # no point queued twice
+    assert len(frame) == len(S.queued_points(grid_config(64)))  # no point queued twice
     if "@" in storage:
         password = storage.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
         assert all(password not in o for o in outs)
@@ -155,7 +161,7 @@ def test_killed_worker_loses_nothing(storage):
     while time.monotonic() < deadline:
         time.sleep(0.2)
         try:
-            st = S.load_study(study, storage)
+            st = load_study(study, storage)
         except ValueError:
             continue
         trials = st.get_trials()
@@ -170,11 +176,15 @@ def test_killed_worker_loses_nothing(storage):
     victim.send_signal(signal.SIGKILL)
     victim.wait()
     finish(worker(storage, study, *extra))  # the next run retries the stale trial
-    frame = S.trials_frame(S.load_study(study, storage))
+    frame = trials_frame(load_study(study, storage))
     for number, value in finished_before.items():  # finished trials are never lost
         assert frame.set_index("number").loc[number, "value"] == value
     lost = frame[frame["state"] == "FAIL"]
-    assert len(lost) == 1 and lost.iloc[0]["status"] == "lost"
+    assert len(lost) == 1 and lost.iloc[0]["status"] == "stale"
+    # The record says why, and that its point is done now (not "requeued on resume").
+    redone = frame[(frame["state"] == "COMPLETE") & (frame["role"] == lost.iloc[0]["role"])]
+    assert "sent no heartbeat" in lost.iloc[0]["reason"]
+    assert f"trained again as trial {redone.iloc[0]['number']}" in lost.iloc[0]["reason"]
     cfg = S.SearchConfig(
         budget=2.0,
         proxy="quick",
@@ -238,7 +248,7 @@ def test_no_password_anywhere(tmp_path):
             text=True,
         )
     )
-    st = S.load_study(study, PG)
+    st = load_study(study, PG)
     stored = json.dumps([st.user_attrs] + [t.user_attrs for t in st.get_trials()], default=str)
     written = "".join(p.read_text() for p in tmp_path.rglob("*") if p.is_file())
     assert study in out and "***" in exported.read_text()

@@ -19,8 +19,10 @@ from optuna.trial import TrialState, create_trial
 
 from scaler import plots as P
 from scaler import report as R
-from scaler import search as S
+from scaler import searches as S
 from scaler import sweeps as W
+from scaler.results import load_studies
+from scaler.studies import versions
 
 # One thread: on a shared 2-core machine two spinning threads slow tiny runs down many times.
 TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
@@ -76,7 +78,7 @@ def make_search(url: str, name: str = "search") -> None:
     stored["data_fingerprint"] = parse_data("embedded").fingerprint()
     st.set_user_attr("kind", "search")
     st.set_user_attr("config", stored)
-    st.set_user_attr("versions", S.versions())
+    st.set_user_attr("versions", versions())
 
     def add(state, attrs, value=None):
         params = {"alpha": attrs["alpha"], "beta": attrs["beta"]}
@@ -167,7 +169,7 @@ def _check_files(paths):
 
 
 def test_figure1_has_four_labelled_lines(store):
-    figs = P.figures_for(P.load_studies(["fig1"], store))
+    figs = P.figures_for(load_studies(["fig1"], store))
     ax = figs["scaling"].axes[0]
     _, labels = ax.get_legend_handles_labels()
     assert labels == ["d=1.0, r=1.0", "d=1.0, r=1.3", "d=2.0, r=1.0", "d=2.0, r=1.3"]
@@ -179,7 +181,7 @@ def test_figure1_has_four_labelled_lines(store):
 
 def test_plot_search_and_sweeps(store, tmp_path):
     out = tmp_path / "figs"
-    paths = P.plot_studies(["search", "single", "fig1"], store, out)
+    paths = R.plot_studies(["search", "single", "fig1"], store, out)
     names = sorted(p.name for p in paths)
     assert names == sorted(
         f"{stem}.{ext}"
@@ -187,7 +189,7 @@ def test_plot_search_and_sweeps(store, tmp_path):
         for ext in ("png", "svg")
     )
     _check_files(paths)
-    ax = P.figures_for(P.load_studies(["search", "single"], store))["scaling"].axes[0]
+    ax = P.figures_for(load_studies(["search", "single"], store))["scaling"].axes[0]
     labels = ax.get_legend_handles_labels()[1]
     assert any(label.startswith("search best α=1.20") for label in labels)
     assert "depth d (w = r = 1)" in labels
@@ -214,7 +216,7 @@ def test_error_bars_and_gaps_in_frames():
 
 
 def test_search_plots_show_every_kind_of_trial(store):
-    figs = P.figures_for(P.load_studies(["search"], store))
+    figs = P.figures_for(load_studies(["search"], store))
     labels = figs["search.map"].axes[0].get_legend_handles_labels()[1]
     assert "infeasible (budget)" in labels and "failed / pruned" in labels
     assert "reused (identical network)" in labels and "best: 60.00 %" in labels
@@ -225,7 +227,7 @@ def test_search_plots_show_every_kind_of_trial(store):
 
 
 def test_studies_without_finished_trials_plot_and_report(store, tmp_path):
-    paths = P.plot_studies(["empty", "bare"], store, tmp_path / "p")
+    paths = R.plot_studies(["empty", "bare"], store, tmp_path / "p")
     _check_files(paths)
     path = R.write_report(["empty"], store, tmp_path / "r")
     text = path.read_text()

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from scaler import search as S
+from scaler import searches as S
 from scaler.scaling import load_coefficients
+from scaler.studies import load_study
 
 TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
 
@@ -85,7 +86,7 @@ def test_interrupted_run_resumes(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         S.run(tiny(), study="int", storage=url, progress=stop_at_second_trial)
-    st = S.load_study("int", url)
+    st = load_study("int", url)
     first = {t.number: t.value for t in st.get_trials() if t.state.name == "COMPLETE"}
     assert len(first) == 1 and [t.state.name for t in st.get_trials()].count("FAIL") == 1
     res = S.run(tiny(), study="int", storage=url)
@@ -99,10 +100,10 @@ def test_interrupted_run_resumes(tmp_path):
 
 def test_incompatible_resume_is_refused(searched):
     _, url = searched
-    before = len(S.load_study("tiny", url).get_trials())
+    before = len(load_study("tiny", url).get_trials())
     with pytest.raises(ValueError, match=r"seeds: 1 → 2"):
         S.run(tiny(seeds=2), study="tiny", storage=url)
-    assert len(S.load_study("tiny", url).get_trials()) == before
+    assert len(load_study("tiny", url).get_trials()) == before
 
 
 def test_export_round_trip(searched, tmp_path, cli):

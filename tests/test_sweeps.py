@@ -134,16 +134,16 @@ def test_rerun_resumes_and_refuses_other_config(swept):
 
 
 def test_failed_point_does_not_stop_the_sweep(tmp_path, monkeypatch):
-    from scaler import search as S
+    from scaler import runner
 
-    def fake_train(trial, spec, source, proxy, seeds, prune, emit=None):
-        if spec.stem != 32:  # the widened network fails, the base trains
+    def fake_train(trial, job, source, proxy, emit=None):
+        if job.spec.stem != 32:  # the widened network fails, the base trains
             raise RuntimeError("out of memory\n(simulated)")
         for key, value in (("top1_seeds", [42.0]), ("top1_mean", 42.0), ("status", "trained")):
             trial.set_user_attr(key, value)
         return 42.0
 
-    monkeypatch.setattr(S, "train_point", fake_train)
+    monkeypatch.setattr(runner, "train_point", fake_train)
     url = f"sqlite:///{tmp_path / 'f.db'}"
     cfg = tiny(kind="single", dims=("width",), widths=(1.4, 1.0))
     res = W.run_sweep(cfg, study="f", storage=url)
@@ -157,7 +157,7 @@ def test_failed_point_does_not_stop_the_sweep(tmp_path, monkeypatch):
 
 
 def test_study_attrs(swept):
-    from scaler.search import load_study
+    from scaler.studies import load_study
 
     _, url, _ = swept
     st = load_study("single", url)

@@ -14,16 +14,15 @@ import torch
 from torch import nn
 
 from scaler import train as T
+from scaler.bench import BenchResult, bench
 from scaler.data import EmbeddedConfig, EmbeddedSource
 from scaler.spec import scale
 from scaler.train import (
     PROXY_PRESETS,
-    BenchResult,
     DivergedError,
     OutOfMemoryError,
     ProxyConfig,
     TrainResult,
-    bench,
     evaluate,
     proxy_config,
     select_device,

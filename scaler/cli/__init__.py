@@ -1,0 +1,95 @@
+"""The ``scaler`` command line: thin typer commands over the library, one module per group.
+
+``networks`` (info, family) · ``training`` (train, bench) · ``studies`` (search, export,
+studies) · ``sweeps`` (the sweep group) · ``reports`` (plot, report); ``common`` holds the
+options and displays they share. Every command calls library functions and formats their
+result (rich tables, or JSON with ``--json``). Bad input raises ``ValueError`` in the library;
+:func:`main` turns it, and click's own usage errors, into one line on stderr and exit code 2,
+with no traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+from scaler import __version__
+from scaler.cli import networks, reports, studies, sweeps, training
+from scaler.cli.common import err, new_app
+
+app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
+app.info.name = "scaler"
+for command in (
+    networks.info,
+    networks.family,
+    training.train,
+    training.bench,
+    studies.search,
+    studies.export,
+    studies.studies,
+):
+    app.command()(command)
+app.add_typer(sweeps.app, name="sweep")
+app.command()(reports.plot)
+app.command()(reports.report)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"scaler {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool],
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = None,
+) -> None:
+    """Compound model scaling (Tan & Le, EfficientNet, 2019): build, count, search, export."""
+
+
+def _error(message: str) -> None:
+    sys.stderr.write("Error: " + " ".join(str(message).split()) + "\n")
+
+
+def _is_usage_error(e: BaseException) -> bool:
+    # click's UsageError family; typer >= 0.2x vendors click, so match by name, not by import.
+    return any(c.__name__ == "UsageError" for c in type(e).__mro__) and hasattr(e, "format_message")
+
+
+def _run_failures() -> tuple[type[Exception], ...]:
+    # Imported only once something failed: torch stays out of `scaler --help`.
+    from scaler.train import TrainError
+    from scaler.workers import WorkerError
+
+    return (TrainError, WorkerError)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; user errors become one line on stderr and exit code 2."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args or ["--help"], prog_name="scaler", standalone_mode=False)
+    except KeyboardInterrupt:
+        err.print("Interrupted.")
+        return 130
+    except ValueError as e:
+        _error(str(e))
+        return 2
+    except _run_failures() as e:  # a run that failed, not bad input
+        _error(str(e))
+        return 1
+    except Exception as e:
+        if _is_usage_error(e):
+            _error(e.format_message())
+            return 2
+        if type(e).__name__ == "Abort":
+            err.print("Interrupted.")
+            return 130
+        raise
+    return result if isinstance(result, int) else 0

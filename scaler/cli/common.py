@@ -1,0 +1,241 @@
+"""What every command group shares: consoles, JSON output, shared options, progress displays.
+
+The proxy override options (``--epochs``, ``--lr``, ``--threads``, ...) are declared once, in
+:data:`PROXY_OPTIONS`; :func:`proxy_options` adds the ones a command takes to its signature and
+hands it their values as one tuple of overrides.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import inspect
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+# Piped output keeps full-width tables instead of rich's 80-column fallback.
+out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+def print_json(payload: object) -> None:
+    sys.stdout.write(json.dumps(payload, indent=2, default=jsonable) + "\n")
+
+
+def jsonable(value: object):
+    if dataclasses.is_dataclass(value):
+        return dataclasses.asdict(value)
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serializable: {type(value).__name__}")
+
+
+def new_app(help_text: str | None = None) -> typer.Typer:
+    """A typer app (or command group) with scaler's settings."""
+    named = {"help": help_text} if help_text else {}  # else the callback's docstring
+    return typer.Typer(
+        **named,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        rich_markup_mode="rich",
+    )
+
+
+# ----------------------------------------------------------------------------------------------
+# options shared by several commands
+# ----------------------------------------------------------------------------------------------
+
+ProxyOpt = Annotated[str, typer.Option(help="Proxy preset: quick | standard | long.")]
+DataOpt = Annotated[
+    str,
+    typer.Option(help="Data: embedded (default), imagefolder:PATH, cifar10:PATH, cifar100:PATH."),
+]
+StudyOpt = Annotated[Optional[str], typer.Option(help="Study name (default: derived).")]
+StorageOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="optuna storage URL (default: $SCALER_STORAGE, else sqlite:///studies/NAME.db)."
+    ),
+]
+WorkersOpt = Annotated[
+    Optional[int],
+    typer.Option(help="Worker processes here (default: one per CUDA GPU, else 1)."),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+# name → (type, help) of every proxy override a command may take.
+PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "epochs": (Optional[int], typer.Option(help="Override: training epochs.")),
+    "images": (Optional[int], typer.Option(help="Override: training images seen.")),
+    "batch_size": (Optional[int], typer.Option(help="Override: batch size.")),
+    "lr": (Optional[float], typer.Option(help="Override: peak learning rate.")),
+    "optimizer": (Optional[str], typer.Option(help="Override: sgd | adamw | rmsprop.")),
+    "base_pixels": (
+        Optional[int],
+        typer.Option(help="Override: the proxy's input size for the base (B0)."),
+    ),
+    "threads": (Optional[int], typer.Option(help="CPU threads (default: torch's).")),
+    "device": (Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N | mps.")),
+    "compile": (bool, typer.Option("--compile", help="Use torch.compile.")),
+    "seed": (Optional[int], typer.Option(help="Override: the proxy's first seed.")),
+}
+# The overrides of the commands that run studies.
+STUDY_PROXY = ("epochs", "images", "batch_size", "lr", "base_pixels", "threads", "device")
+
+
+def proxy_options(*names: str):
+    """Give the decorated command the proxy override options ``names`` (default: a study's).
+
+    The command receives them as one keyword, ``overrides``: the (field, value) pairs that
+    were given, in a stable order.
+    """
+    names = names or STUDY_PROXY
+
+    def decorate(fn):
+        sig = inspect.signature(fn, eval_str=True)
+        params = [p for p in sig.parameters.values() if p.name != "overrides"]
+        for name in names:
+            kind, option = PROXY_OPTIONS[name]
+            default = False if kind is bool else None
+            params.append(
+                inspect.Parameter(
+                    name,
+                    inspect.Parameter.KEYWORD_ONLY,
+                    default=default,
+                    annotation=Annotated[kind, option],
+                )
+            )
+
+        @functools.wraps(fn)
+        def command(**kwargs):
+            given = {n: kwargs.pop(n) for n in names}
+            overrides = tuple((n, v) for n, v in given.items() if v is not None and v is not False)
+            return fn(**kwargs, overrides=overrides)
+
+        del command.__wrapped__  # typer must read the signature below, not fn's
+        command.__signature__ = sig.replace(parameters=params)
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return decorate
+
+
+# ----------------------------------------------------------------------------------------------
+# progress displays
+# ----------------------------------------------------------------------------------------------
+
+
+class EpochBar:
+    """A rich progress bar fed by the trainer's progress hook."""
+
+    def __init__(self):
+        from rich.progress import (
+            BarColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=err,
+            transient=True,
+        )
+        self.task = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("epoch", total=None, info="")
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def update(self, epoch, epochs, loss, images_per_s):
+        self.progress.update(
+            self.task,
+            completed=epoch,
+            total=epochs,
+            description=f"epoch {epoch}/{epochs}",
+            info=f"loss {loss:.3f} · {images_per_s:,.0f} img/s",
+        )
+
+
+class StudyDisplay:
+    """Progress of a study: trial k of N, the current point, images/s, ETA."""
+
+    def __init__(self):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("trial"),
+            MofNCompleteColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[info]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+            transient=False,
+        )
+        self.task = None
+        self.point = ""
+
+    def __enter__(self):
+        self.progress.__enter__()
+        self.task = self.progress.add_task("study", total=None, info="starting")
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def describe(self, event) -> str:
+        """The point a trial_start event names (a search candidate by default)."""
+        info = event.info
+        return (
+            f"#{event.trial} {info['role']} α={info['alpha']:.3f} "
+            f"β={info['beta']:.3f} γ={info['gamma']:.3f} {info['pixels']}px"
+        )
+
+    def __call__(self, event) -> None:
+        info = event.info
+        if event.kind == "trial_start":
+            self.point = self.describe(event)
+            self.progress.update(
+                self.task, completed=event.done, total=event.total, info=self.point
+            )
+        elif event.kind == "epoch":
+            self.progress.update(
+                self.task,
+                completed=event.done,
+                total=event.total,
+                info=f"{self.point} · seed {info['seed'] + 1}/{info['seeds']} · epoch "
+                f"{info['epoch']}/{info['epochs']} · {info['images_per_s']:,.0f} img/s",
+            )
+        elif event.kind == "trial_end":
+            self.progress.update(self.task, completed=event.done + 1, total=event.total)
+
+
+def next_steps(study: str, storage: str | None, shown: str, *commands: str) -> None:
+    """Print the commands that follow (``storage`` given: repeat its masked URL)."""
+    store = f" --storage '{shown}'" if storage else ""
+    for i, command in enumerate(commands):
+        out.print(f"{'next:' if i == 0 else '     '} scaler {command} {study}{store}")

@@ -1,0 +1,167 @@
+"""``scaler info`` and ``scaler family``: one network's cost table, a family's costs."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from scaler.cli.common import JsonOpt, out, print_json
+
+FLOPS_NOTE = "* fvcore: one multiply-add = one flop"
+
+
+def _m(flops: float) -> str:
+    return f"{flops / 1e6:,.1f}"
+
+
+def info(
+    preset: Annotated[Optional[str], typer.Option(help="Official member b0..b7.")] = None,
+    depth: Annotated[Optional[float], typer.Option(help="Depth multiplier d (> 0).")] = None,
+    width: Annotated[Optional[float], typer.Option(help="Width multiplier w (> 0).")] = None,
+    resolution: Annotated[
+        Optional[int],
+        typer.Option(help="Input size in pixels (8..2048); default: the base."),
+    ] = None,
+    base_resolution: Annotated[
+        Optional[int],
+        typer.Option(help="Pixels of the unscaled network (default 224)."),
+    ] = None,
+    coefficients: Annotated[
+        Optional[Path],
+        typer.Option(help="Coefficients file written by `scaler export`."),
+    ] = None,
+    phi: Annotated[float, typer.Option(help="φ to apply to --coefficients.")] = 1.0,
+    classes: Annotated[int, typer.Option(help="Classifier outputs (>= 1).")] = 1000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the per-stage table of a scaled network (the paper's Table 1) with its cost.
+
+    FLOPs are fvcore's: one multiply-add counts as one flop.
+
+    Examples:
+
+      scaler info --preset b0
+
+      scaler info --depth 1.2 --width 1.1 --resolution 258
+
+      scaler info --coefficients coefficients.json --phi 3 --json
+    """
+    from scaler.complexity import summary
+    from scaler.scaling import network_spec
+
+    spec = network_spec(preset, depth, width, resolution, base_resolution, coefficients, phi)
+    payload = summary(spec, classes)
+    if as_json:
+        print_json(payload)
+        return
+    _print_info(spec, payload)
+
+
+def _print_info(spec, payload: dict) -> None:
+    table = Table(title=f"EfficientNet {spec.describe()}, {spec.layers} blocks")
+    for name in ("stage", "operator", "resolution", "channels", "layers"):
+        table.add_column(name, justify="left" if name == "operator" else "right")
+    for name in ("params", "MFLOPs*", "activations"):
+        table.add_column(name, justify="right")
+    for r in payload["stages"]:
+        table.add_row(
+            str(r.stage),
+            r.operator,
+            f"{r.resolution}x{r.resolution}",
+            str(r.channels),
+            str(r.layers),
+            f"{r.params:,}",
+            _m(r.flops),
+            f"{r.activations:,}",
+        )
+    table.add_section()
+    params, flops, acts = payload["params"], payload["flops"], payload["activations"]
+    table.add_row("total", "", "", "", str(spec.layers), f"{params:,}", _m(flops), f"{acts:,}")
+    out.print(table)
+    out.print(
+        f"params {params / 1e6:.2f} M · FLOPs {flops / 1e9:.3f} G* · activations {acts / 1e6:.2f} M"
+    )
+    out.print(f"{FLOPS_NOTE}; silu, sigmoid, mul and add are not counted.")
+
+
+def family(
+    alpha: Annotated[Optional[float], typer.Option(help="Depth coefficient α (> 0).")] = None,
+    beta: Annotated[Optional[float], typer.Option(help="Width coefficient β (> 0).")] = None,
+    gamma: Annotated[Optional[float], typer.Option(help="Resolution coefficient γ (> 0).")] = None,
+    coefficients: Annotated[
+        Optional[Path],
+        typer.Option(help="Coefficients file written by `scaler export`."),
+    ] = None,
+    phi_max: Annotated[int, typer.Option(help="Largest φ (0..12).")] = 7,
+    base_resolution: Annotated[
+        Optional[int],
+        typer.Option(help="Pixels of the unscaled network (default 224)."),
+    ] = None,
+    compare_official: Annotated[
+        bool, typer.Option(help="Show the official B1..B7 next to each φ.")
+    ] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Print the family φ = 0..N of compound coefficients: nominal and measured cost.
+
+    Nominal cost is (α·β²·γ²)^φ; measured cost is fvcore FLOPs ÷ the base's, for the real,
+    rounded network. The paper's (1.2, 1.1, 1.15) at φ = 1 is nominally 1.92× but measures
+    about 2.55× at 224 px, because ceil rounding turns 16 blocks into 23.
+
+    Examples:
+
+      scaler family --alpha 1.2 --beta 1.1 --gamma 1.15 --phi-max 7
+
+      scaler family --coefficients coefficients.json --compare-official --json
+    """
+    from scaler import scaling
+    from scaler.spec import check_pixels
+
+    coeffs, base = scaling.family_coefficients(alpha, beta, gamma, coefficients)
+    scaling.check_phi_max(phi_max)
+    base = check_pixels(base_resolution or base, "--base-resolution")
+    rows = scaling.family(coeffs, phi_max, base)
+    official = scaling.official_family(base) if compare_official else {}
+    if as_json:
+        payload = {
+            "coefficients": dataclasses.asdict(coeffs),
+            "base_resolution": base,
+            "flops_unit": "fvcore: one multiply-add = one flop",
+            "rows": rows,
+        }
+        if compare_official:
+            payload["official"] = official
+        print_json(payload)
+        return
+    _print_family(coeffs, base, rows, official if compare_official else None)
+
+
+def _print_family(coeffs, base: int, rows, official: dict | None) -> None:
+    table = Table(
+        title=f"Family of α={coeffs.alpha:.4g}, β={coeffs.beta:.4g}, γ={coeffs.gamma:.4g} "
+        f"(α·β²·γ² = {coeffs.product:.3f}), base {base} px"
+    )
+    cols = ["φ", "d", "w", "r", "pixels", "layers", "params (M)", "GFLOPs*"]
+    cols += ["nominal ×", "measured ×"]
+    if official is not None:
+        cols += ["official", "off. pixels", "off. params (M)", "off. measured ×"]
+    for c in cols:
+        table.add_column(c, justify="right")
+    for r in rows:
+        cells = [str(r.phi), f"{r.depth:.3f}", f"{r.width:.3f}", f"{r.resolution:.3f}"]
+        cells += [str(r.pixels), str(r.layers), f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}"]
+        cells += [f"{r.nominal_cost:.2f}", f"{r.measured_cost:.2f}"]
+        if official is not None:
+            o = official.get(f"b{r.phi}")
+            cells += (
+                [f"B{r.phi}", str(o.pixels), f"{o.params / 1e6:.2f}", f"{o.measured_cost:.2f}"]
+                if o
+                else ["", "", "", ""]
+            )
+        table.add_row(*cells)
+    out.print(table)
+    out.print(f"{FLOPS_NOTE}. measured × = FLOPs ÷ base FLOPs.")

@@ -1,0 +1,214 @@
+"""``scaler search``, ``scaler export`` and ``scaler studies``."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from scaler.cli.common import (
+    DataOpt,
+    ProxyOpt,
+    StorageOpt,
+    StudyDisplay,
+    StudyOpt,
+    WorkersOpt,
+    next_steps,
+    out,
+    print_json,
+    proxy_options,
+)
+
+
+@proxy_options()
+def search(
+    budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    sampler: Annotated[str, typer.Option(help="grid (paper-style) | tpe | random.")] = "grid",
+    trials: Annotated[Optional[int], typer.Option(help="Cap on candidate trials.")] = None,
+    seeds: Annotated[int, typer.Option(help="Proxy runs per candidate (mean is ranked).")] = 1,
+    base_seeds: Annotated[int, typer.Option(help="Runs of the base (>= 2): noise floor.")] = 2,
+    constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
+        "measured"
+    ),
+    tolerance: Annotated[float, typer.Option(help="Measured-budget tolerance.")] = 0.05,
+    cost_resolution: Annotated[
+        int, typer.Option(help="Base input size at which the budget is measured.")
+    ] = 224,
+    alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
+    beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
+    alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
+    beta_step: Annotated[Optional[float], typer.Option(help="β grid/sampling step.")] = None,
+    pruner: Annotated[str, typer.Option(help="none | median | hyperband.")] = "none",
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """Search α, β (γ from the budget) with proxy training; resumable; stored in optuna.
+
+    Running the same command again resumes the study. The budget is enforced on the measured
+    fvcore FLOPs of the real, rounded network (--constraint nominal: the paper's formula).
+
+    Examples:
+
+      scaler search --budget 2x --proxy quick
+
+      scaler search --budget 2x
+
+      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2
+
+      scaler search --storage postgresql://USER@HOST/DB --workers 2
+    """
+    from scaler import searches as S
+    from scaler.scaling import parse_budget
+    from scaler.workers import check_workers
+
+    workers = check_workers(workers)
+    cfg = S.SearchConfig(
+        budget=parse_budget(budget),
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+        sampler=sampler,
+        trials=trials,
+        seeds=seeds,
+        base_seeds=base_seeds,
+        constraint=constraint,
+        tolerance=tolerance,
+        cost_resolution=cost_resolution,
+        alpha_range=S.parse_range("--alpha-range", alpha_range),
+        beta_range=S.parse_range("--beta-range", beta_range),
+        alpha_step=alpha_step,
+        beta_step=beta_step,
+        pruner=pruner,
+    )
+    started = time.time()
+    prepared = S.prepare(cfg, study, storage)  # every check before the display starts
+    if workers > 1:
+        res = S.run_prepared(prepared, workers=workers)
+    else:
+        with StudyDisplay() as display:
+            res = S.run_prepared(prepared, progress=display)
+    print_board(res)
+    out.print(
+        f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
+        f"{time.time() - started:.0f} s"
+    )
+    next_steps(res.study_name, storage, res.storage, "export")
+
+
+BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", "tied")
+BOARD_COLUMNS += ("params (M)", "time (s)", "status")
+
+
+def status_cell(r) -> str:
+    """A row's status, with the trial it reused."""
+    return r["status"] + (f" #{int(r['reused_from'])}" if r["status"] == "reused" else "")
+
+
+def top1_cell(r) -> str:
+    std = f" ± {r['top1_std']:.2f}" if (r["seeds"] or 1) > 1 else ""
+    return f"{r['top1_mean']:.2f}{std}"
+
+
+def print_board(res) -> None:
+    """The leaderboard of a search, then its trials without a result and the noise floor."""
+    table = Table(title=f"{res.study_name}: leaderboard (top-1 on the held-out split)")
+    for c in BOARD_COLUMNS:
+        table.add_column(c, justify="right")
+    for _, r in res.board.iterrows():
+        table.add_row(
+            str(r["number"]),
+            r["role"],
+            f"{r['alpha']:.3f}",
+            f"{r['beta']:.3f}",
+            f"{r['gamma']:.3f}",
+            f"{int(r['pixels'])}/{int(r['cost_pixels'])}",
+            f"{r['cost_ratio']:.3f}",
+            top1_cell(r),
+            "best" if r["best"] else ("≈" if r["tied"] else ""),
+            f"{r['params'] / 1e6:.2f}",
+            f"{(r['wall_time'] or 0):.0f}",
+            status_cell(r),
+        )
+    out.print(table)
+    other = res.frame[~res.frame["number"].isin(res.board["number"])]
+    for _, r in other.iterrows():
+        out.print(
+            f"  trial {r['number']} ({r['role']}, α={r['alpha']:.3f}, β={r['beta']:.3f}): "
+            f"{r['status']} {r['reason']}"
+        )
+    sigma = res.noise.sigma
+    out.print(
+        f"noise floor: σ = {sigma:.2f} points from {res.noise.runs} repeated runs; "
+        f"{res.noise.rule}. px = proxy/cost pixels; measured × = fvcore FLOPs ÷ base at "
+        f"the cost resolution."
+    )
+
+
+def export(
+    study: Annotated[str, typer.Argument(help="Study name.")],
+    storage: StorageOpt = None,
+    out_file: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Output file (default ./STUDY.coefficients.json)."),
+    ] = None,
+    fmt: Annotated[Optional[str], typer.Option("--format", help="json | yaml.")] = None,
+) -> None:
+    """Write the best candidate's coefficients, provenance and family φ = 0..7.
+
+    Examples:
+
+      scaler export search-embedded-2x-standard-1a2b3c --out coefficients.json
+
+      scaler family --coefficients coefficients.json
+    """
+    from scaler.searches import export as export_fn
+
+    out.print(f"wrote {export_fn(study, storage, out_file, fmt)}")
+
+
+def studies(
+    storage: Annotated[
+        Optional[str],
+        typer.Option(help="optuna storage URL (default: $SCALER_STORAGE, else studies/*.db)."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the studies in a storage with their state.
+
+    Examples:
+
+      scaler studies
+
+      scaler studies --storage postgresql://USER@HOST/DB --json
+    """
+    from scaler.results import list_studies
+
+    rows = list_studies(storage)
+    if as_json:
+        print_json(rows)
+        return
+    table = Table(title="studies")
+    for c in ("study", "kind", "data", "budget", "trials", "states", "state", "best top-1"):
+        table.add_column(c)
+    for r in rows:
+        table.add_row(
+            r["study"],
+            r["kind"],
+            str(r["data"]),
+            str(r["budget"]),
+            str(r["trials"]),
+            " ".join(f"{k}={v}" for k, v in r["states"].items()),
+            r["state"],
+            "" if r["best_top1"] is None else f"{r['best_top1']:.2f}",
+        )
+    out.print(table)
+    if not rows:
+        out.print("no studies found")

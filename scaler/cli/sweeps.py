@@ -1,0 +1,272 @@
+"""``scaler sweep width-by-baseline | single | compound``: the paper's scaling curves."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from scaler.cli.common import (
+    DataOpt,
+    ProxyOpt,
+    StorageOpt,
+    StudyDisplay,
+    StudyOpt,
+    WorkersOpt,
+    new_app,
+    next_steps,
+    out,
+    proxy_options,
+)
+from scaler.cli.studies import status_cell, top1_cell
+
+app = new_app()
+
+
+@app.callback()
+def _sweep_root() -> None:
+    """Scaling curves: train fixed networks (the paper's Figures 3 and 4) in an optuna study.
+
+    Each sweep is a resumable study; --max-flops skips the points a CPU cannot afford.
+
+    Examples:
+
+      scaler sweep width-by-baseline --proxy quick --max-flops 100M
+
+      scaler sweep single --dim all --proxy quick --max-flops 100M
+
+      scaler sweep compound --coefficients coefficients.json --phi-max 3
+    """
+
+
+WidthsOpt = Annotated[
+    Optional[str], typer.Option(help="Widths w, comma-separated (e.g. 1,1.4,1.8).")
+]
+MaxFlopsOpt = Annotated[
+    Optional[str],
+    typer.Option(help="Skip points above this many fvcore FLOPs at the proxy size: 50M, 1.2G."),
+]
+SeedsOpt = Annotated[int, typer.Option(help="Proxy runs per point (>= 2: error bars).")]
+
+
+class SweepDisplay(StudyDisplay):
+    """Progress of a sweep: point k of N, the current network, images/s, ETA."""
+
+    def describe(self, event) -> str:
+        info = event.info
+        return (
+            f"#{event.trial} {info['label']}: d={info['depth']:.3g} w={info['width']:.3g} "
+            f"r={info['resolution']:.3g} {info['pixels']}px {info['flops'] / 1e6:,.1f} MFLOPs"
+        )
+
+
+def run(cfg, study: Optional[str], storage: Optional[str], workers: Optional[int]) -> None:
+    """Run a sweep with a progress display (one worker) and print its table."""
+    from scaler import sweeps as W
+    from scaler.workers import check_workers
+
+    workers = check_workers(workers)
+    started = time.time()
+    # Validate, create or check the study before the display starts: errors stay one line.
+    prepared = W.prepare(cfg, study, storage)
+    W.open_sweep_study(prepared)
+    if workers > 1:
+        res = W.run_prepared(prepared, workers=workers)
+    else:
+        with SweepDisplay() as display:
+            res = W.run_prepared(prepared, display)
+    print_sweep(res)
+    out.print(
+        f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
+        f"{time.time() - started:.0f} s"
+    )
+    next_steps(res.study_name, storage, res.storage, "plot", "report")
+
+
+SWEEP_COLUMNS = ("#", "series", "point", "d", "w", "r", "px", "layers", "params (M)")
+SWEEP_COLUMNS += ("MFLOPs*", "top-1 %", "time (s)", "status")
+
+
+def print_sweep(res) -> None:
+    """A sweep's finished points, then those without a result and the noise floor."""
+    table = Table(title=f"{res.study_name}: top-1 on the held-out split")
+    for c in SWEEP_COLUMNS:
+        table.add_column(c, justify="left" if c in ("series", "status") else "right")
+    for _, r in res.points.iterrows():
+        table.add_row(
+            str(r["number"]),
+            str(r["label"]),
+            f"{r['value_name']}={r['point_value']:g}",
+            f"{r['depth']:.3g}",
+            f"{r['width']:.3g}",
+            f"{r['resolution']:.3g}",
+            str(int(r["pixels"])),
+            str(int(r["layers"])),
+            f"{r['params'] / 1e6:.2f}",
+            f"{r['flops'] / 1e6:,.1f}",
+            top1_cell(r),
+            f"{(r['wall_time'] or 0):.0f}",
+            status_cell(r),
+        )
+    out.print(table)
+    rest = res.frame[~res.frame["number"].isin(res.points["number"])]
+    for _, r in rest.iterrows():
+        # A skipped point's reason states its FLOPs or pixels already.
+        size = f"{int(r['pixels'])} px" + (
+            f", {r['flops'] / 1e6:,.1f} MFLOPs*" if r["status"] != "skipped" else ""
+        )
+        out.print(
+            f"  {r['status']}: {r['label']} {r['value_name']}={r['point_value']:g} "
+            f"({size}): {r['reason']}"
+        )
+    sigma = res.noise.sigma
+    noise = f"σ = {sigma:.2f} points from {res.noise.runs} runs" if sigma == sigma else "none"
+    out.print(
+        f"noise floor: {noise}. * fvcore FLOPs (1 multiply-add = 1 flop) at the proxy's pixels."
+    )
+
+
+@app.command("width-by-baseline")
+@proxy_options()
+def width_by_baseline(
+    widths: WidthsOpt = None,
+    baselines: Annotated[
+        Optional[str],
+        typer.Option(help="Baselines D:R, comma-separated (default 1:1,1:1.3,2:1,2:1.3)."),
+    ] = None,
+    max_flops: MaxFlopsOpt = None,
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    seeds: SeedsOpt = 1,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """Figure 1 (the paper's Figure 4): widths w for each baseline depth d and resolution r.
+
+    One series per baseline (d, r), labelled "d=2.0, r=1.3"; defaults w = 1.0 ... 2.6 and
+    (d, r) in (1, 1), (1, 1.3), (2, 1), (2, 1.3). r multiplies the proxy's base pixels. Running
+    the same command again resumes; a higher --max-flops trains the points it now allows.
+
+    Examples:
+
+      scaler sweep width-by-baseline --proxy quick --max-flops 40M
+
+      scaler sweep width-by-baseline --widths 1,1.8,2.6 --baselines 1:1,2:1.3 --seeds 2
+
+      scaler sweep width-by-baseline --proxy quick --max-flops 40M --workers 2
+    """
+    from scaler import sweeps as W
+
+    cfg = W.SweepConfig(
+        kind="width-by-baseline",
+        widths=W.parse_values("--widths", widths),
+        baselines=W.parse_baselines(baselines),
+        max_flops=W.parse_flops(max_flops),
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+        seeds=seeds,
+    )
+    run(cfg, study, storage, workers)
+
+
+@app.command("single")
+@proxy_options()
+def single(
+    dim: Annotated[str, typer.Option(help="width | depth | resolution, comma-separated, or all.")],
+    widths: WidthsOpt = None,
+    depths: Annotated[
+        Optional[str], typer.Option(help="Depths d, comma-separated (default 1,2,3,4,6,8).")
+    ] = None,
+    resolutions: Annotated[
+        Optional[str],
+        typer.Option(help="Resolutions r (× base pixels), comma-separated (default 1 ... 2.5)."),
+    ] = None,
+    max_flops: MaxFlopsOpt = None,
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    seeds: SeedsOpt = 1,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """The paper's Figure 3: scale one dimension, the other two at 1; one series per --dim.
+
+    Defaults: w = 1.0, 1.4, 1.8, 2.6, 3.8, 5.0; d = 1, 2, 3, 4, 6, 8; r = 1.0, 1.3, 1.5, 1.7,
+    1.9, 2.2, 2.5 (× the proxy's base pixels). Several dimensions in one study train their
+    shared (1, 1, 1) point once.
+
+    Examples:
+
+      scaler sweep single --dim width --proxy quick --max-flops 40M
+
+      scaler sweep single --dim all --proxy quick --max-flops 40M
+
+      scaler sweep single --dim depth --depths 1,2,4 --seeds 2
+    """
+    from scaler import sweeps as W
+
+    cfg = W.SweepConfig(
+        kind="single",
+        dims=W.parse_dims(dim),
+        widths=W.parse_values("--widths", widths),
+        depths=W.parse_values("--depths", depths),
+        resolutions=W.parse_values("--resolutions", resolutions),
+        max_flops=W.parse_flops(max_flops),
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+        seeds=seeds,
+    )
+    run(cfg, study, storage, workers)
+
+
+@app.command("compound")
+@proxy_options()
+def compound(
+    coefficients: Annotated[
+        Path, typer.Option(help="Coefficients file written by `scaler export`.")
+    ],
+    phi_max: Annotated[int, typer.Option(help="Largest φ of the family (0..12).")] = 3,
+    max_flops: MaxFlopsOpt = None,
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    seeds: SeedsOpt = 1,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """The compound family φ = 0..K of exported coefficients: d = α^φ, w = β^φ, r = γ^φ.
+
+    r multiplies the proxy's base pixels, as in the search, so the line can be drawn with the
+    single-dimension curves (`scaler plot COMPOUND SINGLE`).
+
+    Examples:
+
+      scaler sweep compound --coefficients coefficients.json --phi-max 3 --proxy quick
+
+      scaler plot sweep-compound-embedded-quick-1a2b3c sweep-single-all-embedded-quick-4d5e6f
+    """
+    from scaler import sweeps as W
+
+    cfg = W.SweepConfig(
+        kind="compound",
+        coefficients=str(coefficients),
+        phi_max=phi_max,
+        max_flops=W.parse_flops(max_flops),
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+        seeds=seeds,
+    )
+    run(cfg, study, storage, workers)

@@ -1,0 +1,151 @@
+"""The trial record: what every scaler trial stores, read and written in this one place.
+
+A trial's outcome is a :class:`Status` (never a free string) and everything else it stores is a
+field of :class:`TrialRecord`; the runner writes fields with :func:`write` (which refuses a name
+that is not a field) and every reader, from result frames to reports and exports, goes through
+:meth:`TrialRecord.from_trial`. Stored values are plain strings and numbers in optuna user
+attributes, exactly as version 0.1 wrote them, so its studies load unchanged.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+from dataclasses import dataclass
+from typing import Any
+
+# Roles of the trials of a search that compete for "best"; the base is the reference.
+CANDIDATE_ROLES = ("paper", "grid", "sampled")
+SWEEP_ROLE = "sweep"
+
+
+class Status(str, enum.Enum):
+    """Why a trial ended as it did (stored as its string value)."""
+
+    TRAINED = "trained"  # trained here
+    REUSED = "reused"  # copied from a finished trial of the same realized network
+    INFEASIBLE = "infeasible"  # cannot meet the budget: never trained
+    SKIPPED = "skipped"  # above a sweep's cap, or more pixels than the data serve
+    PRUNED = "pruned"  # stopped early by the study's pruner
+    FAILED = "failed"  # raised (NaN, out of memory, bad data): kept, not retried
+    DUPLICATE = "duplicate"  # its point was queued twice by racing workers: the other one runs
+    INTERRUPTED = "interrupted"  # Ctrl-C: queued again
+    STALE = "stale"  # its worker stopped sending heartbeats (killed): queued again
+    LOST = "lost"  # failed with no record (an old crash): queued again
+    WAITING = "waiting"  # queued, not yet claimed
+    RUNNING = "running"  # claimed by a worker
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def requeued(self) -> bool:
+        """The point of a trial that ended so is queued again."""
+        return self in (Status.INTERRUPTED, Status.STALE, Status.LOST)
+
+
+def point_id(role: str, alpha: float, beta: float) -> str:
+    """Identity of a search point within its study: role and (α, β)."""
+    return f"{role}:{alpha:.6f}:{beta:.6f}"
+
+
+def stale_key(number: int) -> str:
+    """The study attribute holding why trial ``number`` was failed as stale.
+
+    optuna forbids writing to a finished trial, so the reason lives on the study.
+    """
+    return f"stale:{number}"
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """Everything a scaler trial stores (optuna user attributes), typed."""
+
+    role: str = ""  # base | paper | grid | sampled | sweep
+    point: str | None = None  # identity of its queued point (enqueue is idempotent by it)
+    status: Status | None = None
+    reason: str = ""
+    # the realized network and its costs
+    alpha: float | None = None
+    beta: float | None = None
+    gamma: float | None = None  # effective: cost pixels / cost resolution
+    gamma_nominal: float | None = None
+    cost_pixels: int | None = None
+    pixels: int | None = None
+    layers: int | None = None
+    channels: list[int] | None = None
+    params: int | None = None
+    activations: int | None = None
+    flops: int | None = None  # fvcore, at the proxy's pixels
+    nominal_cost: float | None = None
+    cost_ratio: float | None = None  # measured FLOPs ÷ base at the cost resolution
+    proxy_cost_ratio: float | None = None  # the same at the proxy's pixels
+    network_key: str | None = None
+    infeasible: str = ""  # the reason a candidate cannot be trained
+    # results
+    top1_seeds: list[float] | None = None
+    top5_seeds: list[float] | None = None
+    top1_mean: float | None = None
+    top1_std: float | None = None
+    top5_mean: float | None = None
+    wall_time: float | None = None
+    images_per_s: float | None = None
+    loss_curve: list[float] | None = None
+    reused_from: int | None = None
+    worker: str | None = None  # host:pid of the worker that ran it
+    requeued_from: int | None = None  # the lost trial this one queues again
+    # sweeps
+    sweep: str | None = None
+    series: str | None = None
+    label: str | None = None
+    depth: float | None = None
+    width: float | None = None
+    resolution: float | None = None
+    value_name: str | None = None
+    point_value: float | None = None
+    phi: int | None = None
+
+    @classmethod
+    def from_attrs(cls, attrs: dict[str, Any]) -> TrialRecord:
+        """A record from stored user attributes (unknown keys ignored, missing ones None)."""
+        values = {k: v for k, v in attrs.items() if k in FIELDS}
+        if values.get("status"):
+            values["status"] = Status(values["status"])
+        if values.get("point") is None and values.get("role") and "alpha" in values:
+            # Search trials of version 0.1 stored no point id: derive it as it was queued.
+            values["point"] = point_id(values["role"], values["alpha"], values["beta"])
+        return cls(**values)
+
+    @classmethod
+    def from_trial(cls, trial) -> TrialRecord:
+        return cls.from_attrs(trial.user_attrs)
+
+    @property
+    def results(self) -> dict[str, Any]:
+        """The result fields, as a reused trial copies them from its twin."""
+        return {k: getattr(self, k) for k in RESULT_FIELDS if getattr(self, k) is not None}
+
+
+FIELDS = frozenset(f.name for f in dataclasses.fields(TrialRecord))
+RESULT_FIELDS = (
+    "top1_seeds",
+    "top5_seeds",
+    "top1_mean",
+    "top1_std",
+    "top5_mean",
+    "wall_time",
+    "images_per_s",
+    "loss_curve",
+)
+
+
+def write(trial, **values: Any) -> None:
+    """Store record fields on a running optuna trial; a name that is no field is a bug."""
+    for key, value in values.items():
+        if key not in FIELDS:
+            raise KeyError(f"{key!r} is not a TrialRecord field")
+        if isinstance(value, Status):
+            value = value.value
+        elif isinstance(value, tuple):
+            value = list(value)
+        trial.set_user_attr(key, value)

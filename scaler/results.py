@@ -1,0 +1,304 @@
+"""Reading studies back: trial frames, the noise floor, the leaderboard, studies for figures.
+
+Everything here reads trials through :class:`scaler.records.TrialRecord`, so a frame's columns,
+a report's tables, ``trials.csv`` and an export cannot drift from what the runner stored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, stale_key
+from scaler.studies import (
+    STORAGE_ENV,
+    STUDIES_DIR,
+    default_storage,
+    load_study,
+    mask_url,
+    open_storage,
+)
+
+# The columns of every trial frame, in order; sweeps add SWEEP_COLUMNS.
+FRAME_COLUMNS = (
+    "number",
+    "state",
+    "role",
+    "status",
+    "reason",
+    "alpha",
+    "beta",
+    "gamma",
+    "gamma_nominal",
+    "cost_pixels",
+    "pixels",
+    "layers",
+    "params",
+    "activations",
+    "flops",
+    "nominal_cost",
+    "cost_ratio",
+    "proxy_cost_ratio",
+    "top1_mean",
+    "top1_std",
+    "top5_mean",
+    "seeds",
+    "wall_time",
+    "images_per_s",
+    "reused_from",
+    "network_key",
+    "value",
+    "top1_seeds",
+    "series",
+    "label",
+)
+SWEEP_COLUMNS = (
+    "sweep",
+    "point",
+    "depth",
+    "width",
+    "resolution",
+    "value_name",
+    "point_value",
+    "phi",
+    "channels",
+)
+_LOST_REASON = "interrupted or crashed; requeued on resume"
+# Trials whose point is not done by them: skipped, or queued again.
+_REQUEUED = {s.value for s in Status if s.requeued}
+_NOT_DONE = _REQUEUED | {"skipped", "duplicate"}
+
+
+def isnan(x: Any) -> bool:
+    """True for None, NaN and anything that is not a number."""
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return True
+
+
+def seeds_of(row) -> int:
+    """Runs behind a frame row's mean (1 when unknown)."""
+    s = row.get("seeds")
+    return int(s) if not isnan(s) else 1
+
+
+def standard_error(sigma: float, n1: int, n2: int) -> float:
+    """Standard error of the difference of two means of n1 and n2 runs with spread sigma."""
+    if not math.isfinite(sigma):
+        return math.nan
+    return sigma * math.sqrt(1 / max(n1, 1) + 1 / max(n2, 1))
+
+
+def _status(t, rec: TrialRecord, stale: str | None) -> tuple[str, str]:
+    """A trial's status and reason as shown (a requeued trial says so)."""
+    if rec.status is not None:
+        return rec.status.value, rec.reason
+    if t.state.name == "FAIL":
+        return ("stale", stale) if stale else ("lost", rec.reason or _LOST_REASON)
+    return {"WAITING": "waiting", "RUNNING": "running"}.get(t.state.name, t.state.name.lower()), ""
+
+
+def _row(t, rec: TrialRecord, status: str, reason: str) -> dict[str, Any]:
+    row = {"number": t.number, "state": t.state.name, "status": status, "reason": reason}
+    for col in FRAME_COLUMNS:
+        if col not in row and col not in ("seeds", "value"):
+            row[col] = getattr(rec, col)
+    row["role"] = rec.role
+    row["alpha"] = t.params.get("alpha", rec.alpha)
+    row["beta"] = t.params.get("beta", rec.beta)
+    row["seeds"] = len(rec.top1_seeds or []) or None
+    row["value"] = t.value
+    return {col: row[col] for col in FRAME_COLUMNS}
+
+
+def _redone(records: list[tuple[Any, TrialRecord]]) -> dict[str, int]:
+    """Point → the first complete trial of it."""
+    done: dict[str, int] = {}
+    for t, rec in records:
+        if rec.point is not None and t.state.name == "COMPLETE":
+            done.setdefault(rec.point, t.number)
+    return done
+
+
+def trials_frame(study, extra: Sequence[str] = ()):
+    """All trials of a study as a DataFrame, one row each, with status and reason.
+
+    A trial that was lost (or failed as stale) and whose point was trained again says by which
+    trial. ``extra`` names further record fields to add as columns.
+    """
+    import pandas as pd
+
+    attrs = study.user_attrs
+    records = [(t, TrialRecord.from_trial(t)) for t in study.get_trials(deepcopy=False)]
+    redone = _redone(records)
+    rows = []
+    for t, rec in records:
+        status, reason = _status(t, rec, attrs.get(stale_key(t.number)))
+        if status in _REQUEUED and rec.point in redone:
+            reason = f"{reason}; trained again as trial {redone[rec.point]}"
+        row = _row(t, rec, status, reason)
+        row.update({col: getattr(rec, col) for col in extra})
+        rows.append(row)
+    columns = list(FRAME_COLUMNS) + list(extra)
+    return pd.DataFrame(rows, columns=columns) if rows else pd.DataFrame(columns=columns)
+
+
+def sweep_frame(study):
+    """All trials of a sweep, one row each (the search's columns plus the sweep's).
+
+    A skipped record whose point was trained later (under a higher cap) is left out: the
+    point has its result now; of several skipped records of one point (runs with different
+    caps) only the latest is kept.
+    """
+    frame = trials_frame(study, SWEEP_COLUMNS)
+    if frame.empty:
+        return frame
+    done = set(frame.loc[~frame["status"].isin(_NOT_DONE), "point"])
+    skipped = frame["status"] == "skipped"
+    older = skipped & frame[skipped].duplicated("point", keep="last").reindex(
+        frame.index, fill_value=False
+    )
+    stale = (skipped & frame["point"].isin(done)) | older
+    return frame[~stale].reset_index(drop=True)
+
+
+def finished(frame):
+    """Rows with a result (trained or reused)."""
+    if frame is None or frame.empty or "top1_mean" not in frame:
+        return frame.iloc[0:0] if frame is not None else None
+    return frame[(frame["state"] == "COMPLETE") & frame["top1_mean"].notna()]
+
+
+def best_candidate(done):
+    """The candidate row with the highest mean top-1 among finished rows, or None."""
+    cands = done[done["role"].isin(CANDIDATE_ROLES)]
+    if cands.empty:
+        return None
+    return cands.sort_values("top1_mean", ascending=False).iloc[0]
+
+
+@dataclass(frozen=True)
+class Noise:
+    """The run-to-run spread of top-1 and the rule that calls two candidates tied."""
+
+    sigma: float  # pooled standard deviation of repeated runs (percentage points)
+    runs: int  # number of repeated runs it is estimated from
+    rule: str = "tied with the best when the gap is within 2 standard errors of the difference"
+
+
+def noise(frame) -> Noise:
+    """Pooled std over every trained group with >= 2 seeds (the base at least)."""
+    ss, dof, runs = 0.0, 0, 0
+    for seeds in frame.loc[frame["status"] == "trained", "top1_seeds"]:
+        if isinstance(seeds, list) and len(seeds) >= 2:
+            m = sum(seeds) / len(seeds)
+            ss += sum((s - m) ** 2 for s in seeds)
+            dof += len(seeds) - 1
+            runs += len(seeds)
+    return Noise(sigma=math.sqrt(ss / dof) if dof else float("nan"), runs=runs)
+
+
+def leaderboard(frame, noise_: Noise | None = None):
+    """Finished candidates (and the base) ranked by mean top-1, with the tied-with-best mark."""
+    noise_ = noise_ or noise(frame)
+    done = finished(frame).copy().sort_values("top1_mean", ascending=False)
+    done["tied"] = False
+    done["best"] = False
+    best = best_candidate(done)
+    if best is not None:
+        done.loc[best.name, "best"] = True
+        for idx, row in done[done["role"].isin(CANDIDATE_ROLES)].iterrows():
+            se = standard_error(noise_.sigma, seeds_of(best), seeds_of(row))
+            gap = best["top1_mean"] - row["top1_mean"]
+            done.loc[idx, "tied"] = bool(math.isfinite(se) and gap <= 2 * se)
+    return done
+
+
+# ----------------------------------------------------------------------------------------------
+# studies for figures, reports and listings
+# ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StudyData:
+    """One stored study, read back for figures and reports."""
+
+    name: str
+    storage: str  # masked URL
+    kind: str  # "search", "sweep" or "unknown"
+    config: dict[str, Any]
+    attrs: dict[str, Any]  # the study's user attrs
+    frame: Any  # trials_frame (search) or sweep_frame (sweep), plus a "study" column
+
+    @property
+    def finished(self):
+        return finished(self.frame)
+
+
+def study_frame(study):
+    """The frame of a study of any kind."""
+    return sweep_frame(study) if study.user_attrs.get("kind") == "sweep" else trials_frame(study)
+
+
+def load_studies(names: Sequence[str], storage: str | None = None) -> list[StudyData]:
+    """Read every study (all of them before anything is written); ValueError if one is missing."""
+    if not names:
+        raise ValueError("no study given: name at least one study")
+    out = []
+    for name in dict.fromkeys(names):
+        url = storage or default_storage(name)
+        st = load_study(name, storage)
+        kind = st.user_attrs.get("kind", "unknown")
+        frame = study_frame(st).copy()
+        frame["study"] = name
+        out.append(
+            StudyData(
+                name=name,
+                storage=mask_url(url),
+                kind=kind if kind in ("search", "sweep") else "unknown",
+                config=dict(st.user_attrs.get("config", {})),
+                attrs=dict(st.user_attrs),
+                frame=frame,
+            )
+        )
+    return out
+
+
+def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
+    """Studies in a storage (default: $SCALER_STORAGE, else every studies/*.db) with state."""
+    import optuna
+    from optuna.trial import TrialState
+
+    storage = storage or os.environ.get(STORAGE_ENV, "").strip() or None
+    urls = [storage] if storage else [f"sqlite:///{p}" for p in sorted(STUDIES_DIR.glob("*.db"))]
+    rows = []
+    for url in urls:
+        st = open_storage(url, create=False)
+        for s in optuna.get_all_study_summaries(st, include_best_trial=False):
+            study = optuna.load_study(study_name=s.study_name, storage=st)
+            trials = study.get_trials(deepcopy=False)
+            states = {
+                state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
+            }
+            board = leaderboard(trials_frame(study))
+            best = board[board["best"]]
+            cfg = study.user_attrs.get("config", {})
+            waiting = states["waiting"] + states["running"]
+            rows.append(
+                {
+                    "study": s.study_name,
+                    "storage": mask_url(url),
+                    "kind": study.user_attrs.get("kind", "?"),
+                    "data": cfg.get("data"),
+                    "budget": cfg.get("budget"),
+                    "trials": len(trials),
+                    "states": {k: v for k, v in states.items() if v},
+                    "state": "in progress" if waiting else ("finished" if trials else "empty"),
+                    "best_top1": None if best.empty else float(best.iloc[0]["top1_mean"]),
+                }
+            )
+    return rows

@@ -1,0 +1,419 @@
+"""The one work queue of every study: queue points, claim them, reuse twins, train, record.
+
+Searches and sweeps (and whatever kind of study comes next) differ only in which points they
+queue and how a point becomes a network; both are given to :func:`work_queue` by the caller
+(a list of :class:`QueuedPoint` and a :class:`Describe` function). The rest is here, once:
+
+- **Queued points.** Each point is an optuna trial enqueued with its identity (``point``).
+  :func:`ensure_queue` enqueues the points no trial covers; a point whose trial was lost
+  (Ctrl-C, a killed worker) is queued again, marked ``requeued_from``.
+- **Claims are atomic and ordered.** A worker claims a waiting trial through the storage's
+  WAITING → RUNNING transition (one winner), re-queued points first, so a point lost with a
+  dead worker is taken by the next idle or finishing worker rather than after the whole queue.
+- **Racing refills are harmless.** Two workers may both re-queue a lost point; the claimed
+  trial then yields (status ``duplicate``) to the other trial of its point with the lower
+  number, so a point is never trained twice.
+- **Heartbeats.** A claimed trial sends heartbeats from a thread; trials of dead workers go
+  stale, are failed by any live worker (the reason kept on the study) and queued again.
+  Workers wait for other workers' running trials before they exit, so the study completes.
+- **Twins.** A network (``network_key``: realized network and pixels) trained once in a study
+  is reused by every later trial of the same network (status ``reused``).
+- **Failures never stop a study.** A trial that raises is recorded as failed with its reason;
+  Ctrl-C records ``interrupted`` and stops (the point is queued again on resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scaler.records import RESULT_FIELDS, Status, TrialRecord, write
+from scaler.studies import heartbeat, warnings_silenced
+
+
+@dataclass
+class Event:
+    """What a worker reports to a progress display."""
+
+    kind: str  # "trial_start" | "epoch" | "trial_end"
+    trial: int
+    done: int
+    total: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+ProgressFn = Callable[[Event], None]
+
+
+@dataclass(frozen=True)
+class QueuedPoint:
+    """A point a study trains: its identity, optuna params and the record fields it starts with.
+
+    A point with a ``skip`` reason is recorded once per reason as a pruned trial and never
+    trained (a sweep's cap); it does not cover its point, so a later run may train it.
+    """
+
+    id: str
+    params: dict[str, float]
+    attrs: dict[str, Any]
+    skip: str = ""
+
+
+@dataclass(frozen=True)
+class Job:
+    """A claimed point made concrete: the network to train and how."""
+
+    spec: Any  # scaler.spec.Spec at the proxy's pixels
+    seeds: int
+    prune: bool  # feed the first seed's per-epoch accuracy to the study's pruner
+    info: dict[str, Any]  # for the trial_start progress event
+
+
+# Turns a claimed trial into a Job, writing its record fields; raises optuna.TrialPruned (with
+# the status written) for a point that must not be trained.
+Describe = Callable[[Any], Job]
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _covers(t) -> bool:
+    """Whether trial ``t`` accounts for its point (a lost trial does not: it is queued again)."""
+    from optuna.trial import TrialState
+
+    status = t.user_attrs.get("status")
+    if status == Status.SKIPPED or status == Status.DUPLICATE:
+        return False
+    return t.state != TrialState.FAIL or status == Status.FAILED
+
+
+def ensure_queue(study, points: list[QueuedPoint]) -> int:
+    """Enqueue every trainable point no trial covers, record skipped ones; returns enqueued."""
+    import optuna
+    from optuna.trial import TrialState
+
+    covered: set[str] = set()
+    skipped: set[tuple[str, str]] = set()
+    lost: dict[str, int] = {}
+    for t in study.get_trials(deepcopy=False):
+        rec = TrialRecord.from_trial(t)
+        if rec.point is None:
+            continue
+        if rec.status == Status.SKIPPED:
+            skipped.add((rec.point, rec.reason))
+        elif _covers(t):
+            covered.add(rec.point)
+        elif t.state == TrialState.FAIL:
+            lost[rec.point] = t.number
+    added = 0
+    for p in points:
+        if p.id in covered:
+            continue
+        if p.skip:
+            if (p.id, p.skip) not in skipped:
+                attrs = {**p.attrs, "point": p.id, "status": "skipped", "reason": p.skip}
+                study.add_trial(
+                    optuna.trial.create_trial(
+                        state=TrialState.PRUNED, params={}, distributions={}, user_attrs=attrs
+                    )
+                )
+            continue
+        attrs = {**p.attrs, "point": p.id}
+        if p.id in lost:
+            attrs["requeued_from"] = lost[p.id]
+        study.enqueue_trial(p.params, user_attrs=attrs)
+        added += 1
+    return added
+
+
+def claim(study) -> Any | None:
+    """Claim a waiting trial (re-queued points first) as an optuna Trial, or None."""
+    import optuna
+    from optuna.trial import TrialState
+
+    waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    storage = study._storage
+    for t in sorted(waiting, key=lambda t: (t.user_attrs.get("requeued_from") is None, t.number)):
+        try:
+            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
+                return optuna.Trial(study, t._trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another worker finished it meanwhile
+    return None
+
+
+def _yields_to(trial) -> int | None:
+    """The trial of the same point that ``trial`` must yield to (racing refills), or None."""
+    from optuna.trial import TrialState
+
+    point = trial.user_attrs.get("point")
+    if point is None:
+        return None
+    for t in trial.study.get_trials(deepcopy=False):
+        if t.number == trial.number or t.user_attrs.get("point") != point or not _covers(t):
+            continue
+        if t.state.is_finished() or t.number < trial.number:
+            return t.number
+        if t.state == TrialState.WAITING:  # a higher-numbered copy: it will yield in turn
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def _heartbeat(study, trial):
+    """Send the trial's heartbeat every interval until the block ends."""
+    storage = study._storage
+    if not hasattr(storage, "record_heartbeat"):
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            with contextlib.suppress(Exception):  # a missed beat is retried next interval
+                storage.record_heartbeat(trial._trial_id)
+            if stop.wait(heartbeat()[0]):
+                return
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+@contextlib.contextmanager
+def recorded_outcome(trial):
+    """Record on ``trial`` why it ends without a value: pruned, interrupted or failed."""
+    import optuna
+
+    try:
+        yield
+    except optuna.TrialPruned:
+        if trial.user_attrs.get("status") is None:
+            write(trial, status=Status.PRUNED)
+        raise
+    except KeyboardInterrupt:
+        write(trial, status=Status.INTERRUPTED)
+        raise
+    except Exception as e:
+        write(trial, status=Status.FAILED, reason=f"{type(e).__name__}: {' '.join(str(e).split())}")
+        raise
+
+
+def run_trial(study, trial, run: Callable[[Any], float]) -> None:
+    """Run one claimed trial with heartbeats and tell the study how it ended."""
+    import optuna
+    from optuna.trial import TrialState
+
+    write(trial, worker=worker_id())
+    other = _yields_to(trial)
+    if other is not None:
+        write(trial, status=Status.DUPLICATE, reason=f"its point is trial {other}'s")
+        study.tell(trial, state=TrialState.PRUNED)
+        return
+    try:
+        with _heartbeat(study, trial), recorded_outcome(trial):
+            value = run(trial)
+    except optuna.TrialPruned:
+        study.tell(trial, state=TrialState.PRUNED)
+    except KeyboardInterrupt:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except Exception:
+        study.tell(trial, state=TrialState.FAIL)
+    else:
+        study.tell(trial, value)
+
+
+def _counts(study, sampled_left: int) -> tuple[int, int, bool]:
+    """(finished, total, running) over the study's trials."""
+    from optuna.trial import TrialState
+
+    trials = study.get_trials(deepcopy=False)
+    waiting = sum(t.state == TrialState.WAITING for t in trials)
+    finished = sum(t.state.is_finished() for t in trials)
+    running = any(t.state == TrialState.RUNNING for t in trials)
+    return finished, finished + waiting + sampled_left, running
+
+
+def work_queue(
+    study,
+    points: Callable[[], list[QueuedPoint]],
+    trainer: Trainer,
+    sampled_left: Callable[[], int] = lambda: 0,
+) -> None:
+    """Run trials until nothing is queued or left to sample and no other worker runs one.
+
+    ``points()`` lists the study's points (queued again when their trial is lost);
+    ``sampled_left()`` how many trials the sampler should still propose (TPE, random).
+    """
+    import optuna
+
+    with warnings_silenced():
+        while True:
+            optuna.storages.fail_stale_trials(study)  # a dead worker's point, queued first
+            ensure_queue(study, points())
+            left = sampled_left()
+            finished, total, running = _counts(study, left)
+            trainer.counter = (finished, total)
+            trial = claim(study)
+            if trial is None and left > 0:
+                trial = study.ask()  # the sampler proposes a point
+            if trial is not None:
+                run_trial(study, trial, trainer)
+            elif not running:
+                return
+            else:
+                # Other workers are busy, or dead: wait for their trials to finish or go
+                # stale, so the study completes.
+                time.sleep(heartbeat()[0])
+
+
+class Trainer:
+    """Runs a claimed trial: describe it, reuse a twin or train it, record the results."""
+
+    def __init__(self, describe: Describe, source, proxy, progress: ProgressFn | None = None):
+        self.describe = describe
+        self.source = source
+        self.proxy = proxy
+        self.progress = progress
+        self.counter = (0, 0)  # (done, total) for progress events
+
+    def __call__(self, trial) -> float:
+        job = self.describe(trial)
+        reused = reuse_twin(trial, job.spec.key_str, job.seeds)
+        if reused is not None:
+            return reused
+        self.emit("trial_start", trial.number, job.info)
+        return train_point(trial, job, self.source, self.proxy, self.emit)
+
+    def emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
+        if self.progress is not None:
+            self.progress(Event(kind, number, *self.counter, info))
+
+
+def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
+    """A finished identical network's value, copied into ``trial`` (waits for a running twin).
+
+    Twins are trials of the same study with the same ``network_key`` (realized network and
+    pixels) trained with at least ``seeds`` seeds. Returns None when there is none.
+    """
+    import optuna
+    from optuna.trial import TrialState
+
+    write(trial, network_key=network_key)
+    while True:
+        twins = [
+            t
+            for t in trial.study.get_trials(deepcopy=False)
+            if t.number != trial.number
+            and t.user_attrs.get("network_key") == network_key
+            and len(t.user_attrs.get("top1_seeds", [])) >= seeds
+        ]
+        done = [t for t in twins if t.state == TrialState.COMPLETE]
+        if done:
+            src = min(done, key=lambda t: t.number)
+            rec = TrialRecord.from_trial(src)
+            write(trial, **rec.results, status=Status.REUSED)
+            write(trial, reused_from=rec.reused_from if rec.reused_from is not None else src.number)
+            return float(src.value)
+        running = [
+            t
+            for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if t.number < trial.number
+            and t.user_attrs.get("network_key") == network_key
+            and t.user_attrs.get("status") is None
+        ]
+        if not running:
+            return None
+        time.sleep(2.0)  # an identical network is training in another worker
+        optuna.storages.fail_stale_trials(trial.study)  # unless that worker died
+
+
+def train_point(trial, job: Job, source, proxy, emit=None) -> float:
+    """Train ``job`` with its seeds, record the results on ``trial``, return mean top-1.
+
+    Seed k of every point is ``proxy.seed + k``. With ``job.prune`` the first seed's per-epoch
+    accuracy feeds the study's pruner.
+    """
+    import optuna
+
+    from scaler.train import train
+
+    def on_epoch(epoch: int, acc: float, k: int) -> None:
+        if k == 0 and job.prune:
+            trial.report(acc, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned(f"pruned at epoch {epoch} (top-1 {acc:.1f} %)")
+
+    def on_progress(epoch, epochs, loss, ips, k: int) -> None:
+        if emit is not None:
+            info = dict(epoch=epoch, epochs=epochs, loss=loss, images_per_s=ips, seed=k)
+            emit("epoch", trial.number, {**info, "seeds": job.seeds})
+
+    runs = []
+    for k in range(job.seeds):
+        runs.append(
+            train(
+                job.spec,
+                source,
+                proxy,
+                seed=proxy.seed + k,
+                callback=lambda e, a, k=k: on_epoch(e, a, k),
+                progress=lambda *a, k=k: on_progress(*a, k),
+            )
+        )
+    top1 = [r.top1 for r in runs]
+    mean = sum(top1) / len(top1)
+    write(
+        trial,
+        top1_seeds=top1,
+        top5_seeds=[r.top5 for r in runs],
+        top1_mean=mean,
+        top1_std=_std(top1),
+        top5_mean=sum(r.top5 for r in runs) / len(runs),
+        wall_time=sum(r.wall_time for r in runs),
+        images_per_s=sum(r.images_per_s for r in runs) / len(runs),
+        loss_curve=list(runs[0].loss_curve),
+        status=Status.TRAINED,
+    )
+    if emit is not None:
+        emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
+    return mean
+
+
+def _std(values: list[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    m = sum(values) / len(values)
+    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+
+
+def line_progress(prefix: str = "") -> ProgressFn:
+    """A progress function printing one line per finished trial (for logs and workers)."""
+
+    def report(event: Event) -> None:
+        if event.kind == "trial_end":
+            print(
+                f"{prefix}trial {event.trial}: top-1 {event.info['top1']:.2f} % in "
+                f"{event.info['wall_time']:.0f} s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    return report
+
+
+assert set(RESULT_FIELDS) <= {f for f in TrialRecord.__dataclass_fields__}

@@ -1,0 +1,369 @@
+"""Studies and their storage: URLs, secrets, opening or creating a study of any kind, names.
+
+Every search and sweep is an optuna study. This module knows storages and study lifecycles and
+nothing of what a study trains:
+
+- **Storage URLs.** Any optuna RDB URL; ``sqlite:///studies/<name>.db`` by default, or the
+  ``SCALER_STORAGE`` environment variable when set, so a PostgreSQL URL (and its password)
+  need not appear on a command line where ``ps`` shows it. PostgreSQL's own ``PGPASSWORD`` and
+  ``~/.pgpass`` work for a URL given without a password (libpq reads them).
+- **Secrets.** :func:`mask_url` and :func:`mask_text` hide every credential form that libpq
+  and SQLAlchemy accept (``user:password@`` and ``password=`` / ``sslpassword=`` query
+  parameters) in everything scaler prints or stores.
+- **Heartbeats.** Every running trial sends one; a trial whose worker went silent is failed as
+  stale by any live worker, and the reason is kept on the study (optuna does not let a finished
+  trial be written), under :func:`scaler.records.stale_key`.
+- **One study, one configuration.** :func:`open_study` creates a study (its configuration
+  written last, so workers opening it meanwhile wait) or loads it and refuses a different
+  configuration with what differs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as _dt
+import hashlib
+import json
+import os
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote
+
+from scaler import __version__
+from scaler.records import stale_key
+
+STUDIES_DIR = Path("studies")
+STORAGE_ENV = "SCALER_STORAGE"
+_SCHEMES = ("sqlite", "postgresql", "mysql")
+# Settings that may change between runs of one study without changing its results.
+RESUMABLE = ("trials", "threads", "device")
+_USERINFO = re.compile(r"(://[^:/@?#]+:)([^@/?#]*)@")
+_QUERY_SECRET = re.compile(r"([?&](?:ssl)?password=)([^&#\s'\"]*)", re.IGNORECASE)
+
+
+def versions() -> dict[str, str]:
+    """Versions of the packages that shape a result."""
+    import optuna
+    import torch
+
+    try:
+        from importlib.metadata import version
+
+        fvcore = version("fvcore")
+    except Exception:  # pragma: no cover - metadata missing in odd installs
+        fvcore = "unknown"
+    return {
+        "scaler": __version__,
+        "torch": torch.__version__,
+        "optuna": optuna.__version__,
+        "fvcore": fvcore,
+    }
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+# ----------------------------------------------------------------------------------------------
+# URLs and secrets
+# ----------------------------------------------------------------------------------------------
+
+
+def heartbeat() -> tuple[int, int]:
+    """(interval, grace period) in seconds for trial heartbeats.
+
+    ``SCALER_HEARTBEAT=INTERVAL,GRACE`` overrides the defaults (tests use short ones).
+    """
+    text = os.environ.get("SCALER_HEARTBEAT", "")
+    try:
+        interval, grace = (int(x) for x in text.split(","))
+        if interval >= 1 and grace > interval:
+            return interval, grace
+    except ValueError:
+        pass
+    return 10, 60
+
+
+def _secrets(url: str | None) -> list[str]:
+    """The passwords written in a URL, raw and percent-decoded."""
+    found = [m.group(2) for m in _USERINFO.finditer(url or "")]
+    found += [m.group(2) for m in _QUERY_SECRET.finditer(url or "")]
+    return [s for raw in found if raw for s in dict.fromkeys((raw, unquote(raw)))]
+
+
+def mask_url(url: str) -> str:
+    """``url`` (or any text holding URLs) with every password replaced by ***."""
+    return _QUERY_SECRET.sub(r"\1***", _USERINFO.sub(r"\1***@", url))
+
+
+def mask_text(text: str, url: str | None) -> str:
+    """``text`` with URLs masked and the passwords of ``url`` hidden wherever they appear."""
+    text = mask_url(text)
+    for secret in sorted(_secrets(url), key=len, reverse=True):
+        text = text.replace(secret, "***")
+    return text
+
+
+def check_storage_url(url: str) -> str:
+    scheme = url.split("://", 1)[0].split("+", 1)[0] if "://" in url else ""
+    if scheme not in _SCHEMES:
+        raise ValueError(
+            f"--storage {mask_url(url)!r} is invalid: use an optuna storage URL "
+            "(sqlite:///PATH, postgresql://USER:PASSWORD@HOST/DB, mysql://...)"
+        )
+    return url
+
+
+def default_storage(study: str) -> str:
+    """``$SCALER_STORAGE`` when set, else the study's own SQLite file under studies/."""
+    env = os.environ.get(STORAGE_ENV, "").strip()
+    return env or f"sqlite:///{STUDIES_DIR / (study + '.db')}"
+
+
+def sqlite_path(url: str) -> Path | None:
+    if url.startswith("sqlite:///"):
+        return Path(url[len("sqlite:///") :])
+    return None
+
+
+def _record_stale(study, trial) -> None:
+    """Keep why a trial was failed as stale (its point is queued again by the runner)."""
+    grace = heartbeat()[1]
+    worker = trial.user_attrs.get("worker") or "its worker"
+    with contextlib.suppress(Exception):  # a record, never a reason to stop a live worker
+        study.set_user_attr(
+            stale_key(trial.number), f"{worker} sent no heartbeat for {grace} s (killed?)"
+        )
+
+
+def open_storage(url: str, *, create: bool = True):
+    """An optuna RDB storage with heartbeats; bad URLs and unreachable servers → ValueError."""
+    import optuna
+
+    check_storage_url(url)
+    path = sqlite_path(url)
+    if path is not None:
+        if not create and not path.exists():
+            raise ValueError(f"storage {mask_url(url)!r} does not exist")
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        # Several workers share one file: wait for the write lock instead of failing at once.
+        engine_kwargs["connect_args"] = {"timeout": 120}
+    else:
+        engine_kwargs["pool_pre_ping"] = True
+        if url.startswith("postgresql"):
+            engine_kwargs["connect_args"] = {"connect_timeout": 10}
+    interval, grace = heartbeat()
+    for attempt in range(5):
+        try:
+            with warnings_silenced():
+                return optuna.storages.RDBStorage(
+                    url,
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=interval,
+                    grace_period=grace,
+                    heartbeat_stale_trial_callback=_record_stale,
+                )
+        except Exception as e:
+            # Workers starting together on a new database race to create its tables; the
+            # loser sees a duplicate and simply opens what the winner made.
+            text = str(e).lower()
+            if attempt < 4 and any(
+                m in text for m in ("unique constraint", "already exists", "duplicate key")
+            ):
+                time.sleep(0.5 + attempt)
+                continue
+            raise _storage_error(url, e) from None
+    raise AssertionError("unreachable")
+
+
+def _storage_error(url: str, e: Exception) -> ValueError:
+    """The one-line, password-masked error for a storage that cannot be opened."""
+    reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return ValueError(f"--storage {mask_url(url)!r} cannot be opened: {mask_text(reason, url)}")
+
+
+@contextlib.contextmanager
+def warnings_silenced():
+    import warnings
+
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        yield
+
+
+def study_names(storage) -> list[str]:
+    import optuna
+
+    return [s.study_name for s in optuna.get_all_study_summaries(storage, include_best_trial=False)]
+
+
+def load_study(name: str, storage_url: str | None = None):
+    """Load an existing study (from its default storage when none is given)."""
+    import optuna
+
+    url = storage_url or default_storage(name)
+    path = sqlite_path(url)
+    if storage_url is None and path is not None and not path.exists():
+        raise ValueError(
+            f"study {name!r} does not exist: no {path} "
+            "(give --storage URL for a study stored elsewhere)"
+        )
+    storage = open_storage(url, create=False)
+    if name not in study_names(storage):
+        raise ValueError(f"study {name!r} does not exist in {mask_url(url)}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+# ----------------------------------------------------------------------------------------------
+# names and configurations
+# ----------------------------------------------------------------------------------------------
+
+
+def default_name(prefix: str, data: str, proxy: str, hashed: str) -> str:
+    """``<prefix>-<data>-<proxy preset>-<6 hex digits of hashed>``.
+
+    ``hashed`` holds what must differ between two studies that would otherwise share a name
+    (the data's fingerprint, the proxy settings, a sweep's coefficients).
+    """
+    name = re.sub(r"[^A-Za-z0-9]+", "-", data.split(":", 1)[0]).strip("-")
+    if ":" in data:
+        name += "-" + re.sub(r"[^A-Za-z0-9]+", "-", Path(data.split(":", 1)[1]).name)[:24]
+    digest = hashlib.sha1(hashed.encode()).hexdigest()[:6]
+    return f"{prefix}-{name}-{proxy}-{digest}"
+
+
+def proxy_json(proxy, drop: tuple[str, ...] = ()) -> str:
+    """A proxy configuration as canonical JSON, some fields left out."""
+    values = {k: v for k, v in dataclasses.asdict(proxy).items() if k not in drop}
+    return json.dumps(values, sort_keys=True)
+
+
+def check_study_name(name: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}", name):
+        raise ValueError(f"--study {name!r} is invalid: use letters, digits, '.', '_' and '-'")
+    return name
+
+
+def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn) -> tuple:
+    """(data source, study name, storage URL) of a validated search or sweep configuration.
+
+    ``default_name_fn(cfg, fingerprint)`` names the study when ``study`` is not given.
+    """
+    from scaler.data import parse_data
+
+    source = parse_data(cfg.data)
+    base_px = cfg.proxy_config().base_pixels
+    if source.max_pixels is not None and base_px > source.max_pixels:
+        raise ValueError(
+            f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
+            f"{source.max_pixels} px"
+        )
+    name = check_study_name(study or default_name_fn(cfg, source.fingerprint()))
+    url = check_storage_url(storage) if storage else default_storage(name)
+    return source, name, url
+
+
+def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between a stored configuration and a new one (resumable keys ignored)."""
+    out = []
+    for key in sorted(set(stored) | set(new)):
+        if key in RESUMABLE:
+            continue
+        a, b = stored.get(key), new.get(key)
+        if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
+            if isinstance(a, dict) and isinstance(b, dict):
+                out += [f"{key}.{d}" for d in config_diff(a, b)]
+            else:
+                out.append(f"{key}: {a} → {b}")
+    return out
+
+
+def wait_for_config(study, kind: str, timeout: float = 120.0) -> dict[str, Any] | None:
+    """The stored configuration, waiting while another worker is still creating the study.
+
+    None when the study is not a scaler study of ``kind`` (no sign of one within a few seconds).
+    """
+    start = time.monotonic()
+    while True:
+        attrs = study.user_attrs  # read from the storage on every access
+        if "config" in attrs:
+            return attrs["config"]
+        waited = time.monotonic() - start
+        creating = attrs.get("kind") == kind and waited < timeout
+        if not creating and (attrs or waited > 5.0):
+            return None
+        time.sleep(0.5)
+
+
+def refuse_changed_config(study, kind: str, stored: dict[str, Any]) -> None:
+    """Raise ValueError unless ``study`` is a scaler ``kind`` study stored with ``stored``."""
+    old = wait_for_config(study, kind)
+    if old is None or study.user_attrs.get("kind") != kind:
+        raise ValueError(f"study {study.study_name!r} exists and is not a scaler {kind}")
+    diff = config_diff(old, stored)
+    if diff:
+        raise ValueError(
+            f"study {study.study_name!r} was created with a different configuration "
+            f"({'; '.join(diff)}): rerun with the original options or pick another --study"
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """What :func:`open_study` needs to create or check one study."""
+
+    name: str
+    storage_url: str
+    kind: str  # "search" | "sweep"
+    config: dict[str, Any]  # stored, and compared on every later open
+    attrs: tuple[tuple[str, Any], ...] = ()  # further study attributes written at creation
+    sampler: Callable[[], Any] | None = None  # optuna sampler factory (default: random, seed 0)
+    pruner: Callable[[], Any] | None = None
+
+
+def open_study(spec: StudySpec, on_create: Callable[[Any], Any] | None = None):
+    """Create the study, or load it and refuse a different configuration.
+
+    ``on_create(study)`` runs once, on the worker that created it, before the configuration is
+    written: a worker that loads the study meanwhile waits for the configuration, so whatever
+    ``on_create`` queues is queued exactly once.
+    """
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)  # scaler prints what matters itself
+    storage = open_storage(spec.storage_url)
+    sampler = spec.sampler() if spec.sampler else optuna.samplers.RandomSampler(seed=0)
+    pruner = spec.pruner() if spec.pruner else None
+    if spec.name in study_names(storage):
+        study = optuna.load_study(
+            study_name=spec.name, storage=storage, sampler=sampler, pruner=pruner
+        )
+        refuse_changed_config(study, spec.kind, spec.config)
+        return study
+    try:
+        study = optuna.create_study(
+            study_name=spec.name,
+            storage=storage,
+            direction="maximize",
+            sampler=sampler,
+            pruner=pruner,
+        )
+    except optuna.exceptions.DuplicatedStudyError:  # another worker created it first
+        return open_study(spec, on_create)
+    study.set_user_attr("kind", spec.kind)
+    for key, value in spec.attrs:
+        study.set_user_attr(key, value)
+    study.set_user_attr("versions", versions())
+    study.set_user_attr("created", now())
+    if on_create is not None:
+        on_create(study)
+    study.set_user_attr("config", spec.config)  # last: see the docstring
+    return study
