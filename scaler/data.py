@@ -30,7 +30,6 @@ import importlib.util
 import json
 import operator
 import os
-import tempfile
 import warnings
 import zlib
 from collections.abc import Iterable, Sequence
@@ -42,6 +41,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageOps
+
+from scaler.files import write_atomic
 
 __all__ = [
     "DEFAULT_DATA",
@@ -804,16 +805,8 @@ class ImageFolderSource(DataSource):
     def _write_cache(path: Path, payload: dict[str, Any]) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Write beside the target and rename: readers never see a half-written file,
-            # and concurrent writers of the same key just replace each other.
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.stem, suffix=".tmp")
-            try:
-                with os.fdopen(fd, "wb") as f:
-                    torch.save(payload, f)
-                os.replace(tmp, path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            # Concurrent writers of the same key just replace each other.
+            write_atomic(path, lambda f: torch.save(payload, f))
         except OSError as exc:
             warnings.warn(f"could not write data cache {path}: {exc}", stacklevel=4)
 

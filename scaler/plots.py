@@ -72,16 +72,54 @@ def style() -> Iterator[None]:
 
 
 def _fmt_value(name: str, value: float) -> str:
+    """A point's multiplier as written beside it ("w=1.4", "φ=2")."""
     if name == "φ":
         return f"φ={int(value)}"
     return f"{name}={value:g}"
 
 
+def _figure(figsize: tuple[float, float]) -> tuple[Figure, Any]:
+    """A bare figure with one axes (call it inside :func:`style`)."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.add_subplot()
+
+
+def _finish_axes(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> None:
+    """Axis labels, the legend (unless ``legend`` is false) and the title, if any."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if legend:
+        ax.legend(loc="best", frameon=False)
+    if title:
+        ax.set_title(title)
+
+
+def _empty(frame) -> bool:
+    """True for None and for a frame without rows."""
+    return frame is None or frame.empty
+
+
+def _seed_errors(rows):
+    """(several seeds?, top-1 std where so and 0 elsewhere) for each row, as Series."""
+    many = rows["seeds"].fillna(1).astype(float) > 1
+    return many, rows["top1_std"].fillna(0).astype(float).where(many, 0.0)
+
+
+def _alpha_beta(rows):
+    """The α and β columns of ``rows`` as floats, for a scatter."""
+    return rows["alpha"].astype(float), rows["beta"].astype(float)
+
+
+def multipliers_text(row, sep: str = " ") -> str:
+    """α, β and γ of a row to two decimals ("α=1.20 β=1.10 γ=1.02"), joined by ``sep``."""
+    names = (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))
+    return sep.join(f"{sym}={float(row[col]):.2f}" for sym, col in names)
+
+
 def message_figure(message: str, title: str = "") -> Figure:
     """A figure that only says ``message`` (e.g. a study with no finished trial)."""
     with style():
-        fig = Figure(figsize=(7, 3))
-        ax = fig.add_subplot()
+        fig, ax = _figure((7, 3))
         ax.set_axis_off()
         ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
         if title:
@@ -103,90 +141,106 @@ def plot_scaling(
     """
     import pandas as pd
 
+    parts = _finished_sweeps(frames)
+    stars = finished(search_points) if search_points is not None else None
+    if not parts and _empty(stars):
+        return message_figure("no finished trial to plot yet", title)
+    done = pd.concat(parts, ignore_index=True) if parts else None
+    with style():
+        fig, ax = _figure((8, 5.5))
+        if done is not None:
+            _plot_series(ax, done)
+        if not _empty(stars):
+            _plot_stars(ax, stars)
+        ax.set_xscale("log")
+        _plain_log_ticks(ax)
+        _finish_axes(ax, FLOPS_LABEL, "top-1 accuracy (%)", title)
+    return fig
+
+
+def _finished_sweeps(frames: Sequence[Any]) -> list[Any]:
+    """The finished rows of each sweep frame that has any, with a ``study`` column ("#i")."""
     parts = []
     for i, f in enumerate(frames):
         done = finished(f)
-        if done is None or done.empty:
+        if _empty(done):
             continue
         done = done.copy()
         if "study" not in done:
             done["study"] = f"#{i}"
         parts.append(done)
-    stars = finished(search_points) if search_points is not None else None
-    if not parts and (stars is None or stars.empty):
-        return message_figure("no finished trial to plot yet", title)
-    done = pd.concat(parts, ignore_index=True) if parts else None
-    with style():
-        fig = Figure(figsize=(8, 5.5))
-        ax = fig.add_subplot()
-        based: set[tuple[float, float]] = set()
-        if done is not None:
-            owners = done.groupby("label")["study"].nunique()
-            for i, ((study, _), rows) in enumerate(done.groupby(["study", "series"], sort=False)):
-                rows = rows.sort_values("flops")
-                label = str(rows["label"].iloc[0])
-                if owners.get(label, 1) > 1:
-                    label += f" ({study})"
-                colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-                x = rows["flops"].astype(float) / 1e6
-                y = rows["top1_mean"].astype(float)
-                many = rows["seeds"].fillna(1).astype(float) > 1
-                yerr = rows["top1_std"].fillna(0).astype(float).where(many, 0.0)
-                ax.errorbar(
-                    x,
-                    y,
-                    yerr=yerr if many.any() else None,
-                    color=colour,
-                    marker=marker,
-                    markersize=6,
-                    linewidth=1.6,
-                    capsize=3,
-                    label=label,
-                )
-                for xv, yv, (_, r) in zip(x, y, rows.iterrows(), strict=True):
-                    if r.get("value_name") is None or isnan(r.get("point_value")):
-                        continue
-                    text = _fmt_value(str(r["value_name"]), float(r["point_value"]))
-                    if _is_base(r):
-                        # Several series start at the unscaled network: name it once.
-                        if (xv, yv) in based:
-                            continue
-                        based.add((xv, yv))
-                        text = "base"
-                    ax.annotate(
-                        text,
-                        (xv, yv),
-                        textcoords="offset points",
-                        xytext=(4, 5),
-                        fontsize=8,
-                        color=colour,
-                        zorder=5,
-                    )
-        if stars is not None and not stars.empty:
-            for _, r in stars.iterrows():
-                seeds = seeds_of(r)
-                ax.errorbar(
-                    [float(r["flops"]) / 1e6],
-                    [float(r["top1_mean"])],
-                    yerr=[float(r["top1_std"] or 0)] if seeds > 1 else None,
-                    marker="*",
-                    markersize=15,
-                    color="#000000",
-                    linestyle="none",
-                    capsize=3,
-                    label=str(r.get("label") or "search best"),
-                )
-        ax.set_xscale("log")
-        _plain_log_ticks(ax)
-        ax.set_xlabel(FLOPS_LABEL)
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.legend(loc="best", frameon=False)
-        if title:
-            ax.set_title(title)
-    return fig
+    return parts
+
+
+def _plot_series(ax, done) -> None:
+    """One line per (study, series) of ``done``, each point annotated with its multiplier."""
+    owners = done.groupby("label")["study"].nunique()
+    based: set[tuple[float, float]] = set()
+    for i, ((study, _), rows) in enumerate(done.groupby(["study", "series"], sort=False)):
+        rows = rows.sort_values("flops")
+        label = str(rows["label"].iloc[0])
+        if owners.get(label, 1) > 1:
+            label += f" ({study})"
+        colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
+        x = rows["flops"].astype(float) / 1e6
+        y = rows["top1_mean"].astype(float)
+        many, yerr = _seed_errors(rows)
+        ax.errorbar(
+            x,
+            y,
+            yerr=yerr if many.any() else None,
+            color=colour,
+            marker=marker,
+            markersize=6,
+            linewidth=1.6,
+            capsize=3,
+            label=label,
+        )
+        _annotate_series(ax, rows, x, y, colour, based)
+
+
+def _annotate_series(ax, rows, x, y, colour: str, based: set[tuple[float, float]]) -> None:
+    """Write each point's multiplier beside it; the unscaled network once, as "base"."""
+    for xv, yv, (_, r) in zip(x, y, rows.iterrows(), strict=True):
+        if r.get("value_name") is None or isnan(r.get("point_value")):
+            continue
+        text = _fmt_value(str(r["value_name"]), float(r["point_value"]))
+        if _is_base(r):
+            # Several series start at the unscaled network: name it once.
+            if (xv, yv) in based:
+                continue
+            based.add((xv, yv))
+            text = "base"
+        ax.annotate(
+            text,
+            (xv, yv),
+            textcoords="offset points",
+            xytext=(4, 5),
+            fontsize=8,
+            color=colour,
+            zorder=5,
+        )
+
+
+def _plot_stars(ax, stars) -> None:
+    """Each row of ``stars`` as a black star, with an error bar when it has several seeds."""
+    for _, r in stars.iterrows():
+        seeds = seeds_of(r)
+        ax.errorbar(
+            [float(r["flops"]) / 1e6],
+            [float(r["top1_mean"])],
+            yerr=[float(r["top1_std"] or 0)] if seeds > 1 else None,
+            marker="*",
+            markersize=15,
+            color="#000000",
+            linestyle="none",
+            capsize=3,
+            label=str(r.get("label") or "search best"),
+        )
 
 
 def _is_base(row) -> bool:
+    """True for a row at depth = width = resolution = 1 (the unscaled network)."""
     try:
         return all(float(row.get(k)) == 1.0 for k in ("depth", "width", "resolution"))
     except (TypeError, ValueError):
@@ -226,48 +280,12 @@ def plot_search_map(frame, title: str = "") -> Figure:
     if done.empty and infeasible.empty and other.empty:
         return message_figure("no trial to plot yet", title)
     with style():
-        fig = Figure(figsize=(8, 6))
-        ax = fig.add_subplot()
+        fig, ax = _figure((8, 6))
         if not done.empty:
-            sc = ax.scatter(
-                done["alpha"].astype(float),
-                done["beta"].astype(float),
-                c=done["top1_mean"].astype(float),
-                cmap="viridis",
-                s=120,
-                edgecolors="black",
-                linewidths=0.6,
-                zorder=3,
-            )
-            fig.colorbar(sc, ax=ax, label="top-1 accuracy (%)")
-            reused = done[done["status"] == "reused"]
-            if not reused.empty:
-                ax.scatter(
-                    reused["alpha"].astype(float),
-                    reused["beta"].astype(float),
-                    s=300,
-                    facecolors="none",
-                    edgecolors=PALETTE[1],
-                    linewidths=1.5,
-                    zorder=2,
-                    label="reused (identical network)",
-                )
-            best = best_candidate(done)
-            if best is not None:
-                ax.scatter(
-                    [float(best["alpha"])],
-                    [float(best["beta"])],
-                    marker="*",
-                    s=80,
-                    color="white",
-                    edgecolors="black",
-                    zorder=4,
-                    label=f"best: {float(best['top1_mean']):.2f} %",
-                )
+            _map_finished(fig, ax, done)
         if not infeasible.empty:
             ax.scatter(
-                infeasible["alpha"].astype(float),
-                infeasible["beta"].astype(float),
+                *_alpha_beta(infeasible),
                 marker="x",
                 s=70,
                 color="#7f7f7f",
@@ -276,8 +294,7 @@ def plot_search_map(frame, title: str = "") -> Figure:
             )
         if not other.empty:
             ax.scatter(
-                other["alpha"].astype(float),
-                other["beta"].astype(float),
+                *_alpha_beta(other),
                 marker="o",
                 s=90,
                 facecolors="none",
@@ -286,33 +303,82 @@ def plot_search_map(frame, title: str = "") -> Figure:
                 zorder=3,
                 label="failed / pruned",
             )
-        for _, r in frame.iterrows():
-            if isnan(r.get("alpha")) or isnan(r.get("beta")):
-                continue
-            text = []
-            if not isnan(r.get("gamma")):
-                text.append(f"γ={float(r['gamma']):.2f}")
-            if not isnan(r.get("pixels")):
-                text.append(f"{int(r['pixels'])}px")
-            if r.get("role") == "base":
-                text.append("base")
-            if text:
-                ax.annotate(
-                    "\n".join(text),
-                    (float(r["alpha"]), float(r["beta"])),
-                    textcoords="offset points",
-                    xytext=(9, -4),
-                    fontsize=8,
-                    va="top",
-                )
+        _map_notes(ax, frame)
         ax.margins(0.2)
-        ax.set_xlabel("α (depth multiplier at the budget)")
-        ax.set_ylabel("β (width multiplier at the budget)")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(loc="best", frameon=False)
-        if title:
-            ax.set_title(title)
+        _finish_axes(
+            ax,
+            "α (depth multiplier at the budget)",
+            "β (width multiplier at the budget)",
+            title,
+            legend=bool(ax.get_legend_handles_labels()[0]),
+        )
     return fig
+
+
+def _map_finished(fig, ax, done) -> None:
+    """Finished points coloured by top-1 (with a colour bar), reused ones ringed, best starred."""
+    sc = ax.scatter(
+        *_alpha_beta(done),
+        c=done["top1_mean"].astype(float),
+        cmap="viridis",
+        s=120,
+        edgecolors="black",
+        linewidths=0.6,
+        zorder=3,
+    )
+    fig.colorbar(sc, ax=ax, label="top-1 accuracy (%)")
+    reused = done[done["status"] == "reused"]
+    if not reused.empty:
+        ax.scatter(
+            *_alpha_beta(reused),
+            s=300,
+            facecolors="none",
+            edgecolors=PALETTE[1],
+            linewidths=1.5,
+            zorder=2,
+            label="reused (identical network)",
+        )
+    best = best_candidate(done)
+    if best is not None:
+        ax.scatter(
+            [float(best["alpha"])],
+            [float(best["beta"])],
+            marker="*",
+            s=80,
+            color="white",
+            edgecolors="black",
+            zorder=4,
+            label=f"best: {float(best['top1_mean']):.2f} %",
+        )
+
+
+def _map_notes(ax, frame) -> None:
+    """Write γ, pixels and "base" beside every trial of ``frame`` that has an α and a β."""
+    for _, r in frame.iterrows():
+        if isnan(r.get("alpha")) or isnan(r.get("beta")):
+            continue
+        note = _map_note(r)
+        if note:
+            ax.annotate(
+                note,
+                (float(r["alpha"]), float(r["beta"])),
+                textcoords="offset points",
+                xytext=(9, -4),
+                fontsize=8,
+                va="top",
+            )
+
+
+def _map_note(r) -> str:
+    """The note beside a map point: γ, pixels and "base", one a line ("" when none is known)."""
+    text = []
+    if not isnan(r.get("gamma")):
+        text.append(f"γ={float(r['gamma']):.2f}")
+    if not isnan(r.get("pixels")):
+        text.append(f"{int(r['pixels'])}px")
+    if r.get("role") == "base":
+        text.append("base")
+    return "\n".join(text)
 
 
 def plot_search_cost(
@@ -320,11 +386,10 @@ def plot_search_cost(
 ) -> Figure:
     """Top-1 against the measured cost (fvcore FLOPs ÷ base), with the budget band."""
     done = finished(frame)
-    if done is None or done.empty:
+    if _empty(done):
         return message_figure("no finished trial to plot yet", title)
     with style():
-        fig = Figure(figsize=(8, 5.5))
-        ax = fig.add_subplot()
+        fig, ax = _figure((8, 5.5))
         if budget is not None:
             ax.axvline(budget, color="#7f7f7f", linestyle="--", linewidth=1, label="budget")
             if tolerance:
@@ -345,11 +410,11 @@ def plot_search_cost(
         for name, rows, colour, marker in groups:
             if rows.empty:
                 continue
-            many = rows["seeds"].fillna(1).astype(float) > 1
+            _, yerr = _seed_errors(rows)
             ax.errorbar(
                 rows["cost_ratio"].astype(float),
                 rows["top1_mean"].astype(float),
-                yerr=rows["top1_std"].fillna(0).astype(float).where(many, 0.0),
+                yerr=yerr,
                 color=colour,
                 marker=marker,
                 linestyle="none",
@@ -367,11 +432,12 @@ def plot_search_cost(
                     xytext=(5, 4),
                     fontsize=8,
                 )
-        ax.set_xlabel("measured cost (fvcore FLOPs ÷ base, at the cost resolution)")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.legend(loc="best", frameon=False)
-        if title:
-            ax.set_title(title)
+        _finish_axes(
+            ax,
+            "measured cost (fvcore FLOPs ÷ base, at the cost resolution)",
+            "top-1 accuracy (%)",
+            title,
+        )
     return fig
 
 
@@ -381,9 +447,8 @@ def plot_search_history(frame, title: str = "") -> Figure:
     if frame is None or frame.empty:
         return message_figure("no trial to plot yet", title)
     with style():
-        fig = Figure(figsize=(8, 4.5))
-        ax = fig.add_subplot()
-        if done is not None and not done.empty:
+        fig, ax = _figure((8, 4.5))
+        if not _empty(done):
             done = done.sort_values("number")
             ax.plot(
                 done["number"],
@@ -419,11 +484,7 @@ def plot_search_history(frame, title: str = "") -> Figure:
                     color=colour,
                     label=f"{status} (no result)",
                 )
-        ax.set_xlabel("trial number")
-        ax.set_ylabel("top-1 accuracy (%)")
-        ax.legend(loc="best", frameon=False)
-        if title:
-            ax.set_title(title)
+        _finish_axes(ax, "trial number", "top-1 accuracy (%)", title)
     return fig
 
 
@@ -453,14 +514,11 @@ def describe_setup(config: dict[str, Any]) -> str:
 def search_best_points(search: StudyData):
     """A one-row frame of a search's best candidate, labelled for a scaling plot (or None)."""
     done = search.finished
-    best = best_candidate(done) if done is not None and not done.empty else None
+    best = best_candidate(done) if not _empty(done) else None
     if best is None:
         return None
     row = best.copy()
-    row["label"] = (
-        f"search best α={float(best['alpha']):.2f} β={float(best['beta']):.2f} "
-        f"γ={float(best['gamma']):.2f} ({search.name})"
-    )
+    row["label"] = f"search best {multipliers_text(best)} ({search.name})"
     return row.to_frame().T.astype({"top1_mean": float, "flops": float})
 
 

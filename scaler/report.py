@@ -26,12 +26,13 @@ from typing import Any
 
 from scaler import __version__
 from scaler.files import check_out_dir, write_files
-from scaler.plots import describe_setup, figures_for, render, setup_key
+from scaler.plots import describe_setup, figures_for, multipliers_text, render, setup_key
 from scaler.records import CANDIDATE_ROLES
 from scaler.results import (
     Noise,
     StudyData,
     best_candidate,
+    finished,
     leaderboard,
     load_studies,
     noise,
@@ -44,6 +45,47 @@ from scaler.scaling import check_phi_max
 # A single-dimension point is "at equal FLOPs" with a compound point within this ratio.
 EQUAL_FLOPS = 1.5
 DIMENSIONS = ("width", "depth", "resolution")
+# Table headers of the report's sections.
+BOARD_HEADERS = (
+    "#",
+    "role",
+    "α",
+    "β",
+    "γ",
+    "px (proxy/cost)",
+    "top-1 %",
+    "seeds",
+    "",
+    "params (M)",
+    "MFLOPs (proxy)",
+    "status",
+)
+COST_HEADERS = ("#", "α", "β", "γ", "nominal ×", "measured ×", "proxy ×")
+FAMILY_HEADERS = (
+    "φ",
+    "d",
+    "w",
+    "r",
+    "pixels",
+    "layers",
+    "params (M)",
+    "GFLOPs",
+    "nominal ×",
+    "measured ×",
+)
+POINT_HEADERS = (
+    "point",
+    "d",
+    "w",
+    "r",
+    "px",
+    "layers",
+    "params (M)",
+    "MFLOPs",
+    "top-1 %",
+    "seeds",
+    "status",
+)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -102,6 +144,24 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
             text = value if isinstance(value, str) else json.dumps(value, default=str)
             rows.append((prefix + key, text))
     return rows
+
+
+def _status_text(row) -> str:
+    """A row's status, naming the trial a reused result was copied from."""
+    return row["status"] + (
+        f" from #{int(row['reused_from'])}" if row["status"] == "reused" else ""
+    )
+
+
+def _series(done) -> list[tuple[str, Any]]:
+    """(label, rows) of every series of a sweep's finished rows, in the frame's order."""
+    return [(str(rows["label"].iloc[0]), rows) for _, rows in done.groupby("series", sort=False)]
+
+
+def _ranked(frame) -> tuple[Noise, Any]:
+    """A search frame's noise floor and its leaderboard under that floor."""
+    nz = noise(frame)
+    return nz, leaderboard(frame, nz)
 
 
 def _states(frame) -> str:
@@ -164,8 +224,7 @@ def compound_points(studies: Sequence[StudyData]) -> list[tuple[str, Any]]:
             best = best_candidate(done)
             if best is not None:
                 desc = (
-                    f"the best candidate of {s.name} (α={float(best['alpha']):.2f}, "
-                    f"β={float(best['beta']):.2f}, γ={float(best['gamma']):.2f}, "
+                    f"the best candidate of {s.name} ({multipliers_text(best, ', ')}, "
                     f"{int(best['pixels'])} px)"
                 )
                 out.append((desc, best))
@@ -231,9 +290,8 @@ def _interp(rows, flops: float) -> float | None:
 def _series_findings(s: StudyData, sigma: float) -> list[str]:
     done = s.finished
     out = []
-    for _, rows in done.groupby("series", sort=False):
-        rows = rows.sort_values("flops")
-        label = str(rows["label"].iloc[0])
+    for label, series in _series(done):
+        rows = series.sort_values("flops")
         if len(rows) < 2:
             out.append(f"{label}: only one finished point, no trend yet.")
             continue
@@ -260,7 +318,7 @@ def _series_findings(s: StudyData, sigma: float) -> list[str]:
 
 def _baseline_findings(done, sigma: float) -> list[str]:
     """Each baseline against the first (d=1, r=1) series at equal FLOPs (interpolated)."""
-    groups = [(str(r["label"].iloc[0]), r) for _, r in done.groupby("series", sort=False)]
+    groups = _series(done)
     if len(groups) < 2:
         return []
     ref_label, ref = groups[0]
@@ -294,6 +352,18 @@ def _baseline_findings(done, sigma: float) -> list[str]:
 
 def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
     """(what the data show, what they do not show), computed from the studies."""
+    sigmas, shows, lacks = _noise_floors(studies)
+    sigma = next(iter(sigmas.values())) if len(sigmas) == 1 else math.nan
+    for s in studies:
+        study_shows, study_lacks = _study_findings(s, sigmas)
+        shows += study_shows
+        lacks += study_lacks
+    cmp_shows, cmp_lacks = _comparison_findings(studies, sigma)
+    return shows + cmp_shows, lacks + cmp_lacks + _proxy_caveats(studies)
+
+
+def _noise_floors(studies: Sequence[StudyData]) -> tuple[dict[str, float], list[str], list[str]]:
+    """σ by setup key, with what the data show and do not show about each noise floor."""
     import pandas as pd
 
     shows: list[str] = []
@@ -321,32 +391,41 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
                 "seeds under its proxy settings): none of its differences can be called "
                 "significant. --seeds 2 gives one."
             )
-    sigma = next(iter(sigmas.values())) if len(sigmas) == 1 else math.nan
-    for s in studies:
-        if s.finished is None or s.finished.empty:
-            shows.append(f"{s.name} has no finished trial yet ({_states(s.frame)}).")
-            continue
-        if s.kind == "search":
-            shows += _search_findings(s)
-        elif s.kind == "sweep":
-            shows += _series_findings(s, sigmas[setup_key(s.config)])
-        skipped = s.frame[s.frame["status"] == "skipped"] if not s.frame.empty else s.frame
-        if len(skipped):
-            lacks.append(
-                f"{s.name}: {len(skipped)} point(s) were not trained (over --max-flops or beyond "
-                "the pixels the data serve), so its curves stop early: they say nothing about "
-                "larger networks."
-            )
+    return sigmas, shows, lacks
+
+
+def _study_findings(s: StudyData, sigmas: dict[str, float]) -> tuple[list[str], list[str]]:
+    """What one study's own results show, and the points it skipped (what they do not show)."""
+    if s.finished is None or s.finished.empty:
+        return [f"{s.name} has no finished trial yet ({_states(s.frame)})."], []
+    shows: list[str] = []
+    if s.kind == "search":
+        shows += _search_findings(s)
+    elif s.kind == "sweep":
+        shows += _series_findings(s, sigmas[setup_key(s.config)])
+    skipped = s.frame[s.frame["status"] == "skipped"] if not s.frame.empty else s.frame
+    if not len(skipped):
+        return shows, []
+    return shows, [
+        f"{s.name}: {len(skipped)} point(s) were not trained (over --max-flops or beyond "
+        "the pixels the data serve), so its curves stop early: they say nothing about "
+        "larger networks."
+    ]
+
+
+def _comparison_findings(studies: Sequence[StudyData], sigma: float) -> tuple[list[str], list[str]]:
+    """Compound against single dimensions, when every study was trained with the same setup."""
     if len({setup_key(s.config) for s in studies if s.kind != "unknown"}) > 1:
-        lacks.append(
+        return [], [
             "The studies were trained with different data or proxy settings, so they are not "
             "compared with each other (compound against single dimensions included): that "
             "needs them trained with the same data and proxy."
-        )
-    else:
-        shows_cmp, lacks_cmp = _compound_findings(studies, sigma)
-        shows += shows_cmp
-        lacks += lacks_cmp
+        ]
+    return _compound_findings(studies, sigma)
+
+
+def _proxy_caveats(studies: Sequence[StudyData]) -> list[str]:
+    """The caveat that every point is a short proxy run, once per distinct proxy setup."""
     setups: dict[str, list[str]] = {}  # one caveat per distinct setup, naming its studies
     for s in studies:
         if s.kind == "unknown":
@@ -362,17 +441,15 @@ def findings(studies: Sequence[StudyData]) -> tuple[list[str], list[str]]:
             f"{s.config.get('data')})"
         )
         setups.setdefault(text, []).append(s.name)
-    for text, names in setups.items():
-        lacks.append(
-            f"Every point of {', '.join(names)} is {text}: rankings after full training on a "
-            "large data set may differ, and accuracy here is not ImageNet accuracy."
-        )
-    return shows, lacks
+    return [
+        f"Every point of {', '.join(names)} is {text}: rankings after full training on a "
+        "large data set may differ, and accuracy here is not ImageNet accuracy."
+        for text, names in setups.items()
+    ]
 
 
 def _search_findings(s: StudyData) -> list[str]:
-    nz = noise(s.frame)
-    board = leaderboard(s.frame, nz)
+    nz, board = _ranked(s.frame)
     best = board[board["best"]]
     if best.empty:
         return [f"{s.name}: no candidate finished (only the base)."]
@@ -382,9 +459,8 @@ def _search_findings(s: StudyData) -> list[str]:
     # A reused twin is the best's own network: it is no rival, so it is not counted as tied.
     tied = int((board["tied"] & ~board["best"] & (board["network_key"] != b["network_key"])).sum())
     text = (
-        f"{s.name}: the best candidate is α={float(b['alpha']):.2f}, β={float(b['beta']):.2f}, "
-        f"γ={float(b['gamma']):.2f} with {_top1(b)} % top-1 at {float(b['cost_ratio']):.2f}× "
-        "the base's measured FLOPs"
+        f"{s.name}: the best candidate is {multipliers_text(b, ', ')} with {_top1(b)} % top-1 "
+        f"at {float(b['cost_ratio']):.2f}× the base's measured FLOPs"
     )
     if not base.empty:
         gap = float(b["top1_mean"]) - float(base.iloc[0]["top1_mean"])
@@ -478,7 +554,7 @@ def _config_section(s: StudyData) -> list[str]:
 
 
 def _no_result_section(frame) -> list[str]:
-    rest = frame[~((frame["state"] == "COMPLETE") & frame["top1_mean"].notna())]
+    rest = frame[~frame.index.isin(finished(frame).index)]
     if rest.empty:
         return []
     rows = [
@@ -515,180 +591,140 @@ def _family_rows(coeffs, phi_max: int, base_res: int) -> list[list[str]]:
 
 
 def _search_section(s: StudyData, phi_max: int) -> list[str]:
-    from scaler.scaling import Coefficients
+    """A search's leaderboard, noise floor, costs and coefficients, and its trials without one."""
+    nz, board = _ranked(s.frame)
+    lines = _leaderboard_lines(board) + _noise_lines(nz)
+    cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
+    if not cands.empty:
+        lines += _cost_lines(s, cands)
+        lines += _coefficients_lines(s, cands[cands["best"]].iloc[0], phi_max)
+    return lines + _no_result_section(s.frame)
 
-    nz = noise(s.frame)
-    board = leaderboard(s.frame, nz)
+
+def _leaderboard_lines(board) -> list[str]:
+    """The leaderboard table (or a line saying there is nothing to rank yet)."""
     lines = ["### Leaderboard", ""]
     if board.empty:
-        lines += ["No finished trial yet: nothing to rank.", ""]
-    else:
-        rows = []
-        for _, r in board.iterrows():
-            mark = "best" if r["best"] else ("tied" if r["tied"] else "")
-            status = r["status"] + (
-                f" from #{int(r['reused_from'])}" if r["status"] == "reused" else ""
-            )
-            rows.append(
-                [
-                    r["number"],
-                    r["role"],
-                    _f(r["alpha"]),
-                    _f(r["beta"]),
-                    _f(r["gamma"]),
-                    f"{_int(r['pixels'])}/{_int(r['cost_pixels'])}",
-                    _top1(r),
-                    seeds_of(r),
-                    mark,
-                    _m(r["params"]),
-                    _m(r["flops"], ".1f"),
-                    status,
-                ]
-            )
-        lines += [
-            md_table(
-                [
-                    "#",
-                    "role",
-                    "α",
-                    "β",
-                    "γ",
-                    "px (proxy/cost)",
-                    "top-1 %",
-                    "seeds",
-                    "",
-                    "params (M)",
-                    "MFLOPs (proxy)",
-                    "status",
-                ],
-                rows,
-            ),
-            "",
+        return lines + ["No finished trial yet: nothing to rank.", ""]
+    rows = [
+        [
+            r["number"],
+            r["role"],
+            _f(r["alpha"]),
+            _f(r["beta"]),
+            _f(r["gamma"]),
+            f"{_int(r['pixels'])}/{_int(r['cost_pixels'])}",
+            _top1(r),
+            seeds_of(r),
+            "best" if r["best"] else ("tied" if r["tied"] else ""),
+            _m(r["params"]),
+            _m(r["flops"], ".1f"),
+            _status_text(r),
         ]
+        for _, r in board.iterrows()
+    ]
+    return lines + [md_table(BOARD_HEADERS, rows), ""]
+
+
+def _noise_lines(nz: Noise) -> list[str]:
+    """The noise floor and the rule that calls candidates tied."""
     sigma = (
         f"σ = {nz.sigma:.2f} points from {nz.runs} repeated runs"
         if math.isfinite(nz.sigma)
         else "no estimate (no point has 2 or more runs)"
     )
-    lines += [
+    return [
         "### Noise floor and ties",
         "",
         f"Noise floor: {sigma}. Rule: {nz.rule}.",
         "",
     ]
-    cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
-    if not cands.empty:
-        rows = [
-            [
-                r["number"],
-                _f(r["alpha"]),
-                _f(r["beta"]),
-                _f(r["gamma"]),
-                _f(r["nominal_cost"]),
-                _f(r["cost_ratio"]),
-                _f(r["proxy_cost_ratio"]),
-            ]
-            for _, r in cands.iterrows()
+
+
+def _cost_lines(s: StudyData, cands) -> list[str]:
+    """The candidates' nominal cost against their measured one, at the cost and proxy pixels."""
+    rows = [
+        [
+            r["number"],
+            _f(r["alpha"]),
+            _f(r["beta"]),
+            _f(r["gamma"]),
+            _f(r["nominal_cost"]),
+            _f(r["cost_ratio"]),
+            _f(r["proxy_cost_ratio"]),
         ]
-        miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
-        budget = s.config.get("budget")
-        lines += [
-            "### Nominal vs measured cost",
-            "",
-            f"The budget is {budget}× the base. Nominal cost is α·β²·γ²; measured is fvcore "
-            f"FLOPs ÷ the base's at {s.config.get('cost_resolution')} px (the constraint is "
-            f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
-            f"Measured differs from nominal by up to {miss.max():.0%} here.",
-            "",
-            md_table(["#", "α", "β", "γ", "nominal ×", "measured ×", "proxy ×"], rows),
-            "",
-        ]
-        best = cands[cands["best"]].iloc[0]
-        phi = float(s.config.get("phi", math.log2(float(budget or 2))))
-        base_res = int(s.config.get("cost_resolution", 224))
-        coeffs = Coefficients.from_multipliers(
-            float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
-        )
-        lines += [
-            "### Exported coefficients",
-            "",
-            f"Per unit φ (φ = {phi:g} at this budget): α = {coeffs.alpha:.4f}, "
-            f"β = {coeffs.beta:.4f}, γ = {coeffs.gamma:.4f} (α·β²·γ² = {coeffs.product:.3f}); "
-            f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
-            "classes (FLOPs: fvcore's convention, from the exact cost model):",
-            "",
-            md_table(
-                [
-                    "φ",
-                    "d",
-                    "w",
-                    "r",
-                    "pixels",
-                    "layers",
-                    "params (M)",
-                    "GFLOPs",
-                    "nominal ×",
-                    "measured ×",
-                ],
-                _family_rows(coeffs, phi_max, base_res),
-            ),
-            "",
-        ]
-    return lines + _no_result_section(s.frame)
+        for _, r in cands.iterrows()
+    ]
+    miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
+    return [
+        "### Nominal vs measured cost",
+        "",
+        f"The budget is {s.config.get('budget')}× the base. Nominal cost is α·β²·γ²; measured is "
+        f"fvcore FLOPs ÷ the base's at {s.config.get('cost_resolution')} px (the constraint is "
+        f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
+        f"Measured differs from nominal by up to {miss.max():.0%} here.",
+        "",
+        md_table(COST_HEADERS, rows),
+        "",
+    ]
+
+
+def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
+    """The coefficients per unit φ of the best candidate, and their family φ = 0..phi_max."""
+    from scaler.scaling import Coefficients
+
+    budget = s.config.get("budget")
+    phi = float(s.config.get("phi", math.log2(float(budget or 2))))
+    base_res = int(s.config.get("cost_resolution", 224))
+    coeffs = Coefficients.from_multipliers(
+        float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
+    )
+    return [
+        "### Exported coefficients",
+        "",
+        f"Per unit φ (φ = {phi:g} at this budget): α = {coeffs.alpha:.4f}, "
+        f"β = {coeffs.beta:.4f}, γ = {coeffs.gamma:.4f} (α·β²·γ² = {coeffs.product:.3f}); "
+        f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
+        "classes (FLOPs: fvcore's convention, from the exact cost model):",
+        "",
+        md_table(FAMILY_HEADERS, _family_rows(coeffs, phi_max, base_res)),
+        "",
+    ]
 
 
 def _sweep_section(s: StudyData) -> list[str]:
+    """A sweep's points, one table per series, the FLOPs cap and its trials without a result."""
     lines = ["### Points", ""]
     done = s.finished
     if done is None or done.empty:
         lines += ["No finished trial yet: nothing to show.", ""]
     else:
-        for _, rows in done.groupby("series", sort=False):
-            label = str(rows["label"].iloc[0])
-            table = [
-                [
-                    f"{r['value_name']}={float(r['point_value']):g}",
-                    _f(r["depth"], ".3g"),
-                    _f(r["width"], ".3g"),
-                    _f(r["resolution"], ".3g"),
-                    _int(r["pixels"]),
-                    _int(r["layers"]),
-                    _m(r["params"]),
-                    _m(r["flops"]),
-                    _top1(r),
-                    seeds_of(r),
-                    r["status"]
-                    + (f" from #{int(r['reused_from'])}" if r["status"] == "reused" else ""),
-                ]
-                for _, r in rows.sort_values("flops").iterrows()
-            ]
-            lines += [
-                f"**{label}**",
-                "",
-                md_table(
-                    [
-                        "point",
-                        "d",
-                        "w",
-                        "r",
-                        "px",
-                        "layers",
-                        "params (M)",
-                        "MFLOPs",
-                        "top-1 %",
-                        "seeds",
-                        "status",
-                    ],
-                    table,
-                ),
-                "",
-            ]
+        for label, rows in _series(done):
+            table = [_point_row(r) for _, r in rows.sort_values("flops").iterrows()]
+            lines += [f"**{label}**", "", md_table(POINT_HEADERS, table), ""]
     cap = s.attrs.get("max_flops")
     if cap:
         from scaler.sweeps import fmt_flops
 
         lines += [f"The last run capped points at {fmt_flops(cap)} (--max-flops).", ""]
     return lines + _no_result_section(s.frame)
+
+
+def _point_row(r) -> list[Any]:
+    """The table cells of one sweep point."""
+    return [
+        f"{r['value_name']}={float(r['point_value']):g}",
+        _f(r["depth"], ".3g"),
+        _f(r["width"], ".3g"),
+        _f(r["resolution"], ".3g"),
+        _int(r["pixels"]),
+        _int(r["layers"]),
+        _m(r["params"]),
+        _m(r["flops"]),
+        _top1(r),
+        seeds_of(r),
+        _status_text(r),
+    ]
 
 
 def build_markdown(studies: Sequence[StudyData], figures: Sequence[str], phi_max: int = 7) -> str:

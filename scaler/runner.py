@@ -237,6 +237,15 @@ def run_trial(study, trial, run: Callable[[Any], float]) -> None:
         study.tell(trial, value)
 
 
+def propose(study):
+    """A new trial the sampler proposes (its heartbeat is :func:`run_trial`'s)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
+        return study.ask()
+
+
 def _counts(study, sampled_left: int) -> tuple[int, int, bool]:
     """(finished, total, running) over the study's trials."""
     from optuna.trial import TrialState
@@ -270,7 +279,7 @@ def work_queue(
             trainer.counter = (finished, total)
             trial = claim(study)
             if trial is None and left > 0:
-                trial = study.ask()  # the sampler proposes a point
+                trial = propose(study)
             if trial is not None:
                 run_trial(study, trial, trainer)
             elif not running:

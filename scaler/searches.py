@@ -170,31 +170,11 @@ class SearchConfig:
         if not 0 < self.tolerance < 1:
             raise ValueError(f"--tolerance {self.tolerance} is invalid: it must be in (0, 1)")
         check_pixels(self.cost_resolution, "--cost-resolution")
-        up = self.budget > 1
         for name, rng, step in (
             ("--alpha-range", self.alpha_range, self.alpha_step),
             ("--beta-range", self.beta_range, self.beta_step),
         ):
-            if rng is not None:
-                lo, hi = rng
-                if not (math.isfinite(lo) and math.isfinite(hi)):
-                    raise ValueError(f"{name} {lo}:{hi} is invalid: use finite numbers")
-                if lo > hi:
-                    raise ValueError(
-                        f"{name} {lo}:{hi} is invalid: its minimum exceeds its maximum"
-                    )
-                if up and lo < 1:
-                    raise ValueError(
-                        f"{name} {lo}:{hi} is invalid: above 1x the coefficients must be >= 1"
-                    )
-                if not up and (hi > 1 or lo <= 0):
-                    raise ValueError(
-                        f"{name} {lo}:{hi} is invalid: under 1x the coefficients must be in (0, 1]"
-                    )
-            if step is not None and not step > 0:
-                raise ValueError(
-                    f"{name.replace('range', 'step')} {step} is invalid: it must be > 0"
-                )
+            _check_range(name, rng, step, up=self.budget > 1)
         if self.sampler == "grid" and len(self.grid()) > 400:
             raise ValueError(
                 "the grid has more than 400 points: use a larger --alpha-step/--beta-step"
@@ -238,6 +218,24 @@ def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
     except ValueError:
         raise ValueError(f"{option} {text!r} is invalid: use MIN:MAX, e.g. 1.0:1.4") from None
     return lo, hi
+
+
+def _check_range(name: str, rng: tuple[float, float] | None, step: float | None, up: bool) -> None:
+    """A coefficient's range and step: finite, ordered, >= 1 above 1x, in (0, 1] under it."""
+    if rng is not None:
+        lo, hi = rng
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{name} {lo}:{hi} is invalid: use finite numbers")
+        if lo > hi:
+            raise ValueError(f"{name} {lo}:{hi} is invalid: its minimum exceeds its maximum")
+        if up and lo < 1:
+            raise ValueError(f"{name} {lo}:{hi} is invalid: above 1x the coefficients must be >= 1")
+        if not up and (hi > 1 or lo <= 0):
+            raise ValueError(
+                f"{name} {lo}:{hi} is invalid: under 1x the coefficients must be in (0, 1]"
+            )
+    if step is not None and not step > 0:
+        raise ValueError(f"{name.replace('range', 'step')} {step} is invalid: it must be > 0")
 
 
 def _values(lo: float, hi: float, step: float) -> list[float]:

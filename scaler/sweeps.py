@@ -236,35 +236,7 @@ class SweepConfig:
             raise ValueError(
                 f"sweep {self.kind!r} is unknown: valid sweeps are {', '.join(SWEEP_KINDS)}"
             )
-        given = {
-            "--widths": self.widths,
-            "--depths": self.depths,
-            "--resolutions": self.resolutions,
-            "--baselines": self.baselines,
-        }
-        if self.kind == "width-by-baseline":
-            allowed = {"--widths", "--baselines"}
-        elif self.kind == "single":
-            if not self.dims:
-                raise ValueError("--dim is missing: give width, depth, resolution or all")
-            for d in self.dims:
-                if d not in DIMENSIONS:
-                    raise ValueError(
-                        f"--dim {d!r} is unknown: valid dimensions are {', '.join(DIMENSIONS)}"
-                    )
-            allowed = {f"--{d}s" for d in self.dims}
-        else:
-            allowed = set()
-        for option, value in given.items():
-            if value is None:
-                continue
-            if option not in allowed:
-                where = f"--dim {','.join(self.dims)}" if self.kind == "single" else self.kind
-                raise ValueError(f"{option} does not apply to {where}")
-            if option == "--baselines":
-                _check_baselines(tuple(value))
-            else:
-                _check_values(option, tuple(value))
+        self._check_values_given()
         if self.kind == "compound":
             if self.coefficients is None:
                 raise ValueError("--coefficients is missing: give a file written by scaler export")
@@ -280,6 +252,35 @@ class SweepConfig:
             raise ValueError(f"--max-flops {self.max_flops} is invalid: it must be > 0")
         self.proxy_config()  # raises on unknown presets / invalid overrides
         return self
+
+    def _check_values_given(self) -> None:
+        """The value lists given apply to this kind of sweep and hold valid multipliers."""
+        given = {
+            "--widths": self.widths,
+            "--depths": self.depths,
+            "--resolutions": self.resolutions,
+            "--baselines": self.baselines,
+        }
+        allowed = {"--widths", "--baselines"} if self.kind == "width-by-baseline" else set()
+        if self.kind == "single":
+            if not self.dims:
+                raise ValueError("--dim is missing: give width, depth, resolution or all")
+            for d in self.dims:
+                if d not in DIMENSIONS:
+                    raise ValueError(
+                        f"--dim {d!r} is unknown: valid dimensions are {', '.join(DIMENSIONS)}"
+                    )
+            allowed = {f"--{d}s" for d in self.dims}
+        for option, value in given.items():
+            if value is None:
+                continue
+            if option not in allowed:
+                where = f"--dim {','.join(self.dims)}" if self.kind == "single" else self.kind
+                raise ValueError(f"{option} does not apply to {where}")
+            if option == "--baselines":
+                _check_baselines(tuple(value))
+            else:
+                _check_values(option, tuple(value))
 
     def compound_coefficients(self):
         """The Coefficients of a compound sweep (ValueError naming --coefficients if unreadable)."""

@@ -22,6 +22,7 @@ def test_info_json(cli):
     assert sum(s["flops"] for s in data["stages"]) == data["flops"]
 
 
+@pytest.mark.slow
 def test_family_json_has_nominal_and_measured(cli):
     code, out, _ = cli(
         "family",

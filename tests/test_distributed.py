@@ -15,6 +15,7 @@ import time
 import uuid
 
 import pytest
+from conftest import TINY_ARGS, TINY_PROXY
 
 from scaler import searches as S
 from scaler.results import trials_frame
@@ -22,23 +23,13 @@ from scaler.studies import load_study
 
 PG = os.environ.get("SCALER_TEST_POSTGRES")
 needs_pg = pytest.mark.skipif(not PG, reason="set SCALER_TEST_POSTGRES to a PostgreSQL URL")
+# Every test here starts worker processes that train: minutes in all.
+pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=needs_pg)]
 
-# Tiny proxy runs; the grid is α ∈ {1.0, 1.2, 1.4} x β ∈ {1.0, 1.1}: six distinct networks.
-PROXY = [
-    "--proxy",
-    "quick",
-    "--epochs",
-    "1",
-    "--batch-size",
-    "32",
-    "--base-pixels",
-    "16",
-    "--lr",
-    "0.05",
-    "--threads",
-    "1",
-]
+# Tiny proxy runs (a later --images wins); the grid is α ∈ {1.0, 1.2, 1.4} x β ∈ {1.0, 1.1}:
+# six distinct networks.
+PROXY = TINY_ARGS
 GRID = [
     "--alpha-range",
     "1.0:1.4",
@@ -105,13 +96,7 @@ def grid_config(images: int) -> S.SearchConfig:
     return S.SearchConfig(
         budget=2.0,
         proxy="quick",
-        proxy_overrides=(
-            ("epochs", 1),
-            ("batch_size", 32),
-            ("base_pixels", 16),
-            ("lr", 0.05),
-            ("images", images),
-        ),
+        proxy_overrides=(*TINY_PROXY, ("images", images)),
         alpha_range=(1.0, 1.4),
         alpha_step=0.2,
         beta_range=(1.0, 1.1),
@@ -139,6 +124,39 @@ def test_workers_option_runs_processes_on_one_study(tmp_path):
     out = finish(worker(url, "local", "--images", "64", "--workers", "2", *GRID))
     assert "[worker 0]" in out or "[worker 1]" in out
     assert_each_point_trained_once(url, "local", grid_config(64))
+
+
+def test_sweep_workers_option_runs_two_processes(tmp_path):
+    url = f"sqlite:///{tmp_path / 'sw.db'}"
+    cmd = [sys.executable, "-m", "scaler", "sweep", "width-by-baseline", "--widths", "1,1.4,1.8"]
+    cmd += ["--baselines", "1:1,2:1", "--storage", url, "--study", "sw", "--workers", "2"]
+    cmd += [*PROXY, "--images", "1024"]
+    run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    trials = load_study("sw", url).get_trials()
+    assert sorted(t.user_attrs["status"] for t in trials) == ["trained"] * 6
+    assert len({t.user_attrs["worker"] for t in trials}) == 2  # two processes shared it
+    assert "[worker 0]" in run.stderr and "[worker 1]" in run.stderr
+
+
+@needs_pg
+def test_postgres_password_kept_off_the_command_line(tmp_path):
+    password = PG.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    bare = PG.replace(f":{password}@", "@")  # postgresql://scaler@host:port/db
+    cases = [  # (--storage, extra environment)
+        (bare, {"PGPASSWORD": password}),
+        (None, {"SCALER_STORAGE": PG}),
+        (f"{bare}?password={password}", {}),
+    ]
+    for url, env in cases:
+        cmd = [sys.executable, "-m", "scaler", "studies", "--json"]
+        cmd += ["--storage", url] if url else []
+        run = subprocess.run(
+            cmd, env={**ENV, **env}, capture_output=True, text=True, timeout=120, cwd=tmp_path
+        )
+        assert run.returncode == 0, run.stderr
+        assert password not in run.stdout + run.stderr
+        assert all(row["storage"].startswith("postgresql://") for row in json.loads(run.stdout))
 
 
 @pytest.mark.parametrize("storage", BACKENDS, indirect=True)
@@ -188,13 +206,7 @@ def test_killed_worker_loses_nothing(storage):
     cfg = S.SearchConfig(
         budget=2.0,
         proxy="quick",
-        proxy_overrides=(
-            ("epochs", 1),
-            ("batch_size", 32),
-            ("base_pixels", 16),
-            ("lr", 0.05),
-            ("images", 1500),
-        ),
+        proxy_overrides=(*TINY_PROXY, ("images", 1500)),
         alpha_range=(1.0, 1.2),
         alpha_step=0.2,
         beta_range=(1.1, 1.1),

@@ -14,6 +14,7 @@ import json
 
 import optuna
 import pytest
+from conftest import TINY_ARGS, TINY_PROXY
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState, create_trial
 
@@ -25,14 +26,10 @@ from scaler.results import load_studies
 from scaler.studies import versions
 
 # One thread: on a shared 2-core machine two spinning threads slow tiny runs down many times.
-TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
-TINY += (("threads", 1),)
-TINY_ARGS = ["--proxy", "quick", "--epochs", "1", "--images", "64", "--batch-size", "32"]
-TINY_ARGS += ["--base-pixels", "16", "--lr", "0.05", "--threads", "1"]
 SEARCH = S.SearchConfig(
     budget=2.0,
     proxy="quick",
-    proxy_overrides=TINY,
+    proxy_overrides=TINY_PROXY,
     alpha_range=(1.1, 1.2),
     beta_range=(1.1, 1.1),
     alpha_step=0.1,
@@ -133,7 +130,7 @@ SINGLE = W.SweepConfig(
     depths=(1.0, 2.0),  # 10.0 MFLOPs
     resolutions=(1.0, 1.3),  # 7.5 MFLOPs: all within 1.5x of the search's 8.6 MFLOPs
     proxy="quick",
-    proxy_overrides=TINY,
+    proxy_overrides=TINY_PROXY,
 )
 
 
@@ -143,12 +140,12 @@ def store(tmp_path_factory):
     make_search(url)
     # Single dimensions reach 55 % at about the search's FLOPs: 5 points under its 60 %.
     make_sweep(url, "single", SINGLE, lambda pt: 50.0 if pt.value == 1.0 else 55.0)
-    fig1 = W.SweepConfig(kind="width-by-baseline", proxy="quick", proxy_overrides=TINY)
+    fig1 = W.SweepConfig(kind="width-by-baseline", proxy="quick", proxy_overrides=TINY_PROXY)
     make_sweep(url, "fig1", fig1, lambda pt: 40 + 5 * pt.width + 3 * pt.depth)
     # A sweep whose every point is over the cap: no finished trial.
     W.run_sweep(
         W.SweepConfig(kind="single", dims=("width",), widths=(1.0, 2.0), max_flops=1.0,
-                      proxy="quick", proxy_overrides=TINY),
+                      proxy="quick", proxy_overrides=TINY_PROXY),
         study="empty",
         storage=url,
     )  # fmt: skip
@@ -268,6 +265,7 @@ def test_report_says_what_a_comparison_needs(store, tmp_path):
     assert "At equal FLOPs, d=2.0, r=1.0 is" in text
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(cli, tmp_path):
     url = f"sqlite:///{tmp_path / 'e.db'}"
     code, out, err = cli(

@@ -43,6 +43,7 @@ def test_coefficients_from_multipliers_round_trip():
         Coefficients(0, 1, 1)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("depth, width", [(1.0, 1.0), (1.0, 1.2), (1.4, 1.0)])
 def test_solve_lands_near_budget(depth, width):
     # 160 px keeps the test quick; the staircase of FLOPs against pixels is mild there.

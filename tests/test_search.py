@@ -6,19 +6,18 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import TINY_PROXY
 
 from scaler import searches as S
 from scaler.scaling import load_coefficients
 from scaler.studies import load_study
-
-TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
 
 
 def tiny(**kw) -> S.SearchConfig:
     base = dict(
         budget=2.0,
         proxy="quick",
-        proxy_overrides=TINY,
+        proxy_overrides=TINY_PROXY,
         alpha_range=(1.1, 1.2),
         beta_range=(1.1, 1.1),  # the grid is (1.1, 1.1) and the paper's (1.2, 1.1)
         alpha_step=0.1,
@@ -35,6 +34,7 @@ def searched(tmp_path_factory):
     return res, url
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (1.2, 1.1), (1.4, 1.0), (1.0, 1.2)])
 def test_measured_solve_lands_within_tolerance(alpha, beta):
     cand = S.realize(tiny(), "grid", alpha, beta, num_classes=13, max_pixels=64)
@@ -74,6 +74,7 @@ def test_rerun_resumes_without_retraining(searched):
     assert list(again.frame["value"]) == list(res.frame["value"])
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes(tmp_path):
     url = f"sqlite:///{tmp_path / 'i.db'}"
     seen = []
@@ -106,6 +107,7 @@ def test_incompatible_resume_is_refused(searched):
     assert len(load_study("tiny", url).get_trials()) == before
 
 
+@pytest.mark.slow
 def test_export_round_trip(searched, tmp_path, cli):
     res, url = searched
     out = tmp_path / "c.json"
@@ -165,6 +167,7 @@ def test_unreachable_storage_masks_password(cli, tmp_path, monkeypatch):
     assert "hunter2" not in out + err and "***" in err
 
 
+@pytest.mark.slow
 def test_export_bad_inputs(cli, searched, tmp_path, monkeypatch):
     _, url = searched
     monkeypatch.chdir(tmp_path)
@@ -202,7 +205,7 @@ def test_python_api_resumes_the_same_study(searched):
         beta_range=(1.1, 1.1),
         alpha_step=0.1,
         beta_step=0.1,
-        **dict(TINY),
+        **dict(TINY_PROXY),
     )
     assert list(again.frame["value"]) == list(res.frame["value"])
     assert again.best["number"] == res.best["number"]

@@ -10,18 +10,15 @@ import dataclasses
 import json
 
 import pytest
+from conftest import TINY_ARGS, TINY_PROXY
 
 from scaler import sweeps as W
 
 # One thread: on a shared 2-core machine two spinning threads slow tiny runs down many times.
-TINY = (("epochs", 1), ("images", 64), ("batch_size", 32), ("base_pixels", 16), ("lr", 0.05))
-TINY += (("threads", 1),)
-TINY_ARGS = ["--proxy", "quick", "--epochs", "1", "--images", "64", "--batch-size", "32"]
-TINY_ARGS += ["--base-pixels", "16", "--lr", "0.05", "--threads", "1"]
 
 
 def tiny(**kw) -> W.SweepConfig:
-    base: dict = dict(proxy="quick", proxy_overrides=TINY)
+    base: dict = dict(proxy="quick", proxy_overrides=TINY_PROXY)
     base.update(kw)
     return W.SweepConfig(**base)
 
@@ -179,7 +176,7 @@ def test_default_name_and_storage(tmp_path, monkeypatch):
     assert p.storage_url == f"sqlite:///studies/{p.study_name}.db"
     fp = parse_data("embedded").fingerprint()
     # Threads change speed, not results: same default study.
-    assert W.default_study_name(tiny(proxy_overrides=(*TINY, ("threads", 2))), fp) == (
+    assert W.default_study_name(tiny(proxy_overrides=(*TINY_PROXY, ("threads", 2))), fp) == (
         W.default_study_name(tiny(), fp)
     )
     assert "single-width-depth" in W.default_study_name(

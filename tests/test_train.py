@@ -139,6 +139,7 @@ def test_evaluate_counts_top1_and_top5() -> None:
 # --------------------------------------------------------------------------- train
 
 
+@pytest.mark.slow
 def test_tiny_run_learns() -> None:
     # 40 train crops per class; 6 epochs reach ~35-45 % val top-1 over seeds (chance: 7.7 %).
     source = EmbeddedSource(EmbeddedConfig(train=40, val=20, test=2))

@@ -1,0 +1,151 @@
+"""The package's layout: no import cycles, short functions, and studies of 0.1.0 still load.
+
+The v0.1 fixture (tests/data/v0.1, see its README) is a SQLite file written by scaler 0.1.0
+with what that version printed and wrote for it; the current version must give the same.
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "scaler"
+V01 = Path(__file__).parent / "data" / "v0.1"
+MAX_FUNCTION_LINES = 80
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """scaler modules imported anywhere in a file, inside functions too."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from scaler import searches` imports the module scaler.searches.
+            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+        else:
+            continue
+        found |= {n for n in names if n in modules}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module → the scaler modules it imports, the package's own lazy ``__init__`` left out.
+
+    ``scaler/__init__.py`` only re-exports names on first use; every submodule imports it
+    implicitly, so counting it would make every lazy name a cycle.
+    """
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    modules = set(files) - {"scaler"}
+    return {m: _imports(files[m], modules) - {m} for m in modules}
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path of modules, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        state[node] = 1
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return path[path.index(nxt) :] + [nxt]
+            if nxt not in state and (cycle := visit(nxt, [*path, nxt])):
+                return cycle
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := visit(start, [start])):
+            return cycle
+    return None
+
+
+def test_no_import_cycle():
+    assert find_cycle(import_graph()) is None, find_cycle(import_graph())
+
+
+def test_the_cycle_finder_finds_cycles():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_workers_know_nothing_of_studies():
+    assert import_graph()["scaler.workers"] == set()
+
+
+def test_no_function_over_80_lines():
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > MAX_FUNCTION_LINES:
+                    long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_scaler_search_is_a_plain_function():
+    import scaler
+    import scaler.searches  # importing the module must not shadow the function
+
+    assert inspect.isfunction(scaler.search)
+    assert "budget" in inspect.signature(scaler.search).parameters
+    assert scaler.searches.__name__ == "scaler.searches"
+
+
+@pytest.fixture
+def v01(tmp_path, monkeypatch):
+    """The 0.1.0 study in a scratch folder (the tests run there: URLs are relative)."""
+    shutil.copy(V01 / "v01.db", tmp_path / "v01.db")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("SCALER_STORAGE", raising=False)
+    return "sqlite:///v01.db"
+
+
+def test_v01_studies_list_the_same(cli, v01):
+    code, out, _ = cli("studies", "--storage", v01, "--json")
+    assert code == 0
+    assert json.loads(out) == json.loads((V01 / "studies.json").read_text())
+
+
+@pytest.mark.slow
+def test_v01_report_is_the_same(cli, v01, tmp_path):
+    code, _, err = cli("report", "search-v01", "sweep-v01", "--storage", v01, "--out", "r")
+    assert code == 0, err
+
+    def body(path: Path) -> list[str]:  # the first lines say when it was written
+        return [x for x in path.read_text().splitlines() if not x.startswith("Written ")]
+
+    assert body(tmp_path / "r" / "README.md") == body(V01 / "report.md")
+    assert (tmp_path / "r" / "trials.csv").read_text() == (V01 / "trials.csv").read_text()
+
+
+def test_v01_export_is_the_same(cli, v01, tmp_path):
+    code, _, err = cli("export", "search-v01", "--storage", v01, "--out", "e.json")
+    assert code == 0, err
+    new, old = (json.loads(p.read_text()) for p in (tmp_path / "e.json", V01 / "export.json"))
+    for payload in (new, old):
+        payload["provenance"].pop("exported")
+    assert new == old
+
+
+def test_v01_trials_read_as_records(v01):
+    from scaler.records import Status, TrialRecord
+    from scaler.studies import load_study
+
+    records = [TrialRecord.from_trial(t) for t in load_study("sweep-v01", v01).get_trials()]
+    assert {r.status for r in records} == {Status.TRAINED, Status.FAILED}
+    search = [TrialRecord.from_trial(t) for t in load_study("search-v01", v01).get_trials()]
+    # 0.1.0 stored no point id for search trials: it is derived as they were queued.
+    assert [r.point for r in search] == ["base:1.000000:1.000000", *[r.point for r in search[1:]]]
+    assert all(r.point.startswith(f"{r.role}:") for r in search)
