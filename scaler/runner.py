@@ -90,8 +90,8 @@ def _covers(t) -> bool:
     """Whether trial ``t`` accounts for its point (a lost trial does not: it is queued again)."""
     from optuna.trial import TrialState
 
-    status = t.user_attrs.get("status")
-    if status == Status.SKIPPED or status == Status.DUPLICATE:
+    status = TrialRecord.from_trial(t).status
+    if status in (Status.SKIPPED, Status.DUPLICATE):
         return False
     return t.state != TrialState.FAIL or status == Status.FAILED
 
@@ -120,7 +120,7 @@ def ensure_queue(study, points: list[QueuedPoint]) -> int:
             continue
         if p.skip:
             if (p.id, p.skip) not in skipped:
-                attrs = {**p.attrs, "point": p.id, "status": "skipped", "reason": p.skip}
+                attrs = {**p.attrs, "point": p.id, "status": Status.SKIPPED.value, "reason": p.skip}
                 study.add_trial(
                     optuna.trial.create_trial(
                         state=TrialState.PRUNED, params={}, distributions={}, user_attrs=attrs
@@ -201,7 +201,7 @@ def recorded_outcome(trial):
     try:
         yield
     except optuna.TrialPruned:
-        if trial.user_attrs.get("status") is None:
+        if TrialRecord.from_trial(trial).status is None:  # infeasible and skipped say so
             write(trial, status=Status.PRUNED)
         raise
     except KeyboardInterrupt:
@@ -343,7 +343,7 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
             for t in trial.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
             if t.number < trial.number
             and t.user_attrs.get("network_key") == network_key
-            and t.user_attrs.get("status") is None
+            and TrialRecord.from_trial(t).status is None  # still training, not reusing
         ]
         if not running:
             return None

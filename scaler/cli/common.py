@@ -51,22 +51,32 @@ def new_app(help_text: str | None = None) -> typer.Typer:
 # options shared by several commands
 # ----------------------------------------------------------------------------------------------
 
-ProxyOpt = Annotated[str, typer.Option(help="Proxy preset: quick | standard | long.")]
-DataOpt = Annotated[
-    str,
-    typer.Option(help="Data: embedded (default), imagefolder:PATH, cifar10:PATH, cifar100:PATH."),
-]
-StudyOpt = Annotated[Optional[str], typer.Option(help="Study name (default: derived).")]
-StorageOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        help="optuna storage URL (default: $SCALER_STORAGE, else sqlite:///studies/NAME.db)."
+# name → (type, typer option) of the options several commands share.
+SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "data": (
+        str,
+        typer.Option(
+            help="Data: embedded (default), imagefolder:PATH, cifar10:PATH, cifar100:PATH."
+        ),
     ),
-]
-WorkersOpt = Annotated[
-    Optional[int],
-    typer.Option(help="Worker processes here (default: one per CUDA GPU, else 1)."),
-]
+    "proxy": (str, typer.Option(help="Proxy preset: quick | standard | long.")),
+    "study": (Optional[str], typer.Option(help="Study name (default: derived).")),
+    "storage": (
+        Optional[str],
+        typer.Option(
+            help="optuna storage URL (default: $SCALER_STORAGE, else sqlite:///studies/NAME.db)."
+        ),
+    ),
+    "workers": (
+        Optional[int],
+        typer.Option(help="Worker processes here (default: one per CUDA GPU, else 1)."),
+    ),
+}
+DataOpt = Annotated[str, SHARED_OPTIONS["data"][1]]
+ProxyOpt = Annotated[str, SHARED_OPTIONS["proxy"][1]]
+StudyOpt = Annotated[Optional[str], SHARED_OPTIONS["study"][1]]
+StorageOpt = Annotated[Optional[str], SHARED_OPTIONS["storage"][1]]
+WorkersOpt = Annotated[Optional[int], SHARED_OPTIONS["workers"][1]]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 # name → (type, help) of every proxy override a command may take.
@@ -89,41 +99,48 @@ PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
 STUDY_PROXY = ("epochs", "images", "batch_size", "lr", "base_pixels", "threads", "device")
 
 
+def extend(fn, extra: dict[str, tuple[Any, Any, Any]], into: str, bundle):
+    """``fn`` as a command with the options ``extra`` (name → (type, typer option, default))
+    added to its signature; their values reach ``fn`` as one keyword, ``into=bundle(values)``.
+    """
+    sig = inspect.signature(fn, eval_str=True)
+    params = [p for p in sig.parameters.values() if p.name != into]
+    for name, (kind, option, default) in extra.items():
+        params.append(
+            inspect.Parameter(
+                name,
+                inspect.Parameter.KEYWORD_ONLY,
+                default=default,
+                annotation=Annotated[kind, option],
+            )
+        )
+
+    @functools.wraps(fn)
+    def command(**kwargs):
+        values = {n: kwargs.pop(n) for n in extra}
+        return fn(**kwargs, **{into: bundle(values)})
+
+    del command.__wrapped__  # typer must read the signature below, not fn's
+    command.__signature__ = sig.replace(parameters=params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    return command
+
+
 def proxy_options(*names: str):
     """Give the decorated command the proxy override options ``names`` (default: a study's).
 
     The command receives them as one keyword, ``overrides``: the (field, value) pairs that
     were given, in a stable order.
     """
-    names = names or STUDY_PROXY
+    chosen = {}
+    for name in names or STUDY_PROXY:
+        kind, option = PROXY_OPTIONS[name]
+        chosen[name] = (kind, option, False if kind is bool else None)
 
-    def decorate(fn):
-        sig = inspect.signature(fn, eval_str=True)
-        params = [p for p in sig.parameters.values() if p.name != "overrides"]
-        for name in names:
-            kind, option = PROXY_OPTIONS[name]
-            default = False if kind is bool else None
-            params.append(
-                inspect.Parameter(
-                    name,
-                    inspect.Parameter.KEYWORD_ONLY,
-                    default=default,
-                    annotation=Annotated[kind, option],
-                )
-            )
+    def given(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+        return tuple((n, v) for n, v in values.items() if v is not None and v is not False)
 
-        @functools.wraps(fn)
-        def command(**kwargs):
-            given = {n: kwargs.pop(n) for n in names}
-            overrides = tuple((n, v) for n, v in given.items() if v is not None and v is not False)
-            return fn(**kwargs, overrides=overrides)
-
-        del command.__wrapped__  # typer must read the signature below, not fn's
-        command.__signature__ = sig.replace(parameters=params)
-        command.__annotations__ = {p.name: p.annotation for p in params}
-        return command
-
-    return decorate
+    return lambda fn: extend(fn, chosen, "overrides", given)
 
 
 # ----------------------------------------------------------------------------------------------

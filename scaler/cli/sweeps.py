@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -10,12 +11,9 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
-    DataOpt,
-    ProxyOpt,
-    StorageOpt,
+    SHARED_OPTIONS,
     StudyDisplay,
-    StudyOpt,
-    WorkersOpt,
+    extend,
     new_app,
     next_steps,
     out,
@@ -45,11 +43,51 @@ def _sweep_root() -> None:
 WidthsOpt = Annotated[
     Optional[str], typer.Option(help="Widths w, comma-separated (e.g. 1,1.4,1.8).")
 ]
-MaxFlopsOpt = Annotated[
-    Optional[str],
-    typer.Option(help="Skip points above this many fvcore FLOPs at the proxy size: 50M, 1.2G."),
-]
-SeedsOpt = Annotated[int, typer.Option(help="Proxy runs per point (>= 2: error bars).")]
+
+
+@dataclass(frozen=True)
+class SweepArgs:
+    """The options every sweep command takes."""
+
+    max_flops: Optional[str]
+    data: str
+    proxy: str
+    seeds: int
+    study: Optional[str]
+    storage: Optional[str]
+    workers: Optional[int]
+
+    def config(self, kind: str, overrides: tuple, **fields):
+        """The sweep's configuration: these options, the proxy overrides and ``fields``."""
+        from scaler import sweeps as W
+
+        return W.SweepConfig(
+            kind=kind,
+            max_flops=W.parse_flops(self.max_flops),
+            data=self.data,
+            proxy=self.proxy,
+            proxy_overrides=overrides,
+            seeds=self.seeds,
+            **fields,
+        )
+
+
+SWEEP_OPTIONS = {
+    "max_flops": (
+        Optional[str],
+        typer.Option(help="Skip points above this many fvcore FLOPs at the proxy size: 50M, 1.2G."),
+        None,
+    ),
+    "data": (*SHARED_OPTIONS["data"], "embedded"),
+    "proxy": (*SHARED_OPTIONS["proxy"], "standard"),
+    "seeds": (int, typer.Option(help="Proxy runs per point (>= 2: error bars)."), 1),
+    **{name: (*SHARED_OPTIONS[name], None) for name in ("study", "storage", "workers")},
+}
+
+
+def sweep_options(fn):
+    """Give a sweep command the options of :class:`SweepArgs` (as ``args``) and the proxy's."""
+    return proxy_options()(extend(fn, SWEEP_OPTIONS, "args", lambda v: SweepArgs(**v)))
 
 
 class SweepDisplay(StudyDisplay):
@@ -63,15 +101,15 @@ class SweepDisplay(StudyDisplay):
         )
 
 
-def run(cfg, study: Optional[str], storage: Optional[str], workers: Optional[int]) -> None:
+def run(cfg, args: SweepArgs) -> None:
     """Run a sweep with a progress display (one worker) and print its table."""
     from scaler import sweeps as W
     from scaler.workers import check_workers
 
-    workers = check_workers(workers)
+    workers = check_workers(args.workers)
     started = time.time()
     # Validate, create or check the study before the display starts: errors stay one line.
-    prepared = W.prepare(cfg, study, storage)
+    prepared = W.prepare(cfg, args.study, args.storage)
     W.open_sweep_study(prepared)
     if workers > 1:
         res = W.run_prepared(prepared, workers=workers)
@@ -83,7 +121,7 @@ def run(cfg, study: Optional[str], storage: Optional[str], workers: Optional[int
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
         f"{time.time() - started:.0f} s"
     )
-    next_steps(res.study_name, storage, res.storage, "plot", "report")
+    next_steps(res.study_name, args.storage, res.storage, "plot", "report")
 
 
 SWEEP_COLUMNS = ("#", "series", "point", "d", "w", "r", "px", "layers", "params (M)")
@@ -130,21 +168,15 @@ def print_sweep(res) -> None:
 
 
 @app.command("width-by-baseline")
-@proxy_options()
+@sweep_options
 def width_by_baseline(
     widths: WidthsOpt = None,
     baselines: Annotated[
         Optional[str],
         typer.Option(help="Baselines D:R, comma-separated (default 1:1,1:1.3,2:1,2:1.3)."),
     ] = None,
-    max_flops: MaxFlopsOpt = None,
-    data: DataOpt = "embedded",
-    proxy: ProxyOpt = "standard",
-    seeds: SeedsOpt = 1,
-    study: StudyOpt = None,
-    storage: StorageOpt = None,
-    workers: WorkersOpt = None,
     *,
+    args: SweepArgs,
     overrides: tuple = (),
 ) -> None:
     """Figure 1 (the paper's Figure 4): widths w for each baseline depth d and resolution r.
@@ -163,21 +195,17 @@ def width_by_baseline(
     """
     from scaler import sweeps as W
 
-    cfg = W.SweepConfig(
-        kind="width-by-baseline",
+    cfg = args.config(
+        "width-by-baseline",
+        overrides,
         widths=W.parse_values("--widths", widths),
         baselines=W.parse_baselines(baselines),
-        max_flops=W.parse_flops(max_flops),
-        data=data,
-        proxy=proxy,
-        proxy_overrides=overrides,
-        seeds=seeds,
     )
-    run(cfg, study, storage, workers)
+    run(cfg, args)
 
 
 @app.command("single")
-@proxy_options()
+@sweep_options
 def single(
     dim: Annotated[str, typer.Option(help="width | depth | resolution, comma-separated, or all.")],
     widths: WidthsOpt = None,
@@ -188,14 +216,8 @@ def single(
         Optional[str],
         typer.Option(help="Resolutions r (× base pixels), comma-separated (default 1 ... 2.5)."),
     ] = None,
-    max_flops: MaxFlopsOpt = None,
-    data: DataOpt = "embedded",
-    proxy: ProxyOpt = "standard",
-    seeds: SeedsOpt = 1,
-    study: StudyOpt = None,
-    storage: StorageOpt = None,
-    workers: WorkersOpt = None,
     *,
+    args: SweepArgs,
     overrides: tuple = (),
 ) -> None:
     """The paper's Figure 3: scale one dimension, the other two at 1; one series per --dim.
@@ -214,36 +236,26 @@ def single(
     """
     from scaler import sweeps as W
 
-    cfg = W.SweepConfig(
-        kind="single",
+    cfg = args.config(
+        "single",
+        overrides,
         dims=W.parse_dims(dim),
         widths=W.parse_values("--widths", widths),
         depths=W.parse_values("--depths", depths),
         resolutions=W.parse_values("--resolutions", resolutions),
-        max_flops=W.parse_flops(max_flops),
-        data=data,
-        proxy=proxy,
-        proxy_overrides=overrides,
-        seeds=seeds,
     )
-    run(cfg, study, storage, workers)
+    run(cfg, args)
 
 
 @app.command("compound")
-@proxy_options()
+@sweep_options
 def compound(
     coefficients: Annotated[
         Path, typer.Option(help="Coefficients file written by `scaler export`.")
     ],
     phi_max: Annotated[int, typer.Option(help="Largest φ of the family (0..12).")] = 3,
-    max_flops: MaxFlopsOpt = None,
-    data: DataOpt = "embedded",
-    proxy: ProxyOpt = "standard",
-    seeds: SeedsOpt = 1,
-    study: StudyOpt = None,
-    storage: StorageOpt = None,
-    workers: WorkersOpt = None,
     *,
+    args: SweepArgs,
     overrides: tuple = (),
 ) -> None:
     """The compound family φ = 0..K of exported coefficients: d = α^φ, w = β^φ, r = γ^φ.
@@ -257,16 +269,6 @@ def compound(
 
       scaler plot sweep-compound-embedded-quick-1a2b3c sweep-single-all-embedded-quick-4d5e6f
     """
-    from scaler import sweeps as W
 
-    cfg = W.SweepConfig(
-        kind="compound",
-        coefficients=str(coefficients),
-        phi_max=phi_max,
-        max_flops=W.parse_flops(max_flops),
-        data=data,
-        proxy=proxy,
-        proxy_overrides=overrides,
-        seeds=seeds,
-    )
-    run(cfg, study, storage, workers)
+    cfg = args.config("compound", overrides, coefficients=str(coefficients), phi_max=phi_max)
+    run(cfg, args)
