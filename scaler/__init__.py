@@ -9,6 +9,18 @@ Heavy modules (torch, optuna, fvcore) load on first use, so ``import scaler`` st
 
 from __future__ import annotations
 
+import os
+
+# OpenMP (libgomp, torch's CPU backend) reads its wait policy once, when torch first loads it,
+# and by default its idle threads spin between parallel regions. On a CPU shared with other
+# busy processes the spinning threads compete with those processes and with torch's own main
+# thread, and B0 training slowed 10x (46 img/s vs 122 with PASSIVE, 3 busy processes on 2
+# cores). A passive policy makes idle threads sleep at once (scripts/bench_load.py measures it
+# with and without load). Set here because this module is imported before any scaler module
+# imports torch; a user's own value (e.g. ACTIVE) is kept. It has no effect when torch was
+# imported before scaler.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"
 
 _LAZY = {

@@ -14,7 +14,9 @@ Conventions, stated once:
   round to the same network, and the measured-budget solver asks for the same sizes repeatedly.
 
 fvcore pulls in modules that emit DeprecationWarnings at import time; it is imported lazily inside
-``warnings.catch_warnings`` so that ``python -W error`` runs stay clean.
+``warnings.catch_warnings`` so that ``python -W error`` runs stay clean. torch and the builder are
+imported lazily too: :func:`cost_model` and :func:`param_count` are arithmetic on the Spec, and
+``scaler family`` (which needs nothing else) answers without paying torch's import.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ import logging
 import warnings
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
-import torch
+from scaler.spec import SE_RATIO, Spec, Stage
 
-from scaler.model import build, count_params
-from scaler.spec import SE_RATIO, Spec
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,10 @@ def measure(
 
     ``activations=False`` skips the second trace (the count is then 0).
     """
+    import torch
+
+    from scaler.model import count_params
+
     flop_analysis, act_analysis = _fvcore()
     # fvcore traces on the CPU in fp32; the original (maybe on a GPU, in train mode) is untouched.
     net = copy.deepcopy(model).cpu().float().eval()
@@ -78,6 +85,8 @@ def measure(
 
 @lru_cache(maxsize=4096)
 def _count_cached(key: tuple, spec: Spec, num_classes: int, in_channels: int) -> Complexity:
+    from scaler.model import build
+
     del key  # part of the cache key only
     return measure(build(spec, num_classes, in_channels), spec.pixels, in_channels)
 
@@ -99,14 +108,17 @@ def _canonical(spec: Spec) -> Spec:
         depth=0.0,
         width=0.0,
         resolution=0.0,
-        base_resolution=spec.pixels,
+        base_pixels=spec.pixels,
         dropout=0.0,
     )
 
 
 def torch_conv_linear_flops(spec: Spec, num_classes: int = 1000) -> int:
     """Conv + linear FLOPs by torch's FlopCounterMode (2 flops per multiply-add), batch 1."""
+    import torch
     from torch.utils.flop_counter import FlopCounterMode
+
+    from scaler.model import build
 
     net = build(spec, num_classes).eval()
     x = torch.zeros(1, 3, spec.pixels, spec.pixels)
@@ -134,6 +146,10 @@ class StageCost:
 
 def breakdown(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> list[StageCost]:
     """Per-stage parameters, FLOPs and activations, in the layout of the paper's Table 1."""
+    import torch
+
+    from scaler.model import build, count_params
+
     flop_analysis, act_analysis = _fvcore()
     net = build(spec, num_classes, in_channels).eval()
     x = torch.zeros(1, in_channels, spec.pixels, spec.pixels)
@@ -198,7 +214,7 @@ class CostModel:
     coefficients: tuple[int, ...]  # c0, c1..c5
 
     def flops(self, pixels):
-        """FLOPs at ``pixels`` (an int or a numpy array of ints)."""
+        """FLOPs at ``pixels`` (an int or a numpy array of ints), as numpy int64."""
         import numpy as np
 
         p = np.asarray(pixels, dtype=np.int64)
@@ -207,28 +223,85 @@ class CostModel:
             total = total + c * (-(-p // 2**s)) ** 2
         return total
 
+    def flops_at(self, pixels: int) -> int:
+        """FLOPs at one size as a Python int: exact at any size (int64 wraps past 9.2e18)."""
+        p = int(pixels)
+        c0, *levels = self.coefficients
+        return c0 + sum(c * (-(-p // 2**s)) ** 2 for s, c in enumerate(levels, start=1))
+
+
+@dataclass(frozen=True)
+class _BlockCost:
+    """One MBConv block's parameters and fvcore FLOPs, split by where they run."""
+
+    params: int
+    expand: int  # FLOPs per output pixel of the expand 1x1 + BN, at the block's input level
+    spatial: int  # FLOPs per pixel at the block's output level: depthwise, SE pool, project
+    fixed: int  # FLOPs at 1x1: the SE reduce and expand convs
+
+
+def _block_cost(cin: int, stage: Stage) -> _BlockCost:
+    """What ``model.MBConv(cin, stage.channels, ...)`` costs (the builder's layout, read once)."""
+    mid, k, cout = cin * stage.expand, stage.kernel, stage.channels
+    squeeze = max(1, int(cin * SE_RATIO))
+    expand = cin * mid + 2 * mid if stage.expand != 1 else 0  # conv (no bias) + BN
+    depthwise = mid * k * k + 2 * mid  # conv (no bias) + BN
+    project = mid * cout + 2 * cout  # conv (no bias) + BN
+    se_params = (mid * squeeze + squeeze) + (squeeze * mid + mid)  # two 1x1 convs with bias
+    return _BlockCost(
+        params=expand + depthwise + se_params + project,
+        expand=expand,
+        spatial=depthwise + mid + project,  # + mid: the SE pooling reads every element
+        fixed=2 * mid * squeeze,
+    )
+
+
+def _stages(spec: Spec):
+    """Per stage with blocks: (stage, its first block, each later block, later-block count).
+
+    A stage's first block takes the previous stage's channels (and its stride); the others are
+    identical, which makes every total below closed-form in the number of layers.
+    """
+    cin = spec.stem
+    for stage in spec.stages:
+        if stage.layers < 1:
+            continue  # the builder makes no block and leaves the channels as they are
+        yield stage, _block_cost(cin, stage), _block_cost(stage.channels, stage), stage.layers - 1
+        cin = stage.channels
+
+
+def _last_channels(spec: Spec) -> int:
+    """Channels entering the head: those of the last stage that has blocks."""
+    return next((s.channels for s in reversed(spec.stages) if s.layers > 0), spec.stem)
+
 
 def cost_model(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> CostModel:
-    """The exact FLOPs-versus-pixels function of the network ``spec`` realizes."""
+    """The exact FLOPs-versus-pixels function of the network ``spec`` realizes (any depth)."""
     c = [0] * 6
     c[1] += in_channels * spec.stem * 9 + 2 * spec.stem  # stem conv + BN, at level 1
-    level, cin = 1, spec.stem
-    for stage in spec.stages:
-        for i in range(stage.layers):
-            mid, k = cin * stage.expand, stage.kernel
-            squeeze = max(1, int(cin * SE_RATIO))
-            if stage.expand != 1:
-                c[level] += cin * mid + 2 * mid  # expand 1x1 + BN
-            if i == 0 and stage.stride == 2:
-                level += 1
-            c[level] += mid * k * k + 2 * mid  # depthwise + BN
-            c[level] += mid  # SE squeeze: pooling reads every element
-            c[0] += 2 * mid * squeeze  # SE reduce and expand run at 1x1
-            c[level] += mid * stage.channels + 2 * stage.channels  # project 1x1 + BN
-            cin = stage.channels
-    c[level] += cin * spec.head + 2 * spec.head + spec.head  # head conv + BN + global pool
+    level = 1
+    for stage, first, later, n in _stages(spec):
+        c[level] += first.expand  # the expand conv runs before the stride
+        if stage.stride == 2:
+            level += 1
+        c[level] += first.spatial + n * (later.expand + later.spatial)
+        c[0] += first.fixed + n * later.fixed
+    c[level] += _last_channels(spec) * spec.head + 3 * spec.head  # head conv + BN + global pool
     c[0] += spec.head * num_classes
     return CostModel(tuple(c))
+
+
+def param_count(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> int:
+    """Exactly ``count_params(build(spec, num_classes, in_channels))``, without building."""
+    if num_classes < 1:
+        raise ValueError(f"num_classes {num_classes} is invalid: it must be >= 1")
+    if in_channels < 1:
+        raise ValueError(f"in_channels {in_channels} is invalid: it must be >= 1")
+    total = in_channels * spec.stem * 9 + 2 * spec.stem  # stem conv (no bias) + BN
+    for _, first, later, n in _stages(spec):
+        total += first.params + n * later.params
+    total += _last_channels(spec) * spec.head + 2 * spec.head  # head conv (no bias) + BN
+    return total + spec.head * num_classes + num_classes  # the classifier
 
 
 def summary(spec: Spec, num_classes: int = 1000) -> dict:
@@ -241,7 +314,7 @@ def summary(spec: Spec, num_classes: int = 1000) -> dict:
         "depth": spec.depth,
         "width": spec.width,
         "resolution": spec.resolution,
-        "base_resolution": spec.base_resolution,
+        "base_pixels": spec.base_pixels,
         "pixels": spec.pixels,
         "layers": spec.layers,
         "params": total.params,

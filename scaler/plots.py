@@ -353,15 +353,21 @@ def _map_finished(fig, ax, done) -> None:
 
 
 def _map_notes(ax, frame) -> None:
-    """Write γ, pixels and "base" beside every trial of ``frame`` that has an α and a β."""
+    """Write γ and pixels beside every point of the map, one note per position: trials at the
+    same (α, β), such as the base and the resolution-only candidate, share it, a line each."""
+    notes: dict[tuple[float, float], list[str]] = {}
     for _, r in frame.iterrows():
         if isnan(r.get("alpha")) or isnan(r.get("beta")):
             continue
         note = _map_note(r)
-        if note:
+        lines = notes.setdefault((float(r["alpha"]), float(r["beta"])), [])
+        if note and note not in lines:
+            lines.append(note)
+    for point, lines in notes.items():
+        if lines:
             ax.annotate(
-                note,
-                (float(r["alpha"]), float(r["beta"])),
+                "\n".join(lines),
+                point,
                 textcoords="offset points",
                 xytext=(9, -4),
                 fontsize=8,
@@ -370,15 +376,14 @@ def _map_notes(ax, frame) -> None:
 
 
 def _map_note(r) -> str:
-    """The note beside a map point: γ, pixels and "base", one a line ("" when none is known)."""
-    text = []
+    """The note of one trial: "base: " then γ and pixels ("" when none is known)."""
+    parts = []
     if not isnan(r.get("gamma")):
-        text.append(f"γ={float(r['gamma']):.2f}")
+        parts.append(f"γ={float(r['gamma']):.2f}")
     if not isnan(r.get("pixels")):
-        text.append(f"{int(r['pixels'])}px")
-    if r.get("role") == "base":
-        text.append("base")
-    return "\n".join(text)
+        parts.append(f"{int(r['pixels'])}px")
+    text = " ".join(parts)
+    return f"base: {text}" if r.get("role") == "base" and text else text
 
 
 def plot_search_cost(
@@ -484,6 +489,9 @@ def plot_search_history(frame, title: str = "") -> Figure:
                     color=colour,
                     label=f"{status} (no result)",
                 )
+        from matplotlib.ticker import MaxNLocator
+
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
         _finish_axes(ax, "trial number", "top-1 accuracy (%)", title)
     return fig
 

@@ -141,9 +141,18 @@ def _flatten(config: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
         if isinstance(value, dict):
             rows += _flatten(value, f"{prefix}{key}.")
         else:
-            text = value if isinstance(value, str) else json.dumps(value, default=str)
+            text = value if isinstance(value, str) else json.dumps(_short(value), default=str)
             rows.append((prefix + key, text))
     return rows
+
+
+def _short(value: Any) -> Any:
+    """Floats to 10 significant digits: a step stored as 0.19999999999999996 reads 0.2."""
+    if isinstance(value, float):
+        return float(f"{value:.10g}")
+    if isinstance(value, list):
+        return [_short(v) for v in value]
+    return value
 
 
 def _status_text(row) -> str:
@@ -569,25 +578,39 @@ def _no_result_section(frame) -> list[str]:
     ]
 
 
-def _family_rows(coeffs, phi_max: int, base_res: int) -> list[list[str]]:
-    """The family φ = 0..phi_max as table cells (members past the builder's size limit too)."""
-    from scaler.scaling import family
-
+def _family_rows(rows) -> list[list[str]]:
+    """Family rows as table cells; a ``*`` on the pixels of members past the builder's limit."""
     return [
         [
             r.phi,
             f"{r.depth:.3f}",
             f"{r.width:.3f}",
             f"{r.resolution:.3f}",
-            r.pixels,
+            f"{r.pixels}*" if r.limit else r.pixels,
             r.layers,
             f"{r.params / 1e6:.2f}",
             f"{r.flops / 1e9:.3f}",
             f"{r.nominal_cost:.2f}",
             f"{r.measured_cost:.2f}",
         ]
-        for r in family(coeffs, phi_max, base_res)
+        for r in rows
     ]
+
+
+def _family_table(coeffs, phi_max: int, base_res: int) -> list[str]:
+    """The family φ = 0..phi_max (members past the builder's limit too, marked and footnoted)."""
+    from scaler.scaling import family
+
+    rows = family(coeffs, phi_max, base_res)
+    lines = [md_table(FAMILY_HEADERS, _family_rows(rows)), ""]
+    past = [f"φ = {r.phi} ({r.limit})" for r in rows if r.limit]
+    if past:
+        lines += [
+            "\\* Past the builder's limit, so never built: parameters and FLOPs are exact, "
+            f"from the Spec alone. {'; '.join(past)}.",
+            "",
+        ]
+    return lines
 
 
 def _search_section(s: StudyData, phi_max: int) -> list[str]:
@@ -660,7 +683,7 @@ def _cost_lines(s: StudyData, cands) -> list[str]:
         "### Nominal vs measured cost",
         "",
         f"The budget is {s.config.get('budget')}× the base. Nominal cost is α·β²·γ²; measured is "
-        f"fvcore FLOPs ÷ the base's at {s.config.get('cost_resolution')} px (the constraint is "
+        f"fvcore FLOPs ÷ the base's at {s.config.get('cost_pixels')} px (the constraint is "
         f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
         f"Measured differs from nominal by up to {miss.max():.0%} here.",
         "",
@@ -675,7 +698,7 @@ def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
 
     budget = s.config.get("budget")
     phi = float(s.config.get("phi", math.log2(float(budget or 2))))
-    base_res = int(s.config.get("cost_resolution", 224))
+    base_res = int(s.config.get("cost_pixels", 224))
     coeffs = Coefficients.from_multipliers(
         float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
     )
@@ -687,8 +710,7 @@ def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
         f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
         "classes (FLOPs: fvcore's convention, from the exact cost model):",
         "",
-        md_table(FAMILY_HEADERS, _family_rows(coeffs, phi_max, base_res)),
-        "",
+        *_family_table(coeffs, phi_max, base_res),
     ]
 
 
@@ -706,7 +728,8 @@ def _sweep_section(s: StudyData) -> list[str]:
     if cap:
         from scaler.sweeps import fmt_flops
 
-        lines += [f"The last run capped points at {fmt_flops(cap)} (--max-flops).", ""]
+        where = "r × 224 px" if s.attrs.get("max_flops_at") == "cost" else "the proxy's pixels"
+        lines += [f"The last run capped points at {fmt_flops(cap)} at {where} (--max-flops).", ""]
     return lines + _no_result_section(s.frame)
 
 

@@ -20,6 +20,7 @@ from scaler.studies import (
     load_study,
     mask_url,
     open_storage,
+    stored_config,
 )
 
 # The columns of every trial frame, in order; sweeps add SWEEP_COLUMNS.
@@ -260,7 +261,7 @@ def load_studies(names: Sequence[str], storage: str | None = None) -> list[Study
                 name=name,
                 storage=mask_url(url),
                 kind=kind if kind in ("search", "sweep") else "unknown",
-                config=dict(st.user_attrs.get("config", {})),
+                config=stored_config(st),
                 attrs=dict(st.user_attrs),
                 frame=frame,
             )
@@ -286,7 +287,7 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
             }
             board = leaderboard(trials_frame(study))
             best = board[board["best"]]
-            cfg = study.user_attrs.get("config", {})
+            cfg = stored_config(study)
             waiting = states["waiting"] + states["running"]
             rows.append(
                 {

@@ -11,6 +11,11 @@ network costs more or less than α·β²·γ² says. The paper's own (1.2, 1.1, 
 nominally 1.92× and measures 2.56× at 224 px, because ceil rounding turns 16 blocks into 23.
 :func:`solve_pixels` therefore picks the integer input size whose *measured* FLOPs are closest to
 the budget, and every table reports nominal and measured cost side by side.
+
+A family table is arithmetic, never a network to build: its rows come from the exact parameter
+count and cost model (``complexity.param_count``, ``complexity.cost_model``), so members past the
+builder's limits get a row too, marked by ``FamilyRow.limit``. What bounds a family is a stated
+ceiling on parameters and FLOPs (``MAX_FAMILY_PARAMS``, ``MAX_FAMILY_FLOPS``).
 """
 
 from __future__ import annotations
@@ -19,15 +24,33 @@ import math
 import re
 from dataclasses import dataclass
 
-from scaler.complexity import cost_model, count
-from scaler.model import build, count_params
-from scaler.spec import B0_RESOLUTION, MAX_PIXELS, MIN_PIXELS, Spec, scale
+from scaler.complexity import cost_model, count, param_count
+from scaler.spec import (
+    B0_HEAD,
+    B0_RESOLUTION,
+    B0_STAGES,
+    B0_STEM,
+    MAX_MULTIPLIER,
+    MAX_PIXELS,
+    MIN_PIXELS,
+    Spec,
+    Stage,
+    round_channels,
+    round_layers,
+    round_pixels,
+    scale,
+)
 
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
-FAMILY_PIXEL_LIMIT = 16384
 MAX_PHI = 12  # largest φ of a family table (every command that takes --phi-max)
 MAX_COEFFICIENT = 100.0  # largest α, β or γ a family table takes
+MAX_FAMILY_PARAMS = 10**12  # a member past this many parameters ends a family (ValueError)
+MAX_FAMILY_FLOPS = 10**15  # ... and one past this many FLOPs (b7 has 3.7e10)
+MAX_BUILD_MULTIPLIER = MAX_MULTIPLIER  # spec.scale's limit on depth and width
+# The largest network any command builds or trains (b7 has 66 M): 2e9 fp32 parameters are
+# 8 GB before gradients and optimizer state.
+MAX_NETWORK_PARAMS = 2 * 10**9
 
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
 
@@ -78,13 +101,13 @@ class Coefficients:
         return self.product**phi
 
     def spec(
-        self, phi: float, base_resolution: int = B0_RESOLUTION, pixel_limit: int = MAX_PIXELS
+        self, phi: float, base_pixels: int = B0_RESOLUTION, pixel_limit: int = MAX_PIXELS
     ) -> Spec:
         return scale(
             self.alpha**phi,
             self.beta**phi,
             self.gamma**phi,
-            base_resolution=base_resolution,
+            base_pixels=base_pixels,
             pixel_limit=pixel_limit,
         )
 
@@ -94,6 +117,65 @@ class Coefficients:
         if phi == 0:
             raise ValueError("phi 0 is invalid: multipliers at φ = 0 do not determine coefficients")
         return cls(depth ** (1 / phi), width ** (1 / phi), resolution ** (1 / phi))
+
+
+def multipliers(coefficients: Coefficients, phi: float) -> tuple[float, float, float]:
+    """(d, w, r) = (α^φ, β^φ, γ^φ); a one-line ValueError naming --phi when they overflow."""
+    try:
+        return coefficients.alpha**phi, coefficients.beta**phi, coefficients.gamma**phi
+    except OverflowError:
+        raise ValueError(f"--phi {phi:g} is invalid: α^φ, β^φ or γ^φ overflows") from None
+
+
+def realize(depth: float, width: float, resolution: float, base_pixels: int) -> Spec:
+    """The Spec ``spec.scale`` makes of these multipliers, without its size limits.
+
+    For costs only (the exact cost model and parameter count take it at any size); whether the
+    builder may have it is :func:`builder_limit`. Equal to ``scale(...)`` wherever that one
+    accepts the multipliers (tested).
+    """
+    stages = tuple(
+        Stage(
+            s.operator,
+            s.expand,
+            s.kernel,
+            s.stride,
+            round_channels(s.channels, width),
+            round_layers(s.layers, depth),
+        )
+        for s in B0_STAGES
+    )
+    return Spec(
+        depth=float(depth),
+        width=float(width),
+        resolution=float(resolution),
+        base_pixels=int(base_pixels),
+        pixels=round_pixels(resolution, base_pixels),
+        stem=round_channels(B0_STEM, width),
+        stages=stages,
+        head=round_channels(B0_HEAD, width),
+    )
+
+
+def builder_limit(spec: Spec) -> str:
+    """Why ``spec.scale`` refuses this network, e.g. "2178 px > 2048 px"; "" when it builds."""
+    reasons = []
+    if spec.pixels > MAX_PIXELS:
+        reasons.append(f"{spec.pixels} px > {MAX_PIXELS} px")
+    elif spec.pixels < MIN_PIXELS:
+        reasons.append(f"{spec.pixels} px < {MIN_PIXELS} px")
+    for name, value in (("depth", spec.depth), ("width", spec.width)):
+        if value > MAX_BUILD_MULTIPLIER:
+            reasons.append(f"{name} {value:.4g} > {MAX_BUILD_MULTIPLIER:g}")
+        elif not value > 0:  # α^φ can underflow to 0
+            reasons.append(f"{name} {value:.4g} is not > 0")
+    return "; ".join(reasons)
+
+
+def member(coefficients: Coefficients, phi: float, base_pixels: int) -> tuple[Spec, str]:
+    """The family member at φ, past the builder's limits too, and :func:`builder_limit`."""
+    spec = realize(*multipliers(coefficients, phi), base_pixels)
+    return spec, builder_limit(spec)
 
 
 @dataclass(frozen=True)
@@ -106,16 +188,21 @@ class FamilyRow:
     resolution: float
     pixels: int
     layers: int
-    params: int
-    flops: int  # fvcore, one multiply-add = one flop
+    params: int  # exact, from the Spec (never built)
+    flops: int  # fvcore, one multiply-add = one flop (the exact cost model)
     nominal_cost: float  # (α·β²·γ²)^φ
     measured_cost: float  # flops / base flops
+    limit: str = ""  # why the builder refuses this member (builder_limit); "" when it builds
+
+    @property
+    def buildable(self) -> bool:
+        return not self.limit
 
 
 def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_classes: int):
-    # The exact cost model equals fvcore's count (tested) and needs no forward pass, which
-    # matters for large members: a resolution-heavy family passes 2000 px by φ = 7.
-    flops = int(cost_model(spec, num_classes).flops(spec.pixels))
+    # The exact cost model equals fvcore's count (tested) and the parameter count equals the
+    # builder's (tested); neither builds nor traces, so members of any size cost nothing.
+    flops = cost_model(spec, num_classes).flops_at(spec.pixels)
     return FamilyRow(
         phi=phi,
         depth=spec.depth,
@@ -123,27 +210,59 @@ def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_class
         resolution=spec.resolution,
         pixels=spec.pixels,
         layers=spec.layers,
-        params=count_params(build(spec, num_classes)),
+        params=param_count(spec, num_classes),
         flops=flops,
         nominal_cost=nominal,
         measured_cost=flops / base_flops,
+        limit=builder_limit(spec),
     )
+
+
+def base_flops(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -> int:
+    """fvcore FLOPs of the unscaled network at ``base_pixels`` (from the exact cost model)."""
+    base = scale(base_pixels=base_pixels)  # validates base_pixels
+    return cost_model(base, num_classes).flops_at(base.pixels)
+
+
+def _sci(value: float) -> str:
+    return f"{value:.2g}".replace("e+", "e")
+
+
+def _check_ceiling(row: FamilyRow, coefficients: Coefficients, phi_max: int) -> None:
+    """A one-line ValueError naming --phi-max when ``row`` is past a family ceiling."""
+    for what, value, ceiling in (
+        ("parameters", row.params, MAX_FAMILY_PARAMS),
+        ("FLOPs", row.flops, MAX_FAMILY_FLOPS),
+    ):
+        if value > ceiling:
+            c = coefficients
+            raise ValueError(
+                f"--phi-max {phi_max} is invalid for α={c.alpha:g}, β={c.beta:g}, γ={c.gamma:g}: "
+                f"φ = {row.phi} already has {_sci(value)} {what}, past the ceiling of "
+                f"{_sci(ceiling)}; use --phi-max {row.phi - 1} or less"
+            )
 
 
 def family(
     coefficients: Coefficients,
     phi_max: int = 7,
-    base_resolution: int = B0_RESOLUTION,
+    base_pixels: int = B0_RESOLUTION,
     num_classes: int = 1000,
 ) -> list[FamilyRow]:
-    """The family φ = 0..phi_max with realized sizes and both costs."""
+    """The family φ = 0..phi_max with realized sizes and both costs, built by nothing.
+
+    Members past the builder's limits get a row, marked by ``limit``. Members are computed in
+    order; the first past ``MAX_FAMILY_PARAMS`` or ``MAX_FAMILY_FLOPS`` ends the table with a
+    one-line ValueError naming --phi-max and the largest φ under the ceilings.
+    """
     check_phi_max(phi_max)
-    base = count(scale(base_resolution=base_resolution), num_classes).flops
+    base = base_flops(base_pixels, num_classes)
     rows = []
     for phi in range(phi_max + 1):
-        # A family is arithmetic, not a network to run: its top members may pass MAX_PIXELS.
-        spec = coefficients.spec(phi, base_resolution, pixel_limit=FAMILY_PIXEL_LIMIT)
-        rows.append(_family_row(phi, spec, coefficients.nominal_cost(phi), base, num_classes))
+        spec, _ = member(coefficients, phi, base_pixels)
+        row = _family_row(phi, spec, coefficients.nominal_cost(phi), base, num_classes)
+        _check_ceiling(row, coefficients, phi_max)
+        rows.append(row)
     return rows
 
 
@@ -165,7 +284,7 @@ def solve_pixels(
     depth: float,
     width: float,
     target_flops: float,
-    base_resolution: int,
+    base_pixels: int,
     num_classes: int = 1000,
     min_pixels: int = MIN_PIXELS,
     max_pixels: int = MAX_PIXELS,
@@ -177,26 +296,26 @@ def solve_pixels(
     """
     import numpy as np
 
-    probe = scale(depth, width, base_resolution=base_resolution, pixels=min_pixels)
+    probe = scale(depth, width, base_pixels=base_pixels, pixels=min_pixels)
     sizes = np.arange(min_pixels, max_pixels + 1)
     misses = np.abs(cost_model(probe, num_classes).flops(sizes) / target_flops - 1.0)
     # Sizes with equal feature maps cost the same; ties go to the larger input (more detail).
     pixels = int(sizes[len(sizes) - 1 - int(np.argmin(misses[::-1]))])
-    spec = scale(depth, width, base_resolution=base_resolution, pixels=pixels)
+    spec = scale(depth, width, base_pixels=base_pixels, pixels=pixels)
     flops = count(spec, num_classes).flops
     if flops != int(cost_model(spec, num_classes).flops(pixels)):
         raise RuntimeError(f"cost model disagrees with fvcore for {spec.key_str}")
     return Solution(spec=spec, flops=flops, target=int(round(target_flops)))
 
 
-def official_family(base_resolution: int = B0_RESOLUTION, num_classes: int = 1000) -> dict:
+def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -> dict:
     """The official B0..B7 (TF builder tuples) measured like a family."""
     from scaler.spec import PRESETS, preset
 
-    base = count(scale(base_resolution=base_resolution), num_classes).flops
+    base = base_flops(base_pixels, num_classes)
     rows = {}
     for phi, name in enumerate(PRESETS):
-        spec = preset(name, base_resolution)
+        spec = preset(name, base_pixels)
         nominal = spec.depth * spec.width**2 * spec.resolution**2
         rows[name] = _family_row(phi, spec, nominal, base, num_classes)
     return rows
@@ -260,32 +379,71 @@ def family_coefficients(
     return Coefficients(alpha, beta, gamma), B0_RESOLUTION
 
 
+def _past_limit_message(phi: float, limit: str, path) -> str:
+    """One line for ``--phi`` giving a member the builder refuses, pointing at its family row."""
+    message = f"--phi {phi:g} gives a network past the builder's limit ({limit})"
+    if float(phi).is_integer() and 0 <= phi <= MAX_PHI:
+        hint = f"scaler family --coefficients {path} --phi-max {int(phi)}"
+        message += f": `{hint}` shows its cost"
+    return message
+
+
+def check_buildable(spec: Spec, num_classes: int = 1000) -> Spec:
+    """``spec`` if its network stays under MAX_NETWORK_PARAMS (counted without building it)."""
+    from scaler.complexity import param_count
+
+    params = param_count(spec, num_classes)
+    if params > MAX_NETWORK_PARAMS:
+        raise ValueError(
+            f"network {spec.describe()} has {params:.3g} parameters, past the ceiling of "
+            f"{MAX_NETWORK_PARAMS:.0e} for a network scaler builds: use smaller multipliers"
+        )
+    return spec
+
+
 def network_spec(
     preset: str | None = None,
     depth: float | None = None,
     width: float | None = None,
     pixels: int | None = None,
-    base_resolution: int | None = None,
+    base_pixels: int | None = None,
     coefficients=None,
     phi: float = 1.0,
+    *,
+    resolution: float | None = None,
 ) -> Spec:
-    """The network named by a preset, by multipliers and pixels, or by an export and φ."""
+    """The network named by a preset, by multipliers (``resolution`` × the base pixels) or
+    pixels, or by an export and φ; refused past the builder's limits and MAX_NETWORK_PARAMS."""
+    return check_buildable(
+        _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution)
+    )
+
+
+def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution):
     from scaler.spec import preset as preset_spec
 
-    given = any(x is not None for x in (depth, width, pixels))
+    if resolution is not None and pixels is not None:
+        raise ValueError("--resolution cannot be combined with --pixels: give one of them")
+    given = any(x is not None for x in (depth, width, pixels, resolution))
     if coefficients is not None:
         if preset is not None or given:
             raise ValueError("--coefficients cannot be combined with --preset/--depth/--width")
         coeffs, base = load_coefficients(coefficients)
-        return coeffs.spec(phi, base_resolution or base)
+        spec, limit = member(coeffs, phi, base_pixels or base)
+        if limit:
+            raise ValueError(_past_limit_message(phi, limit, coefficients))
+        return spec
     if preset is not None:
         if given:
-            raise ValueError("--preset cannot be combined with --depth/--width/--resolution")
-        return preset_spec(preset, base_resolution or B0_RESOLUTION)
-    base = B0_RESOLUTION if base_resolution is None else base_resolution
+            raise ValueError(
+                "--preset cannot be combined with --depth/--width/--resolution/--pixels"
+            )
+        return preset_spec(preset, base_pixels or B0_RESOLUTION)
+    base = B0_RESOLUTION if base_pixels is None else base_pixels
     return scale(
         1.0 if depth is None else depth,
         1.0 if width is None else width,
-        base_resolution=base,
-        pixels=base if pixels is None else pixels,
+        1.0 if resolution is None else resolution,
+        base_pixels=base,
+        pixels=pixels,
     )

@@ -11,9 +11,9 @@ How a study runs (every decision has its reason here):
   candidate that misses by more than the tolerance, or would need γ < 1 (γ > 1 under 1×), is
   recorded as *infeasible* (a pruned trial with the reason) and never trained. ``nominal`` mode
   uses the paper's γ = sqrt(B / (α·β²)) and records the measured cost beside it.
-- **Cost resolution.** The budget is measured at ``cost_resolution`` (224 px: the network as it
+- **Cost pixels.** The budget is measured at ``cost_pixels`` (224 px: the network as it
   would be deployed) and the proxy trains the same network at the same γ applied to the proxy's
-  smaller base size. Measuring at the proxy size itself (set ``cost_resolution`` to the proxy's
+  smaller base size. Measuring at the proxy size itself (set ``cost_pixels`` to the proxy's
   base pixels) is allowed, but at 32–64 px FLOPs jump 1.7–2.4× whenever the input crosses a
   multiple of 32 px (the last feature map grows from 1×1 to 2×2), so almost no (α, β) can hit
   a budget within 5 % there. Both cost ratios are recorded for every trial.
@@ -50,7 +50,7 @@ from scaler.runner import (
     line_progress,
     work_queue,
 )
-from scaler.spec import B0_RESOLUTION, check_pixels, round_pixels, scale
+from scaler.spec import B0_RESOLUTION, MIN_PIXELS, check_pixels, round_pixels, scale
 from scaler.studies import (
     StudySpec,
     default_name,
@@ -62,6 +62,7 @@ from scaler.studies import (
     open_study,
     proxy_json,
     resolve_target,
+    stored_config,
     study_names,
 )
 from scaler.workers import run_workers
@@ -90,7 +91,7 @@ class SearchConfig:
     base_seeds: int = 2  # runs of the unscaled base: >= 2, they measure the noise floor
     constraint: str = "measured"  # measured (fvcore, default) or nominal (the paper's formula)
     tolerance: float = 0.05  # largest relative miss of the budget in measured mode
-    cost_resolution: int = B0_RESOLUTION  # input size of the base where the budget is measured
+    cost_pixels: int = B0_RESOLUTION  # input size of the base where the budget is measured
     alpha_range: tuple[float, float] | None = None  # default: [1, 1.4^φ] (or [1.4^φ, 1] under 1×)
     beta_range: tuple[float, float] | None = None  # default: [1, 1.2^φ] (or [1.2^φ, 1] under 1×)
     alpha_step: float | None = None  # default: half of the alpha range (3 grid values)
@@ -169,7 +170,7 @@ class SearchConfig:
             raise ValueError(f"--base-seeds {self.base_seeds} is invalid: it must be in 2..100")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"--tolerance {self.tolerance} is invalid: it must be in (0, 1)")
-        check_pixels(self.cost_resolution, "--cost-resolution")
+        check_pixels(self.cost_pixels, "--cost-pixels")
         for name, rng, step in (
             ("--alpha-range", self.alpha_range, self.alpha_step),
             ("--beta-range", self.beta_range, self.beta_step),
@@ -179,8 +180,23 @@ class SearchConfig:
             raise ValueError(
                 "the grid has more than 400 points: use a larger --alpha-step/--beta-step"
             )
-        self.proxy_config()  # raises on unknown presets / invalid overrides
+        self._check_proxy()
         return self
+
+    def _check_proxy(self) -> None:
+        """The proxy settings, its device, and a budget the proxy's base can shrink to."""
+        from scaler.train import check_device
+
+        proxy = self.proxy_config()  # raises on unknown presets / invalid overrides
+        check_device(proxy.device)
+        smallest = round_pixels(math.sqrt(self.budget), proxy.base_pixels)
+        if self.budget < 1 and smallest < MIN_PIXELS:
+            floor = (MIN_PIXELS / proxy.base_pixels) ** 2
+            raise ValueError(
+                f"--budget {self.budget:g}x is invalid: it shrinks the base to {smallest} px at "
+                f"the proxy's {proxy.base_pixels} px base, below the smallest input of "
+                f"{MIN_PIXELS} px (smallest budget here: {floor:.3g}x)"
+            )
 
     def stored(self) -> dict[str, Any]:
         """The configuration as stored in the study (JSON-safe)."""
@@ -198,7 +214,7 @@ class SearchConfig:
             "base_seeds": self.base_seeds,
             "constraint": self.constraint,
             "tolerance": self.tolerance,
-            "cost_resolution": self.cost_resolution,
+            "cost_pixels": self.cost_pixels,
             "base_pixels": proxy["base_pixels"],
             "alpha_range": list(a),
             "beta_range": list(b),
@@ -207,6 +223,20 @@ class SearchConfig:
             "pruner": self.pruner,
             "sampler_seed": self.sampler_seed,
         }
+
+
+def parse_tolerance(text: str | float) -> float:
+    """A tolerance as a fraction: "5%" → 0.05, "0.05" → 0.05."""
+    raw = str(text).strip()
+    try:
+        value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
+    except ValueError:
+        raise ValueError(
+            f"--tolerance {text!r} is invalid: give a percentage like 5% or a fraction like 0.05"
+        ) from None
+    if not 0 < value < 1:
+        raise ValueError(f"--tolerance {text!r} is invalid: it must be between 0% and 100%")
+    return value
 
 
 def parse_range(option: str, text: str | None) -> tuple[float, float] | None:
@@ -294,9 +324,9 @@ def realize(
     from scaler.scaling import solve_pixels
 
     base_px = cfg.proxy_config().base_pixels
-    res = cfg.cost_resolution
-    base_cost = count(scale(base_resolution=res), num_classes).flops
-    base_proxy = count(scale(base_resolution=base_px), num_classes).flops
+    res = cfg.cost_pixels
+    base_cost = count(scale(base_pixels=res), num_classes).flops
+    base_proxy = count(scale(base_pixels=base_px), num_classes).flops
     reason = ""
     if role == "base":
         alpha = beta = gamma = gamma_nominal = 1.0
@@ -319,8 +349,8 @@ def realize(
             # The more basic reason wins: depth and width alone already spend the budget.
             reason = f"needs γ {side} (γ = {gamma:.3f}): depth and width alone exceed the budget"
     pixels = round_pixels(gamma, base_px) if role != "base" else base_px
-    cost_spec = scale(alpha, beta, base_resolution=res, pixels=cost_pixels)
-    spec = scale(alpha, beta, base_resolution=base_px, pixels=max(8, pixels))
+    cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels)
+    spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels))
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
         reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
     cost = count(spec, num_classes)
@@ -408,7 +438,7 @@ class Describe:
         if cand.infeasible:
             write(trial, status=Status.INFEASIBLE, reason=cand.infeasible)
             raise optuna.TrialPruned(f"infeasible: {cand.infeasible}")
-        spec = scale(alpha, beta, base_resolution=self.proxy.base_pixels, pixels=cand.pixels)
+        spec = scale(alpha, beta, base_pixels=self.proxy.base_pixels, pixels=cand.pixels)
         base = role == "base"
         return Job(
             spec=spec,
@@ -555,7 +585,7 @@ def result(study, storage_url: str) -> SearchResult:
     return SearchResult(
         study_name=study.study_name,
         storage=mask_url(storage_url),
-        config=study.user_attrs.get("config", {}),
+        config=stored_config(study),
         frame=frame,
         board=leaderboard(frame, nz),
         noise=nz,
@@ -580,7 +610,7 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
     cfg = res.config
     budget, phi = float(cfg["budget"]), float(cfg["phi"])
     coeffs = Coefficients.from_multipliers(best["alpha"], best["beta"], best["gamma"], phi)
-    base_res = int(cfg["cost_resolution"])
+    base_res = int(cfg["cost_pixels"])
     payload = {
         "scaler_export": 1,
         "coefficients": dataclasses.asdict(coeffs),
@@ -609,7 +639,11 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
             "exported": now(),
         },
         "flops_unit": "fvcore: one multiply-add = one flop",
-        "family": [dataclasses.asdict(r) for r in family(coeffs, phi_max, base_res)],
+        # A member's builder limit is named only where it has one.
+        "family": [
+            {k: v for k, v in dataclasses.asdict(r).items() if k != "limit" or v}
+            for r in family(coeffs, phi_max, base_res)
+        ],
     }
     # Plain Python types only (pandas hands out numpy scalars), so JSON and YAML agree.
     return json.loads(json.dumps(payload, default=lambda o: o.item()))

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 MIN_PIXELS = 8
 MAX_PIXELS = 2048
+MAX_MULTIPLIER = 32.0  # largest depth or width multiplier the builder takes
 CHANNEL_DIVISOR = 8
 SE_RATIO = 0.25  # of the block's input channels, as in the official implementation
 DROP_CONNECT = 0.2  # stochastic depth rate reached at the last block
@@ -94,9 +95,9 @@ def round_layers(layers: int, depth: float) -> int:
     return int(math.ceil(depth * layers - 1e-9))
 
 
-def round_pixels(resolution: float, base_resolution: int) -> int:
+def round_pixels(resolution: float, base_pixels: int) -> int:
     """Input size in pixels for a resolution multiplier: nearest integer, halves rounding up."""
-    return int(math.floor(resolution * base_resolution + 0.5))
+    return int(math.floor(resolution * base_pixels + 0.5))
 
 
 @dataclass(frozen=True)
@@ -120,8 +121,8 @@ class Spec:
 
     depth: float
     width: float
-    resolution: float  # multiplier of base_resolution; pixels is the realized input size
-    base_resolution: int
+    resolution: float  # multiplier of base_pixels; pixels is the realized input size
+    base_pixels: int
     pixels: int
     stem: int
     stages: tuple[Stage, ...]
@@ -154,11 +155,11 @@ class Spec:
 def _check_multiplier(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} {value!r} is invalid: it must be a finite number > 0")
-    if value > 32:
-        raise ValueError(f"{name} {value!r} is invalid: it must be <= 32")
+    if value > MAX_MULTIPLIER:
+        raise ValueError(f"{name} {value!r} is invalid: it must be <= {MAX_MULTIPLIER:g}")
 
 
-def check_pixels(pixels: int, name: str = "resolution", limit: int = MAX_PIXELS) -> int:
+def check_pixels(pixels: int, name: str = "--pixels", limit: int = MAX_PIXELS) -> int:
     """Validate an input size in pixels."""
     if not (MIN_PIXELS <= pixels <= limit):
         raise ValueError(
@@ -172,24 +173,40 @@ def scale(
     width: float = 1.0,
     resolution: float = 1.0,
     *,
-    base_resolution: int = B0_RESOLUTION,
+    base_pixels: int = B0_RESOLUTION,
     pixels: int | None = None,
     dropout: float = 0.2,
     pixel_limit: int = MAX_PIXELS,
+    base_resolution: int | None = None,
 ) -> Spec:
     """Scale B0 by depth, width and resolution multipliers.
 
     ``pixels`` overrides the resolution rule (the resolution multiplier is then pixels / base).
-    Raises ``ValueError`` with a one-line message for invalid inputs.
+    Raises ``ValueError`` with a one-line message for invalid inputs. ``base_resolution`` is
+    the name ``base_pixels`` had before version 0.2 (kept for one release, with a warning).
     """
+    if base_resolution is not None:
+        import warnings
+
+        warnings.warn(
+            "scale(base_resolution=...) is now scale(base_pixels=...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        base_pixels = base_resolution
     _check_multiplier("depth", depth)
     _check_multiplier("width", width)
-    check_pixels(base_resolution, "base resolution")
+    check_pixels(base_pixels, "base pixels")
     if pixels is None:
         _check_multiplier("resolution", resolution)
-        pixels = round_pixels(resolution, base_resolution)
+        pixels = round_pixels(resolution, base_pixels)
+        if not MIN_PIXELS <= pixels <= pixel_limit:
+            raise ValueError(
+                f"--resolution {resolution:g} is invalid: it gives {pixels} px at a "
+                f"{base_pixels} px base, outside {MIN_PIXELS}..{pixel_limit} px"
+            )
     else:
-        resolution = pixels / base_resolution
+        resolution = pixels / base_pixels
     check_pixels(pixels, limit=pixel_limit)
     stages = tuple(
         Stage(
@@ -206,7 +223,7 @@ def scale(
         depth=float(depth),
         width=float(width),
         resolution=float(resolution),
-        base_resolution=int(base_resolution),
+        base_pixels=int(base_pixels),
         pixels=int(pixels),
         stem=round_channels(B0_STEM, width),
         stages=stages,
@@ -215,8 +232,8 @@ def scale(
     )
 
 
-def preset(name: str, base_resolution: int = B0_RESOLUTION) -> Spec:
-    """An official member b0..b7; its resolution multiplier is applied to ``base_resolution``."""
+def preset(name: str, base_pixels: int = B0_RESOLUTION) -> Spec:
+    """An official member b0..b7; its resolution multiplier is applied to ``base_pixels``."""
     key = name.lower()
     if key not in PRESETS:
         raise ValueError(f"preset {name!r} is unknown: valid presets are {', '.join(PRESETS)}")
@@ -225,6 +242,6 @@ def preset(name: str, base_resolution: int = B0_RESOLUTION) -> Spec:
         p.depth,
         p.width,
         p.pixels / B0_RESOLUTION,
-        base_resolution=base_resolution,
+        base_pixels=base_pixels,
         dropout=p.dropout,
     )

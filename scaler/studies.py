@@ -41,6 +41,8 @@ STORAGE_ENV = "SCALER_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql")
 # Settings that may change between runs of one study without changing its results.
 RESUMABLE = ("trials", "threads", "device")
+# Stored configuration keys renamed since studies first stored them (old name → new).
+LEGACY_KEYS = {"cost_resolution": "cost_pixels"}
 _USERINFO = re.compile(r"(://[^:/@?#]+:)([^@/?#]*)@")
 _QUERY_SECRET = re.compile(r"([?&](?:ssl)?password=)([^&#\s'\"]*)", re.IGNORECASE)
 
@@ -266,9 +268,19 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
             f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
             f"{source.max_pixels} px"
         )
-    name = check_study_name(study or default_name_fn(cfg, source.fingerprint()))
+    name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)
     url = check_storage_url(storage) if storage else default_storage(name)
     return source, name, url
+
+
+def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
+    """A stored configuration with renamed keys under their current names."""
+    return {LEGACY_KEYS.get(k, k): v for k, v in config.items()}
+
+
+def stored_config(study) -> dict[str, Any]:
+    """A study's stored configuration, in the current vocabulary ({} if none)."""
+    return normalize_config(dict(study.user_attrs.get("config", {})))
 
 
 def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
@@ -308,7 +320,7 @@ def refuse_changed_config(study, kind: str, stored: dict[str, Any]) -> None:
     old = wait_for_config(study, kind)
     if old is None or study.user_attrs.get("kind") != kind:
         raise ValueError(f"study {study.study_name!r} exists and is not a scaler {kind}")
-    diff = config_diff(old, stored)
+    diff = config_diff(normalize_config(old), stored)
     if diff:
         raise ValueError(
             f"study {study.study_name!r} was created with a different configuration "

@@ -53,8 +53,8 @@ from scaler.runner import (
     line_progress,
     work_queue,
 )
-from scaler.scaling import check_phi_max
-from scaler.spec import MAX_PIXELS, MIN_PIXELS, round_pixels, scale
+from scaler.scaling import MAX_NETWORK_PARAMS, check_phi_max
+from scaler.spec import B0_RESOLUTION, MAX_MULTIPLIER, MAX_PIXELS, MIN_PIXELS, round_pixels, scale
 from scaler.studies import (
     StudySpec,
     default_name,
@@ -75,7 +75,6 @@ FIG1_BASELINES = ((1.0, 1.0), (1.0, 1.3), (2.0, 1.0), (2.0, 1.3))
 FIG3_WIDTHS = (1.0, 1.4, 1.8, 2.6, 3.8, 5.0)
 FIG3_DEPTHS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0)
 FIG3_RESOLUTIONS = (1.0, 1.3, 1.5, 1.7, 1.9, 2.2, 2.5)
-MAX_MULTIPLIER = 32.0  # the spec's own limit for depth and width
 ROLE = SWEEP_ROLE  # the ``role`` of sweep trials (never a search candidate role)
 # Proxy fields that change speed, not results: left out of the default name's hash.
 _SPEED_ONLY = ("threads", "device")
@@ -135,23 +134,29 @@ def parse_baselines(text: str | None) -> tuple[tuple[float, float], ...] | None:
     return _check_baselines(tuple(pairs))
 
 
-_FLOPS = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)\s*(?i:flops?)?\s*$")
+_FLOPS = re.compile(
+    r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([kKmMgGtT]?)\s*(?i:flops?)?\s*"
+    r"(?:@\s*(proxy|cost))?\s*$"
+)
 _SUFFIX = {"": 1.0, "k": 1e3, "m": 1e6, "g": 1e9, "t": 1e12}
 
 
-def parse_flops(text: str | None) -> float | None:
-    """A FLOPs count: 50M → 5e7, 1.2G → 1.2e9, 3e7 → 3e7 (fvcore: 1 multiply-add = 1 flop)."""
+def parse_flops(text: str | None) -> tuple[float | None, str]:
+    """A FLOPs cap and where it is measured: 50M → (5e7, "proxy"), 1.2G@cost → (1.2e9,
+    "cost"); fvcore counts, one multiply-add = one flop. "proxy": at the proxy's pixels (the
+    default); "cost": at the pixels the budget is measured at (r × 224)."""
     if text is None:
-        return None
+        return None, "proxy"
     match = _FLOPS.match(str(text))
     if not match:
         raise ValueError(
-            f"--max-flops {text!r} is invalid: use a number of FLOPs like 50M, 1.2G or 5e7"
+            f"--max-flops {text!r} is invalid: use a number of FLOPs like 50M, 1.2G or 5e7, "
+            "optionally @proxy (the default) or @cost"
         )
     value = float(match.group(1)) * _SUFFIX[match.group(2).lower()]
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"--max-flops {text!r} is invalid: it must be > 0")
-    return value
+    return value, match.group(3) or "proxy"
 
 
 def parse_dims(text: str) -> tuple[str, ...]:
@@ -214,7 +219,8 @@ class SweepConfig:
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
     seeds: int = 1  # proxy runs per point; >= 2 gives error bars and a noise floor
-    max_flops: float | None = None  # skip points above this many fvcore FLOPs (proxy size)
+    max_flops: float | None = None  # skip points above this many fvcore FLOPs ...
+    max_flops_at: str = "proxy"  # ... at the proxy's pixels, or at the "cost" pixels (r × 224)
 
     def proxy_config(self):
         from scaler.train import proxy_config
@@ -250,7 +256,11 @@ class SweepConfig:
             math.isfinite(self.max_flops) and self.max_flops > 0
         ):
             raise ValueError(f"--max-flops {self.max_flops} is invalid: it must be > 0")
-        self.proxy_config()  # raises on unknown presets / invalid overrides
+        if self.max_flops_at not in ("proxy", "cost"):
+            raise ValueError(f"--max-flops @{self.max_flops_at} is invalid: use @proxy or @cost")
+        from scaler.train import check_device
+
+        check_device(self.proxy_config().device)  # unknown presets and overrides raise too
         return self
 
     def _check_values_given(self) -> None:
@@ -397,12 +407,24 @@ def _raw_points(cfg: SweepConfig) -> list[tuple[str, str, float, float, float, s
     return rows
 
 
+def _over_cap(cfg: SweepConfig, proxy_flops: int, cost_flops: int) -> str:
+    """Why a point exceeds ``--max-flops`` where the cap is measured, or ""."""
+    flops, where = (
+        (cost_flops, f"at r × {B0_RESOLUTION} px")
+        if cfg.max_flops_at == "cost"
+        else (proxy_flops, "at the proxy's pixels")
+    )
+    if flops > cfg.max_flops:
+        return f"{fmt_flops(flops)} {where} exceed --max-flops {fmt_flops(cfg.max_flops)}"
+    return ""
+
+
 def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Point]:
     """Every point of a sweep realized at the proxy resolution, with skip reasons (no training).
 
     Points repeated within one series (the same multipliers twice) are listed once.
     """
-    from scaler.complexity import cost_model
+    from scaler.complexity import cost_model, param_count
 
     base_px = cfg.proxy_config().base_pixels
     points: dict[str, Point] = {}
@@ -413,10 +435,13 @@ def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Poi
             reason = f"needs {pixels} px, outside {MIN_PIXELS}..{MAX_PIXELS} px"
         elif max_pixels is not None and pixels > max_pixels:
             reason = f"needs {pixels} px but the data serve at most {max_pixels} px"
-        spec = scale(d, w, base_resolution=base_px, pixels=min(max(pixels, MIN_PIXELS), MAX_PIXELS))
-        flops = int(cost_model(spec, num_classes).flops(spec.pixels))
-        if not reason and cfg.max_flops is not None and flops > cfg.max_flops:
-            reason = f"{fmt_flops(flops)} exceed --max-flops {fmt_flops(cfg.max_flops)}"
+        spec = scale(d, w, base_pixels=base_px, pixels=min(max(pixels, MIN_PIXELS), MAX_PIXELS))
+        model = cost_model(spec, num_classes)
+        flops = int(model.flops(spec.pixels))
+        if not reason and cfg.max_flops is not None:
+            reason = _over_cap(cfg, flops, int(model.flops(round_pixels(r, B0_RESOLUTION))))
+        if not reason and (params := param_count(spec, num_classes)) > MAX_NETWORK_PARAMS:
+            reason = f"{params:.3g} parameters, past the ceiling of {MAX_NETWORK_PARAMS:.0e}"
         p = Point(
             series=series,
             label=label,
@@ -521,7 +546,7 @@ class Describe:
             v = getattr(point, name)
             trial.suggest_float(name, min(v, 0.01), max(v, MAX_MULTIPLIER))
         spec = scale(
-            point.depth, point.width, base_resolution=self.proxy.base_pixels, pixels=point.pixels
+            point.depth, point.width, base_pixels=self.proxy.base_pixels, pixels=point.pixels
         )
         cost = count(spec, self.p.source.num_classes)
         write(
@@ -576,6 +601,7 @@ def run_worker(p: PreparedSweep, progress: ProgressFn | None = None):
     """Work on the sweep until no queued point is left; returns the study."""
     study = open_sweep_study(p)
     study.set_user_attr("max_flops", p.cfg.max_flops)  # the latest run's cap, for reports
+    study.set_user_attr("max_flops_at", p.cfg.max_flops_at)
     trainer = Trainer(Describe(p), p.source, p.cfg.proxy_config(), progress)
     work_queue(study, lambda: queued_points(p), trainer)
     return study

@@ -290,6 +290,14 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_device(name: str | None) -> None:
+    """Refuse, before anything is created or trained, a device this machine does not have."""
+    try:
+        select_device(name or "auto")
+    except ValueError as e:
+        raise ValueError(f"--device {name}: {e}") from None
+
+
 # --------------------------------------------------------------------------- results
 
 

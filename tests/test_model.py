@@ -24,7 +24,7 @@ def test_param_parity(name):
 @pytest.mark.parametrize("name", list(PRESETS))
 def test_forward_backward_every_preset(name):
     torch.manual_seed(0)
-    spec = preset(name, base_resolution=16)  # small: b7 still has 55 blocks
+    spec = preset(name, base_pixels=16)  # small: b7 still has 55 blocks
     model = build(spec, num_classes=7).train()
     x = torch.randn(2, 3, spec.pixels, spec.pixels)
     out = model(x)

@@ -218,7 +218,7 @@ def test_search_plots_show_every_kind_of_trial(store):
     assert "infeasible (budget)" in labels and "failed / pruned" in labels
     assert "reused (identical network)" in labels and "best: 60.00 %" in labels
     notes = [t.get_text() for t in figs["search.map"].axes[0].texts]
-    assert "γ=1.02\n16px" in notes
+    assert "γ=1.02 16px" in notes
     hist = figs["search.history"].axes[0].get_legend_handles_labels()[1]
     assert {"running best", "failed (no result)", "infeasible (no result)"} <= set(hist)
 

@@ -60,7 +60,7 @@ def test_pixel_rule_reproduces_official_sizes():
         assert preset(name).pixels == p.pixels, name
     assert round_pixels(1.15, 224) == 258  # 257.6
     assert round_pixels(0.5, 33) == 17  # 16.5 rounds half up
-    assert preset("b1", base_resolution=32).pixels == 34  # 240/224 * 32 = 34.3
+    assert preset("b1", base_pixels=32).pixels == 34  # 240/224 * 32 = 34.3
 
 
 def test_paper_point_turns_16_blocks_into_23():

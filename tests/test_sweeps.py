@@ -205,7 +205,9 @@ def test_cli_sweep_all_skipped_then_higher_cap_is_same_study(cli, tmp_path):
     [("50M", 50e6), ("1.2G", 1.2e9), ("3e7", 3e7), ("750k", 750e3), ("40 MFLOPs", 40e6)],
 )
 def test_parse_flops(text, value):
-    assert W.parse_flops(text) == pytest.approx(value)
+    assert W.parse_flops(text) == (pytest.approx(value), "proxy")
+    assert W.parse_flops(text + "@cost") == (pytest.approx(value), "cost")
+    assert W.parse_flops(text + "@proxy") == (pytest.approx(value), "proxy")
 
 
 @pytest.mark.parametrize(

@@ -29,7 +29,7 @@ from scaler.train import (
     train,
 )
 
-TINY = scale(0.5, 0.25, pixels=32, base_resolution=32)
+TINY = scale(0.5, 0.25, pixels=32, base_pixels=32)
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,8 @@ from typing import Annotated, Optional
 import typer
 
 from scaler import __version__
-from scaler.cli import networks, reports, studies, sweeps, training
-from scaler.cli.common import err, new_app
+from scaler.cli import common, networks, reports, studies, sweeps, training
+from scaler.cli.common import Interrupted, err, new_app, note
 
 app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
 app.info.name = "scaler"
@@ -69,14 +69,29 @@ def _run_failures() -> tuple[type[Exception], ...]:
     return (TrainError, WorkerError)
 
 
+def _legacy(args: list[str]) -> list[str]:
+    """``scaler train --json FILE`` wrote a file before ``--json`` meant "print JSON": for one
+    release a value after it is read as ``--out FILE``, with a note."""
+    if args[:1] != ["train"] or "--json" not in args:
+        return args
+    i = args.index("--json")
+    if i + 1 < len(args) and not args[i + 1].startswith("-"):
+        note(f"--json {args[i + 1]} read as --out {args[i + 1]} (--json prints to stdout now)")
+        return [*args[:i], "--out", *args[i + 1 :]]
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
-    args = list(sys.argv[1:] if argv is None else argv)
+    args = _legacy(list(sys.argv[1:] if argv is None else argv))
+    common.ARGV[:] = args
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args or ["--help"], prog_name="scaler", standalone_mode=False)
+    except Interrupted:  # the command said what it kept and how to resume
+        return 130
     except KeyboardInterrupt:
-        err.print("Interrupted.")
+        err.print("Interrupted: nothing was written.")
         return 130
     except ValueError as e:
         _error(str(e))

@@ -7,20 +7,44 @@ hands it their values as one tuple of overrides.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import inspect
 import json
+import shlex
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+import typer.core
 from rich.console import Console
 
 # Piped output keeps full-width tables instead of rich's 80-column fallback.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
+
+
+def _flag_type(display: Callable[..., str | None]):
+    """typer prints ``<bool>`` after every flag (``--json <bool>``), which reads as if the flag
+    took a value; a flag shows no type."""
+
+    def display_type_rich(self, ctx) -> str | None:
+        if getattr(self, "is_flag", False):
+            return None
+        return display(self, ctx)
+
+    return display_type_rich
+
+
+typer.core.TyperOption.display_type_rich = _flag_type(typer.core.TyperOption.display_type_rich)
+
+
+def note(message: str) -> None:
+    """One line on stderr that is not an error (a renamed option, a hint)."""
+    err.print(f"note: {message}", markup=False)
 
 
 def print_json(payload: object) -> None:
@@ -99,12 +123,13 @@ PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
 STUDY_PROXY = ("epochs", "images", "batch_size", "lr", "base_pixels", "threads", "device")
 
 
-def extend(fn, extra: dict[str, tuple[Any, Any, Any]], into: str, bundle):
+def extend(fn, extra: dict[str, tuple[Any, Any, Any]], combine, hide: tuple[str, ...] = ()):
     """``fn`` as a command with the options ``extra`` (name → (type, typer option, default))
-    added to its signature; their values reach ``fn`` as one keyword, ``into=bundle(values)``.
+    added to its signature and its parameters ``hide`` taken out of it; the added options'
+    values reach ``fn`` through ``combine(values, kwargs) -> kwargs``.
     """
     sig = inspect.signature(fn, eval_str=True)
-    params = [p for p in sig.parameters.values() if p.name != into]
+    params = [p for p in sig.parameters.values() if p.name not in hide]
     for name, (kind, option, default) in extra.items():
         params.append(
             inspect.Parameter(
@@ -118,7 +143,7 @@ def extend(fn, extra: dict[str, tuple[Any, Any, Any]], into: str, bundle):
     @functools.wraps(fn)
     def command(**kwargs):
         values = {n: kwargs.pop(n) for n in extra}
-        return fn(**kwargs, **{into: bundle(values)})
+        return fn(**combine(values, kwargs))
 
     del command.__wrapped__  # typer must read the signature below, not fn's
     command.__signature__ = sig.replace(parameters=params)
@@ -137,10 +162,52 @@ def proxy_options(*names: str):
         kind, option = PROXY_OPTIONS[name]
         chosen[name] = (kind, option, False if kind is bool else None)
 
-    def given(values: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
-        return tuple((n, v) for n, v in values.items() if v is not None and v is not False)
+    def combine(values: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+        given = tuple((n, v) for n, v in values.items() if v is not None and v is not False)
+        return {**kwargs, "overrides": given}
 
-    return lambda fn: extend(fn, chosen, "overrides", given)
+    return lambda fn: extend(fn, chosen, combine, hide=("overrides",))
+
+
+def renamed(**old_to_new: str):
+    """Keep old option names working for one release: hidden, mapped onto the new name, with
+    a note saying what replaced them. ``renamed(cost_resolution="cost_pixels")``."""
+
+    def decorate(fn):
+        sig = inspect.signature(fn, eval_str=True)
+        extra = {}
+        for old, new in old_to_new.items():
+            kind = typer.core.get_args(sig.parameters[new].annotation)[0]
+            hidden = typer.Option(f"--{old.replace('_', '-')}", hidden=True)
+            extra[old] = (Optional[kind], hidden, None)
+
+        def combine(values: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+            for old, value in values.items():
+                if value is not None:
+                    new = old_to_new[old]
+                    note(f"--{_dashed(old)} is now --{_dashed(new)}; the old name goes soon")
+                    kwargs[new] = value
+            return kwargs
+
+        return extend(fn, extra, combine)
+
+    return decorate
+
+
+def _dashed(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def legacy_pixels(resolution: float | None, pixels: int | None) -> tuple:
+    """``--resolution`` took pixels before it meant the multiplier r: for one release an integer
+    of 8 or more is read as pixels, with a note. Returns (resolution, pixels)."""
+    if resolution is not None and pixels is None and resolution >= 8 and resolution % 1 == 0:
+        note(
+            f"--resolution {int(resolution)} read as pixels: use --pixels {int(resolution)} "
+            "(--resolution is the multiplier r now)"
+        )
+        return None, int(resolution)
+    return resolution, pixels
 
 
 # ----------------------------------------------------------------------------------------------
@@ -149,7 +216,7 @@ def proxy_options(*names: str):
 
 
 class EpochBar:
-    """A rich progress bar fed by the trainer's progress hook."""
+    """A rich progress bar fed by the trainer's progress hook (plain lines when not a terminal)."""
 
     def __init__(self):
         from rich.progress import (
@@ -160,6 +227,7 @@ class EpochBar:
             TimeRemainingColumn,
         )
 
+        self.lines = not err.is_terminal
         self.progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -168,6 +236,7 @@ class EpochBar:
             TimeRemainingColumn(),
             console=err,
             transient=True,
+            disable=self.lines,
         )
         self.task = None
 
@@ -180,19 +249,32 @@ class EpochBar:
         return self.progress.__exit__(*exc)
 
     def update(self, epoch, epochs, loss, images_per_s):
+        info = f"loss {loss:.3f} · {images_per_s:,.0f} img/s"
+        if self.lines:
+            err.print(f"epoch {epoch}/{epochs}: {info}", markup=False)
+            return
         self.progress.update(
             self.task,
             completed=epoch,
             total=epochs,
             description=f"epoch {epoch}/{epochs}",
-            info=f"loss {loss:.3f} · {images_per_s:,.0f} img/s",
+            info=info,
         )
 
 
-class StudyDisplay:
-    """Progress of a study: trial k of N, the current point, images/s, ETA."""
+def describe_candidate(event) -> str:
+    """The search candidate a trial_start event names."""
+    info = event.info
+    return (
+        f"#{event.trial} {info['role']} α={info['alpha']:.3f} "
+        f"β={info['beta']:.3f} γ={info['gamma']:.3f} {info['pixels']}px"
+    )
 
-    def __init__(self):
+
+class StudyDisplay:
+    """Progress of a study on a terminal: trial k of N, the current point, images/s, ETA."""
+
+    def __init__(self, describe: Callable[[Any], str] = describe_candidate):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -202,6 +284,7 @@ class StudyDisplay:
             TimeRemainingColumn,
         )
 
+        self.describe = describe
         self.progress = Progress(
             TextColumn("trial"),
             MofNCompleteColumn(),
@@ -224,14 +307,6 @@ class StudyDisplay:
     def __exit__(self, *exc):
         return self.progress.__exit__(*exc)
 
-    def describe(self, event) -> str:
-        """The point a trial_start event names (a search candidate by default)."""
-        info = event.info
-        return (
-            f"#{event.trial} {info['role']} α={info['alpha']:.3f} "
-            f"β={info['beta']:.3f} γ={info['gamma']:.3f} {info['pixels']}px"
-        )
-
     def __call__(self, event) -> None:
         info = event.info
         if event.kind == "trial_start":
@@ -251,8 +326,64 @@ class StudyDisplay:
             self.progress.update(self.task, completed=event.done + 1, total=event.total)
 
 
+class LineProgress:
+    """Progress of a study as plain lines, for output sent to a file or a pipe."""
+
+    def __init__(self, describe: Callable[[Any], str] = describe_candidate):
+        self.describe = describe
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __call__(self, event) -> None:
+        info = event.info
+        if event.kind == "trial_start":
+            line = f"trial {event.done + 1}/{event.total}: {self.describe(event)}"
+        elif event.kind == "trial_end":
+            line = f"  top-1 {info['top1']:.2f} % in {info['wall_time']:.0f} s"
+        else:
+            return
+        err.print(line, markup=False)
+
+
+def study_progress(describe: Callable[[Any], str] = describe_candidate):
+    """A live display on a terminal, one line per trial start and end elsewhere."""
+    return StudyDisplay(describe) if err.is_terminal else LineProgress(describe)
+
+
 def next_steps(study: str, storage: str | None, shown: str, *commands: str) -> None:
     """Print the commands that follow (``storage`` given: repeat its masked URL)."""
     store = f" --storage '{shown}'" if storage else ""
     for i, command in enumerate(commands):
         out.print(f"{'next:' if i == 0 else '     '} scaler {command} {study}{store}")
+
+
+# The command line being run (set by scaler.cli.main), for the resume hint.
+ARGV: list[str] = []
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C, after the command said what was kept and how to resume."""
+
+
+@contextlib.contextmanager
+def resumable(study: str, storage_url: str) -> Iterator[None]:
+    """On Ctrl-C, say what the study kept, what is queued again, and the command that resumes."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        from scaler.studies import load_study, mask_url
+
+        with contextlib.suppress(Exception):  # the hint must not hide the interruption
+            trials = load_study(study, storage_url).get_trials(deepcopy=False)
+            kept = sum(t.state.is_finished() and t.state.name != "FAIL" for t in trials)
+            command = shlex.join(["scaler", *(mask_url(a) for a in ARGV)])
+            err.print(
+                f"Interrupted: study {study} keeps its {kept} finished trials; the trial that "
+                f"was running is queued again. Resume with: {command}",
+                markup=False,
+            )
+        raise Interrupted from None

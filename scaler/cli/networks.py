@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from scaler.cli.common import JsonOpt, out, print_json
+from scaler.cli.common import JsonOpt, legacy_pixels, out, print_json, renamed
 
 FLOPS_NOTE = "* fvcore: one multiply-add = one flop"
 
@@ -18,17 +18,22 @@ def _m(flops: float) -> str:
     return f"{flops / 1e6:,.1f}"
 
 
+@renamed(base_resolution="cost_pixels")
 def info(
     preset: Annotated[Optional[str], typer.Option(help="Official member b0..b7.")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier d (> 0).")] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier w (> 0).")] = None,
     resolution: Annotated[
-        Optional[int],
-        typer.Option(help="Input size in pixels (8..2048); default: the base."),
+        Optional[float],
+        typer.Option(help="Resolution multiplier r (> 0) of --cost-pixels."),
     ] = None,
-    base_resolution: Annotated[
+    pixels: Annotated[
         Optional[int],
-        typer.Option(help="Pixels of the unscaled network (default 224)."),
+        typer.Option(help="Input size in pixels (8..2048); default: --cost-pixels."),
+    ] = None,
+    cost_pixels: Annotated[
+        Optional[int],
+        typer.Option(help="Input size of the unscaled network (default 224)."),
     ] = None,
     coefficients: Annotated[
         Optional[Path],
@@ -46,14 +51,17 @@ def info(
 
       scaler info --preset b0
 
-      scaler info --depth 1.2 --width 1.1 --resolution 258
+      scaler info --depth 1.2 --width 1.1 --pixels 258
 
       scaler info --coefficients coefficients.json --phi 3 --json
     """
     from scaler.complexity import summary
     from scaler.scaling import network_spec
 
-    spec = network_spec(preset, depth, width, resolution, base_resolution, coefficients, phi)
+    resolution, pixels = legacy_pixels(resolution, pixels)
+    spec = network_spec(
+        preset, depth, width, pixels, cost_pixels, coefficients, phi, resolution=resolution
+    )
     payload = summary(spec, classes)
     if as_json:
         print_json(payload)
@@ -88,6 +96,7 @@ def _print_info(spec, payload: dict) -> None:
     out.print(f"{FLOPS_NOTE}; silu, sigmoid, mul and add are not counted.")
 
 
+@renamed(base_resolution="cost_pixels")
 def family(
     alpha: Annotated[Optional[float], typer.Option(help="Depth coefficient α (> 0).")] = None,
     beta: Annotated[Optional[float], typer.Option(help="Width coefficient β (> 0).")] = None,
@@ -97,12 +106,12 @@ def family(
         typer.Option(help="Coefficients file written by `scaler export`."),
     ] = None,
     phi_max: Annotated[int, typer.Option(help="Largest φ (0..12).")] = 7,
-    base_resolution: Annotated[
+    cost_pixels: Annotated[
         Optional[int],
-        typer.Option(help="Pixels of the unscaled network (default 224)."),
+        typer.Option(help="Input size of the unscaled network (default 224)."),
     ] = None,
     compare_official: Annotated[
-        bool, typer.Option(help="Show the official B1..B7 next to each φ.")
+        bool, typer.Option("--compare-official", help="Show the official B1..B7 next to each φ.")
     ] = False,
     as_json: JsonOpt = False,
 ) -> None:
@@ -123,13 +132,13 @@ def family(
 
     coeffs, base = scaling.family_coefficients(alpha, beta, gamma, coefficients)
     scaling.check_phi_max(phi_max)
-    base = check_pixels(base_resolution or base, "--base-resolution")
+    base = check_pixels(cost_pixels or base, "--cost-pixels")
     rows = scaling.family(coeffs, phi_max, base)
     official = scaling.official_family(base) if compare_official else {}
     if as_json:
         payload = {
             "coefficients": dataclasses.asdict(coeffs),
-            "base_resolution": base,
+            "cost_pixels": base,
             "flops_unit": "fvcore: one multiply-add = one flop",
             "rows": rows,
         }
@@ -153,8 +162,8 @@ def _print_family(coeffs, base: int, rows, official: dict | None) -> None:
         table.add_column(c, justify="right")
     for r in rows:
         cells = [str(r.phi), f"{r.depth:.3f}", f"{r.width:.3f}", f"{r.resolution:.3f}"]
-        cells += [str(r.pixels), str(r.layers), f"{r.params / 1e6:.2f}", f"{r.flops / 1e9:.3f}"]
-        cells += [f"{r.nominal_cost:.2f}", f"{r.measured_cost:.2f}"]
+        cells += [f"{r.pixels}{'*' if r.limit else ''}", str(r.layers), f"{r.params / 1e6:.2f}"]
+        cells += [f"{r.flops / 1e9:.3f}", f"{r.nominal_cost:.2f}", f"{r.measured_cost:.2f}"]
         if official is not None:
             o = official.get(f"b{r.phi}")
             cells += (
@@ -165,3 +174,9 @@ def _print_family(coeffs, base: int, rows, official: dict | None) -> None:
         table.add_row(*cells)
     out.print(table)
     out.print(f"{FLOPS_NOTE}. measured × = FLOPs ÷ base FLOPs.")
+    past = [f"φ = {r.phi} ({r.limit})" for r in rows if r.limit]
+    if past:
+        out.print(
+            "* past the builder's limits, so never built; counted by the exact cost model: "
+            + ", ".join(past)
+        )

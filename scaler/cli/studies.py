@@ -11,18 +11,22 @@ from rich.table import Table
 
 from scaler.cli.common import (
     DataOpt,
+    JsonOpt,
     ProxyOpt,
     StorageOpt,
-    StudyDisplay,
     StudyOpt,
     WorkersOpt,
     next_steps,
     out,
     print_json,
     proxy_options,
+    renamed,
+    resumable,
+    study_progress,
 )
 
 
+@renamed(cost_resolution="cost_pixels")
 @proxy_options()
 def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",
@@ -35,9 +39,11 @@ def search(
     constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
         "measured"
     ),
-    tolerance: Annotated[float, typer.Option(help="Measured-budget tolerance.")] = 0.05,
-    cost_resolution: Annotated[
-        int, typer.Option(help="Base input size at which the budget is measured.")
+    tolerance: Annotated[
+        str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")
+    ] = "5%",
+    cost_pixels: Annotated[
+        int, typer.Option(help="Input size of the base where the budget is measured (px).")
     ] = 224,
     alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
     beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
@@ -80,8 +86,8 @@ def search(
         seeds=seeds,
         base_seeds=base_seeds,
         constraint=constraint,
-        tolerance=tolerance,
-        cost_resolution=cost_resolution,
+        tolerance=S.parse_tolerance(tolerance),
+        cost_pixels=cost_pixels,
         alpha_range=S.parse_range("--alpha-range", alpha_range),
         beta_range=S.parse_range("--beta-range", beta_range),
         alpha_step=alpha_step,
@@ -90,11 +96,12 @@ def search(
     )
     started = time.time()
     prepared = S.prepare(cfg, study, storage)  # every check before the display starts
-    if workers > 1:
-        res = S.run_prepared(prepared, workers=workers)
-    else:
-        with StudyDisplay() as display:
-            res = S.run_prepared(prepared, progress=display)
+    with resumable(prepared.study_name, prepared.storage_url):
+        if workers > 1:
+            res = S.run_prepared(prepared, workers=workers)
+        else:
+            with study_progress() as display:
+                res = S.run_prepared(prepared, progress=display)
     print_board(res)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
@@ -179,7 +186,7 @@ def studies(
         Optional[str],
         typer.Option(help="optuna storage URL (default: $SCALER_STORAGE, else studies/*.db)."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """List the studies in a storage with their state.
 

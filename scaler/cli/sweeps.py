@@ -12,12 +12,13 @@ from rich.table import Table
 
 from scaler.cli.common import (
     SHARED_OPTIONS,
-    StudyDisplay,
     extend,
     new_app,
     next_steps,
     out,
     proxy_options,
+    resumable,
+    study_progress,
 )
 from scaler.cli.studies import status_cell, top1_cell
 
@@ -61,9 +62,11 @@ class SweepArgs:
         """The sweep's configuration: these options, the proxy overrides and ``fields``."""
         from scaler import sweeps as W
 
+        max_flops, at = W.parse_flops(self.max_flops)
         return W.SweepConfig(
             kind=kind,
-            max_flops=W.parse_flops(self.max_flops),
+            max_flops=max_flops,
+            max_flops_at=at,
             data=self.data,
             proxy=self.proxy,
             proxy_overrides=overrides,
@@ -75,7 +78,10 @@ class SweepArgs:
 SWEEP_OPTIONS = {
     "max_flops": (
         Optional[str],
-        typer.Option(help="Skip points above this many fvcore FLOPs at the proxy size: 50M, 1.2G."),
+        typer.Option(
+            help="Skip points above this many fvcore FLOPs: 50M (at the proxy's pixels) or "
+            "400M@cost (at the 224 px the budget is measured at)."
+        ),
         None,
     ),
     "data": (*SHARED_OPTIONS["data"], "embedded"),
@@ -87,18 +93,20 @@ SWEEP_OPTIONS = {
 
 def sweep_options(fn):
     """Give a sweep command the options of :class:`SweepArgs` (as ``args``) and the proxy's."""
-    return proxy_options()(extend(fn, SWEEP_OPTIONS, "args", lambda v: SweepArgs(**v)))
+
+    def combine(values, kwargs):
+        return {**kwargs, "args": SweepArgs(**values)}
+
+    return proxy_options()(extend(fn, SWEEP_OPTIONS, combine, hide=("args",)))
 
 
-class SweepDisplay(StudyDisplay):
-    """Progress of a sweep: point k of N, the current network, images/s, ETA."""
-
-    def describe(self, event) -> str:
-        info = event.info
-        return (
-            f"#{event.trial} {info['label']}: d={info['depth']:.3g} w={info['width']:.3g} "
-            f"r={info['resolution']:.3g} {info['pixels']}px {info['flops'] / 1e6:,.1f} MFLOPs"
-        )
+def describe_point(event) -> str:
+    """The sweep point a trial_start event names."""
+    info = event.info
+    return (
+        f"#{event.trial} {info['label']}: d={info['depth']:.3g} w={info['width']:.3g} "
+        f"r={info['resolution']:.3g} {info['pixels']}px {info['flops'] / 1e6:,.1f} MFLOPs"
+    )
 
 
 def run(cfg, args: SweepArgs) -> None:
@@ -111,11 +119,12 @@ def run(cfg, args: SweepArgs) -> None:
     # Validate, create or check the study before the display starts: errors stay one line.
     prepared = W.prepare(cfg, args.study, args.storage)
     W.open_sweep_study(prepared)
-    if workers > 1:
-        res = W.run_prepared(prepared, workers=workers)
-    else:
-        with SweepDisplay() as display:
-            res = W.run_prepared(prepared, display)
+    with resumable(prepared.study_name, prepared.storage_url):
+        if workers > 1:
+            res = W.run_prepared(prepared, workers=workers)
+        else:
+            with study_progress(describe_point) as display:
+                res = W.run_prepared(prepared, display)
     print_sweep(res)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "

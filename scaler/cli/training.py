@@ -12,9 +12,11 @@ from rich.table import Table
 from scaler.cli.common import (
     DataOpt,
     EpochBar,
+    JsonOpt,
     ProxyOpt,
     err,
     jsonable,
+    legacy_pixels,
     out,
     print_json,
     proxy_options,
@@ -40,57 +42,70 @@ def train(
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier d (> 0).")] = None,
     width: Annotated[Optional[float], typer.Option(help="Width multiplier w (> 0).")] = None,
     resolution: Annotated[
-        Optional[int], typer.Option(help="Input size in pixels; default: the proxy base size.")
+        Optional[float],
+        typer.Option(help="Resolution multiplier r (> 0) of the proxy's base pixels."),
+    ] = None,
+    pixels: Annotated[
+        Optional[int], typer.Option(help="Input size in pixels (default: the proxy's base).")
     ] = None,
     data: DataOpt = "embedded",
     proxy: ProxyOpt = "standard",
-    json_out: Annotated[
-        Optional[Path], typer.Option("--json", help="Also write the metrics to this JSON file.")
+    as_json: JsonOpt = False,
+    out_file: Annotated[
+        Optional[Path], typer.Option("--out", help="Also write the metrics to this JSON file.")
     ] = None,
     *,
     overrides: tuple = (),
 ) -> None:
     """Train one network on a short proxy run and print held-out top-1/top-5.
 
-    --resolution is in pixels; presets scale the proxy's base size by their official
+    Multipliers: --depth, --width, --resolution (r × the proxy's base pixels); or give the
+    input size itself with --pixels. Presets scale the proxy's base size by their official
     resolution multiplier (b1: 240/224 of it).
 
     Examples:
 
       scaler train --preset b0
 
-      scaler train --depth 1.2 --width 1.1 --resolution 37 --proxy quick --json run.json
+      scaler train --depth 1.2 --width 1.1 --pixels 37 --proxy quick --out run.json
 
-      scaler train --preset b0 --data imagefolder:photos/ --base-pixels 64
+      scaler train --preset b0 --data imagefolder:photos/ --base-pixels 64 --json
     """
     from scaler.complexity import count
     from scaler.data import parse_data
     from scaler.files import check_out_file, write_atomic
     from scaler.scaling import network_spec
-    from scaler.train import proxy_config, run_metrics
+    from scaler.train import check_device, proxy_config, run_metrics
     from scaler.train import train as train_fn
 
     cfg = proxy_config(proxy, **dict(overrides))
-    if json_out is not None:
-        check_out_file(json_out, "--json")
-    spec = network_spec(preset, depth, width, resolution, cfg.base_pixels)
+    check_device(cfg.device)
+    if out_file is not None:
+        check_out_file(out_file)
+    resolution, pixels = legacy_pixels(resolution, pixels)
+    spec = network_spec(preset, depth, width, pixels, cfg.base_pixels, resolution=resolution)
     source = parse_data(data)
     cost = count(spec, source.num_classes)
-    out.print(
+    say = err.print if as_json else out.print  # --json: stdout holds the JSON alone
+    say(
         f"training {spec.describe()} on {source.name} ({source.num_classes} classes), "
         f"{cost.params / 1e6:.2f} M params, {cost.flops / 1e6:.1f} MFLOPs*"
     )
     with EpochBar() as bar:
         result = train_fn(spec, source, cfg, progress=bar.update)
+    metrics = run_metrics(result, spec, cost, source.name, cfg)
+    if out_file is not None:
+        write_atomic(out_file, json.dumps(metrics, indent=2, default=jsonable) + "\n")
+    if as_json:
+        print_json(metrics)
+        return
     out.print(
         f"top-1 {result.top1:.2f} % · top-5 {result.top5:.2f} % · "
         f"{result.images_per_s:,.0f} img/s · {result.wall_time:.1f} s on {result.device}"
     )
     out.print("* fvcore: one multiply-add = one flop")
-    if json_out is not None:
-        metrics = run_metrics(result, spec, cost, source.name, cfg)
-        write_atomic(json_out, json.dumps(metrics, indent=2, default=jsonable) + "\n")
-        out.print(f"wrote {json_out}")
+    if out_file is not None:
+        out.print(f"wrote {out_file}")
 
 
 @proxy_options("batch_size", "base_pixels", "threads", "device")
@@ -105,7 +120,7 @@ def bench(
     workers: Annotated[
         Optional[int], typer.Option(help="DataLoader workers of the reference loop.")
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -125,11 +140,12 @@ def bench(
     from scaler.bench import bench as bench_fn
     from scaler.data import parse_data
     from scaler.spec import preset as preset_fn
-    from scaler.train import proxy_config
+    from scaler.train import check_device, proxy_config
 
     if not 1 <= rounds <= 20:
         raise ValueError(f"--rounds {rounds} is invalid: it must be in 1..20")
     cfg = proxy_config(proxy, **dict(overrides))
+    check_device(cfg.device)
     spec = preset_fn(preset, cfg.base_pixels)
     source = parse_data(data)
     with err.status("benchmarking ..."):

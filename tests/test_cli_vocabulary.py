@@ -1,0 +1,163 @@
+"""The command line as a new user meets it: one vocabulary for sizes, flags that look like
+flags, ``--json`` on stdout, renamed options that still work, validation before anything is
+created, Ctrl-C that says how to resume, and the README's quick start followed to the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY_ARGS
+
+COMMANDS = [
+    ["info"],
+    ["family"],
+    ["train"],
+    ["bench"],
+    ["search"],
+    ["export"],
+    ["studies"],
+    ["plot"],
+    ["report"],
+    ["sweep", "width-by-baseline"],
+    ["sweep", "single"],
+    ["sweep", "compound"],
+]
+# A tiny search: the base and the paper's point (1.2, 1.1) only.
+TINY_SEARCH = ["search", "--budget", "2x", *TINY_ARGS, "--alpha-range", "1.2:1.2"]
+TINY_SEARCH += ["--beta-range", "1.1:1.1", "--study", "tiny"]
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_flags_look_like_flags(cli, command):
+    code, out, _ = cli(*command, "--help")
+    assert code == 0 and "<bool>" not in out
+    assert "--help" in out
+
+
+def test_json_prints_to_stdout_everywhere(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for args in (["info", "--preset", "b0"], ["family", "--alpha", "1.2", "--beta", "1.1",
+                 "--gamma", "1.15", "--phi-max", "1"], ["studies"]):  # fmt: skip
+        code, out, err = cli(*args, "--json")
+        assert code == 0, err
+        json.loads(out)
+    code, out, err = cli("train", "--preset", "b0", *TINY_ARGS, "--json")
+    assert code == 0, err
+    assert json.loads(out)["top1"] >= 0 and "training" in err  # stdout holds the JSON alone
+
+
+def test_train_out_writes_the_file_and_the_old_json_file_form_still_works(cli, tmp_path):
+    code, _, err = cli("train", "--preset", "b0", *TINY_ARGS, "--out", tmp_path / "a.json")
+    assert code == 0, err
+    assert json.loads((tmp_path / "a.json").read_text())["pixels"] == 16
+    code, _, err = cli("train", "--preset", "b0", *TINY_ARGS, "--json", tmp_path / "b.json")
+    assert code == 0 and "read as --out" in err
+    assert json.loads((tmp_path / "b.json").read_text())["pixels"] == 16
+
+
+def test_one_vocabulary_for_sizes(cli):
+    def pixels(*args: str) -> int:
+        code, out, err = cli("info", *args, "--json")
+        assert code == 0, err
+        return json.loads(out)["pixels"]
+
+    assert pixels("--resolution", "1.15") == 258  # a multiplier of --cost-pixels (224)
+    assert pixels("--pixels", "258") == 258
+    assert pixels("--resolution", "2", "--cost-pixels", "32") == 64
+    code, out, err = cli("info", "--resolution", "258", "--json")  # the old meaning: pixels
+    assert code == 0 and json.loads(out)["pixels"] == 258 and "use --pixels 258" in err
+    code, out, err = cli("info", "--base-resolution", "32", "--json")  # renamed option
+    assert code == 0 and json.loads(out)["pixels"] == 32 and "--cost-pixels" in err
+
+
+def test_tolerance_takes_a_percentage_or_a_fraction():
+    from scaler.searches import parse_tolerance
+
+    assert parse_tolerance("5%") == pytest.approx(0.05) == parse_tolerance("0.05")
+    for bad in ("0", "100%", "abc", "-5%"):
+        with pytest.raises(ValueError, match="--tolerance"):
+            parse_tolerance(bad)
+
+
+def test_max_flops_says_where_it_is_measured():
+    from scaler import sweeps as W
+
+    cfg = W.SweepConfig(kind="single", dims=("resolution",), resolutions=(1.0, 1.3))
+    at_proxy = W.plan(W.dataclasses.replace(cfg, max_flops=30e6), 13, None)
+    at_cost = W.plan(W.dataclasses.replace(cfg, max_flops=30e6, max_flops_at="cost"), 13, None)
+    assert not any(p.skip for p in at_proxy)  # 32 and 42 px cost less than 30 MFLOPs ...
+    assert all("at r × 224 px exceed" in p.skip for p in at_cost)  # ... 224 and 291 px more
+
+
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["--device", "cuda"], "--device cuda"),
+        (["--study", ""], "--study ''"),
+        (["--budget", "0.001x"], "--budget 0.001x is invalid"),
+        (["--tolerance", "5"], "--tolerance '5'"),
+        (["--cost-pixels", "4"], "--cost-pixels"),
+    ],
+)
+def test_search_validates_before_creating_anything(cli, tmp_path, monkeypatch, args, needle):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli("search", *TINY_ARGS, *args)
+    assert code == 2 and err.count("\n") == 1 and needle in err, err
+    assert list(tmp_path.iterdir()) == []  # no study, no folder
+
+
+def test_sweep_validates_the_device_first(cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, _, err = cli("sweep", "width-by-baseline", "--device", "cuda", *TINY_ARGS[:2])
+    assert code == 2 and err.count("\n") == 1 and "--device cuda" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_says_what_was_kept_and_how_to_resume(cli, tmp_path, monkeypatch):
+    from scaler import runner
+
+    monkeypatch.chdir(tmp_path)
+    real = runner.train_point
+    calls = []
+
+    def second_is_interrupted(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(runner, "train_point", second_is_interrupted)
+    code, _, err = cli(*TINY_SEARCH)
+    assert code == 130
+    assert "study tiny keeps its 1 finished trials" in err
+    assert "queued again" in err and "Resume with: scaler search --budget 2x" in err
+    monkeypatch.setattr(runner, "train_point", real)
+    code, out, err = cli(*TINY_SEARCH)  # the command it printed resumes the study
+    assert code == 0 and "interrupted" in out
+
+
+@pytest.mark.slow
+def test_the_quick_start_followed_to_the_end(tmp_path):
+    """The README's quick start and its follow-ups, as a user types them, output to a file."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+
+    def scaler(*args) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "scaler", *map(str, args)]
+        run = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        return run
+
+    search = scaler(*TINY_SEARCH)
+    assert "trial 1/" in search.stderr and "top-1" in search.stderr  # progress, line by line
+    scaler("export", "tiny", "--out", "coefficients.json")
+    scaler("family", "--coefficients", "coefficients.json", "--compare-official")
+    scaler("report", "tiny")  # its family reaches past the builder's 2048 px by φ = 7
+    assert (Path(tmp_path) / "reports" / "tiny" / "README.md").exists()
+    scaler("plot", "tiny")
+    scaler("studies")
