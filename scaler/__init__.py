@@ -11,15 +11,16 @@ from __future__ import annotations
 
 import os
 
-# OpenMP (libgomp, torch's CPU backend) reads its wait policy once, when torch first loads it,
-# and by default its idle threads spin between parallel regions. On a CPU shared with other
-# busy processes the spinning threads compete with those processes and with torch's own main
-# thread, and B0 training slowed 10x (46 img/s vs 122 with PASSIVE, 3 busy processes on 2
-# cores). A passive policy makes idle threads sleep at once (scripts/bench_load.py measures it
-# with and without load). Set here because this module is imported before any scaler module
-# imports torch; a user's own value (e.g. ACTIVE) is kept. It has no effect when torch was
-# imported before scaler.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# libgomp (torch's OpenMP on Linux) lets idle threads spin 300,000 times between parallel
+# regions. On a CPU shared with other busy processes those spinning threads fight them for the
+# cores: B0 trained at 448 img/s alone and 31 img/s beside three busy processes on 2 cores.
+# 10,000 spins kept 97 % of the speed alone (437) and nearly tripled it under that load (89);
+# a passive policy (no spinning) gave 128 under load but cost 42 % alone (259), so it stays a
+# user's choice (scripts/bench_load.py measures all of them side by side). libgomp reads this
+# when torch loads, and this module is imported before any scaler module imports torch; a
+# user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT wins, and torch imported first keeps its default.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "10000"
 
 __version__ = "0.1.0"
 

@@ -439,7 +439,7 @@ def plot_search_cost(
                 )
         _finish_axes(
             ax,
-            "measured cost (fvcore FLOPs ÷ base, at the cost resolution)",
+            "measured cost (fvcore FLOPs ÷ base, at the cost pixels)",
             "top-1 accuracy (%)",
             title,
         )

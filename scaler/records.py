@@ -68,7 +68,7 @@ class TrialRecord:
     # the realized network and its costs
     alpha: float | None = None
     beta: float | None = None
-    gamma: float | None = None  # effective: cost pixels / cost resolution
+    gamma: float | None = None  # effective: the candidate's cost pixels ÷ the base's
     gamma_nominal: float | None = None
     cost_pixels: int | None = None
     pixels: int | None = None
@@ -78,7 +78,7 @@ class TrialRecord:
     activations: int | None = None
     flops: int | None = None  # fvcore, at the proxy's pixels
     nominal_cost: float | None = None
-    cost_ratio: float | None = None  # measured FLOPs ÷ base at the cost resolution
+    cost_ratio: float | None = None  # measured FLOPs ÷ base at the cost pixels
     proxy_cost_ratio: float | None = None  # the same at the proxy's pixels
     network_key: str | None = None
     infeasible: str = ""  # the reason a candidate cannot be trained

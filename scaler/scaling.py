@@ -322,7 +322,7 @@ def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -
 
 
 def load_coefficients(path) -> tuple[Coefficients, int]:
-    """Read coefficients (and the base resolution) from a file written by ``scaler export``."""
+    """Read coefficients (and the base's cost pixels) from a file written by ``scaler export``."""
     import json
     from pathlib import Path
 
@@ -360,7 +360,7 @@ def check_phi_max(phi_max: int, option: str = "--phi-max") -> int:
 def family_coefficients(
     alpha: float | None, beta: float | None, gamma: float | None, coefficients=None
 ) -> tuple[Coefficients, int]:
-    """(coefficients, base resolution) from ``--alpha/--beta/--gamma`` or an export file."""
+    """(coefficients, cost pixels) from ``--alpha/--beta/--gamma`` or an export file."""
     if coefficients is not None:
         if any(v is not None for v in (alpha, beta, gamma)):
             raise ValueError("--coefficients cannot be combined with --alpha/--beta/--gamma")

@@ -290,12 +290,12 @@ class Candidate:
     role: str
     alpha: float
     beta: float
-    gamma: float  # effective: cost pixels / cost resolution
+    gamma: float  # effective: cost pixels ÷ the base's
     gamma_nominal: float  # sqrt(budget / (α·β²))
-    cost_pixels: int  # input size at the cost resolution
+    cost_pixels: int  # input size where the budget is measured
     pixels: int  # input size of the proxy run
     nominal_cost: float  # α·β²·γ_nominal² is the budget by construction; α·β²·γ² here
-    cost_ratio: float  # fvcore FLOPs / base FLOPs at the cost resolution
+    cost_ratio: float  # fvcore FLOPs ÷ base FLOPs at the cost pixels
     proxy_cost_ratio: float  # the same at the proxy's resolution
     flops: int  # fvcore FLOPs of the proxy network (its head has the data's classes)
     params: int

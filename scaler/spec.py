@@ -6,7 +6,7 @@ network means three named rounding rules applied to that table:
 - ``round_channels``: channels x width to the nearest multiple of 8, at least 8, bumped by 8 when
   the rounded value falls under 90 % of the request (the official ``round_filters``);
 - ``round_layers``: ceil(depth x layers) (the official ``round_repeats``);
-- ``round_pixels``: resolution multiplier x base resolution to the nearest integer, halves up.
+- ``round_pixels``: resolution multiplier × base pixels to the nearest integer, halves up.
 
 A :class:`Spec` holds the multipliers and the *realized* network (per-stage channels and layers,
 input pixels). Everything downstream (builder, FLOPs count, search, dedupe) reads the realized

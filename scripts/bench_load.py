@@ -1,13 +1,13 @@
-"""CPU training throughput of B0 beside busy processes, per OpenMP wait policy and thread count.
+"""CPU training throughput of B0 beside busy processes, per OpenMP spin setting and threads.
 
 Each setting trains B0 (standard proxy, embedded data, CPU, one epoch of --images images) in a
-fresh subprocess, since OpenMP reads its wait policy when torch loads:
+fresh subprocess, since libgomp reads its settings when torch loads:
 
-- old:      OMP_WAIT_POLICY unset, torch's default threads (scaler before the fix; libgomp's
-            idle threads spin for a while between parallel regions),
-- active:   OMP_WAIT_POLICY=ACTIVE, torch's default threads (idle threads spin),
-- new:      scaler's default (OMP_WAIT_POLICY=PASSIVE, set by ``import scaler``),
-- threads1: scaler's default with ``--threads 1``.
+- old:      libgomp's default (OMP_WAIT_POLICY and GOMP_SPINCOUNT unset: idle threads spin
+            300,000 times between parallel regions), torch's default threads,
+- new:      scaler's default (GOMP_SPINCOUNT=10000, set by ``import scaler``),
+- passive:  OMP_WAIT_POLICY=PASSIVE (idle threads sleep at once),
+- threads1: scaler's default with one thread.
 
 Every setting runs with --busy pure-Python spin loops beside it (started here, killed at the
 end) and with none; settings alternate within each round so that drifting load hits all alike.
@@ -25,37 +25,34 @@ import statistics
 import subprocess
 import sys
 
-SETTINGS: dict[str, tuple[str | None, int | None]] = {
-    "old": (None, None),  # (OMP_WAIT_POLICY in the child before torch loads, threads)
-    "active": ("ACTIVE", None),
-    "new": ("PASSIVE", None),
-    "threads1": ("PASSIVE", 1),
+KEYS = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")
+SETTINGS: dict[str, tuple[dict[str, str], int | None]] = {
+    "old": ({"GOMP_SPINCOUNT": "300000"}, None),  # (environment before torch loads, threads)
+    "new": ({}, None),
+    "passive": ({"OMP_WAIT_POLICY": "PASSIVE"}, None),
+    "threads1": ({}, 1),
 }
 
 
-def child(policy: str, threads: int, images: int) -> None:
+def child(threads: int, images: int) -> None:
     """Train once in this process and print the result as one JSON line."""
-    import scaler  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE unless it is set)
-
-    if policy == "unset":  # the behaviour before the fix: libgomp's own default
-        os.environ.pop("OMP_WAIT_POLICY", None)
+    import scaler  # noqa: F401  (bounds the spin count unless the environment set one)
     from scaler.data import parse_data
     from scaler.spec import preset
     from scaler.train import proxy_config, train
 
     cfg = proxy_config("standard", images=images, epochs=1, device="cpu", threads=threads or None)
     r = train(preset("b0", cfg.base_pixels), parse_data("embedded"), cfg)
-    policy_seen = os.environ.get("OMP_WAIT_POLICY", "unset")
-    print(json.dumps({"images_per_s": r.images_per_s, "threads": r.threads, "policy": policy_seen}))
+    seen = {k: os.environ.get(k, "unset") for k in KEYS}
+    print(json.dumps({"images_per_s": r.images_per_s, "threads": r.threads, **seen}))
 
 
 def measure(name: str, images: int, timeout: float) -> dict:
     """One training run of setting ``name`` in a fresh subprocess."""
-    policy, threads = SETTINGS[name]
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
-    cmd = [sys.executable, __file__, "--child", policy or "unset", str(threads or 0)]
+    given, threads = SETTINGS[name]
+    env = {k: v for k, v in os.environ.items() if k not in KEYS}
+    env.update(given)
+    cmd = [sys.executable, __file__, "--child", str(threads or 0)]
     done = subprocess.run(
         [*cmd, "--images", str(images)], env=env, capture_output=True, text=True,
         timeout=timeout, check=True,
@@ -72,8 +69,9 @@ def run_block(busy: int, images: int, timeout: float, rates: dict[str, list[floa
         for name in SETTINGS:
             r = measure(name, images, timeout)
             rates[f"{name}@{busy}"].append(r["images_per_s"])
-            print(f"  {name:8s} busy={busy} threads={r['threads']} policy={r['policy']:7s} "
-                  f"{r['images_per_s']:7.1f} img/s", file=sys.stderr, flush=True)  # fmt: skip
+            print(f"  {name:8s} busy={busy} threads={r['threads']} spin={r['GOMP_SPINCOUNT']} "
+                  f"policy={r['OMP_WAIT_POLICY']} {r['images_per_s']:7.1f} img/s",
+                  file=sys.stderr, flush=True)  # fmt: skip
     finally:
         for p in spinners:
             p.kill()
@@ -87,10 +85,10 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=1024, help="training images per run")
     parser.add_argument("--timeout", type=float, default=600, help="seconds per training run")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child[0], int(args.child[1]), args.images)
+        child(int(args.child[0]), args.images)
         return
     loads = (args.busy, 0) if args.busy else (0,)
     rates: dict[str, list[float]] = {f"{s}@{b}": [] for s in SETTINGS for b in loads}

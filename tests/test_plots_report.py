@@ -303,3 +303,16 @@ def test_help_has_examples(cli):
     for cmd in ("plot", "report"):
         code, out, _ = cli(cmd, "--help")
         assert code == 0 and "Examples:" in out
+
+
+def test_history_ticks_are_whole_trials_and_report_floats_are_short(store):
+    from matplotlib.ticker import MaxNLocator
+
+    (search,) = load_studies(["search"], store)
+    fig = P.plot_search_history(search.frame)
+    locator = fig.axes[0].xaxis.get_major_locator()
+    assert isinstance(locator, MaxNLocator) and locator._integer
+    assert R._flatten({"alpha_step": 0.19999999999999996, "r": [0.30000000000000004]}) == [
+        ("alpha_step", "0.2"),
+        ("r", "[0.3]"),
+    ]

@@ -155,7 +155,7 @@ def print_board(res) -> None:
     out.print(
         f"noise floor: σ = {sigma:.2f} points from {res.noise.runs} repeated runs; "
         f"{res.noise.rule}. px = proxy/cost pixels; measured × = fvcore FLOPs ÷ base at "
-        f"the cost resolution."
+        f"the cost pixels."
     )
 
 
