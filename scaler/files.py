@@ -1,8 +1,9 @@
 """Writing files so that nothing is ever half-written, and checking where they go.
 
-Every file scaler writes (exports, reports, figures, data caches, ``train --json``) goes through
+Every file scaler writes (exports, reports, figures, data caches, ``train --out``) goes through
 :func:`write_atomic`: written to a temporary file beside the target, then renamed over it, so a
-reader sees the old file or the new one, and an interrupted write leaves no partial file.
+reader sees the old file or the new one, and an interrupted write leaves no partial file. The
+file gets the permissions the umask gives a new file (a temporary file starts owner-only).
 """
 
 from __future__ import annotations
@@ -24,11 +25,18 @@ def write_atomic(path: Path, data: bytes | str | Callable[[IO[bytes]], None]) ->
                 data(f)
             else:
                 f.write(data.encode() if isinstance(data, str) else data)
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the umask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def check_out_file(path: Path, option: str = "--out") -> Path:

@@ -100,7 +100,8 @@ def _status(t, rec: TrialRecord, stale: str | None) -> tuple[str, str]:
         return rec.status.value, rec.reason
     if t.state.name == "FAIL":
         return ("stale", stale) if stale else ("lost", rec.reason or _LOST_REASON)
-    return {"WAITING": "waiting", "RUNNING": "running"}.get(t.state.name, t.state.name.lower()), ""
+    waiting = {"WAITING": Status.WAITING.value, "RUNNING": Status.RUNNING.value}
+    return waiting.get(t.state.name, t.state.name.lower()), ""
 
 
 def _row(t, rec: TrialRecord, status: str, reason: str) -> dict[str, Any]:

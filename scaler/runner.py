@@ -2,14 +2,16 @@
 
 Searches and sweeps (and whatever kind of study comes next) differ only in which points they
 queue and how a point becomes a network; both are given to :func:`work_queue` by the caller
-(a list of :class:`QueuedPoint` and a :class:`Describe` function). The rest is here, once:
+(a function listing the :class:`QueuedPoint` s, and a :class:`Trainer` holding the
+:data:`Describe` function). The rest is here, once:
 
 - **Queued points.** Each point is an optuna trial enqueued with its identity (``point``).
   :func:`ensure_queue` enqueues the points no trial covers; a point whose trial was lost
   (Ctrl-C, a killed worker) is queued again, marked ``requeued_from``.
-- **Claims are atomic and ordered.** A worker claims a waiting trial through the storage's
-  WAITING → RUNNING transition (one winner), re-queued points first, so a point lost with a
-  dead worker is taken by the next idle or finishing worker rather than after the whole queue.
+- **Claims are atomic and ordered.** A worker claims a waiting trial with one conditional
+  UPDATE (WAITING → RUNNING: one winner, on SQLite too), re-queued points first, so a point
+  lost with a dead worker is taken by the next idle or finishing worker rather than after the
+  whole queue.
 - **Racing refills are harmless.** Two workers may both re-queue a lost point; the claimed
   trial then yields (status ``duplicate``) to the other trial of its point with the lower
   number, so a point is never trained twice.
@@ -35,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from scaler.records import RESULT_FIELDS, Status, TrialRecord, write
+from scaler.records import Status, TrialRecord, write
 from scaler.studies import heartbeat, warnings_silenced
 
 
@@ -143,23 +145,55 @@ def claim(study) -> Any | None:
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
     storage = study._storage
     for t in sorted(waiting, key=lambda t: (t.user_attrs.get("requeued_from") is None, t.number)):
-        try:
-            if storage.set_trial_state_values(t._trial_id, state=TrialState.RUNNING):
-                return optuna.Trial(study, t._trial_id)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # another worker finished it meanwhile
+        if _take(storage, t._trial_id):
+            _beat(storage, t._trial_id)
+            return optuna.Trial(study, t._trial_id)
     return None
+
+
+def _take(storage, trial_id: int) -> bool:
+    """WAITING → RUNNING for one trial, won by exactly one worker on every database.
+
+    optuna's own transition reads the state, then writes it, under a row lock that SQLite
+    ignores: two workers on one SQLite file could both take a trial. One conditional UPDATE
+    cannot be won twice.
+    """
+    import datetime
+
+    import sqlalchemy
+    from optuna.storages._rdb import models  # optuna's table definitions
+    from optuna.trial import TrialState
+
+    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
+    if engine is None:  # not a database (in memory): one process, no race
+        return storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
+    trial = models.TrialModel
+    take = (
+        sqlalchemy.update(trial)
+        .where(trial.trial_id == trial_id, trial.state == TrialState.WAITING)
+        .values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())
+    )
+    with engine.begin() as connection:
+        return connection.execute(take).rowcount == 1
+
+
+def _beat(storage, trial_id: int) -> None:
+    """One heartbeat, sent as soon as a trial is RUNNING: optuna never fails a running trial
+    that has no heartbeat yet as stale, so a worker killed before its first beat would leave
+    the trial running for ever."""
+    if hasattr(storage, "record_heartbeat"):
+        storage.record_heartbeat(trial_id)
 
 
 def _yields_to(trial) -> int | None:
     """The trial of the same point that ``trial`` must yield to (racing refills), or None."""
     from optuna.trial import TrialState
 
-    point = trial.user_attrs.get("point")
+    point = TrialRecord.from_trial(trial).point
     if point is None:
         return None
     for t in trial.study.get_trials(deepcopy=False):
-        if t.number == trial.number or t.user_attrs.get("point") != point or not _covers(t):
+        if t.number == trial.number or not _covers(t) or TrialRecord.from_trial(t).point != point:
             continue
         if t.state.is_finished() or t.number < trial.number:
             return t.number
@@ -217,24 +251,36 @@ def run_trial(study, trial, run: Callable[[Any], float]) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    write(trial, worker=worker_id())
-    other = _yields_to(trial)
-    if other is not None:
-        write(trial, status=Status.DUPLICATE, reason=f"its point is trial {other}'s")
-        study.tell(trial, state=TrialState.PRUNED)
-        return
     try:
         with _heartbeat(study, trial), recorded_outcome(trial):
+            write(trial, worker=worker_id())
+            other = _yields_to(trial)
+            if other is not None:
+                write(trial, status=Status.DUPLICATE, reason=f"its point is trial {other}'s")
+                raise optuna.TrialPruned(f"duplicate of trial {other}")
             value = run(trial)
     except optuna.TrialPruned:
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, state=TrialState.PRUNED)
     except KeyboardInterrupt:
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
         raise
     except Exception:
-        study.tell(trial, state=TrialState.FAIL)
+        _tell(study, trial, state=TrialState.FAIL)
     else:
-        study.tell(trial, value)
+        _tell(study, trial, value)
+
+
+def _tell(study, trial, value: float | None = None, state=None) -> None:
+    """Finish ``trial``, unless it is finished already: a worker that stalled past the grace
+    period finds its trial failed as stale (and queued again) by another worker."""
+    import optuna
+
+    try:
+        study.tell(trial, value, state=state)
+    except (optuna.exceptions.UpdateFinishedTrialError, ValueError) as e:
+        if study.get_trials(deepcopy=False)[trial.number].state.is_finished():
+            return
+        raise e
 
 
 def propose(study):
@@ -243,7 +289,9 @@ def propose(study):
 
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        return study.ask()
+        trial = study.ask()
+    _beat(study._storage, trial._trial_id)
+    return trial
 
 
 def _counts(study, sampled_left: int) -> tuple[int, int, bool]:
@@ -282,7 +330,7 @@ def work_queue(
                 trial = propose(study)
             if trial is not None:
                 run_trial(study, trial, trainer)
-            elif not running:
+            elif not running and not _counts(study, left)[2]:  # again: claims race
                 return
             else:
                 # Other workers are busy, or dead: wait for their trials to finish or go
@@ -423,6 +471,3 @@ def line_progress(prefix: str = "") -> ProgressFn:
             )
 
     return report
-
-
-assert set(RESULT_FIELDS) <= {f for f in TrialRecord.__dataclass_fields__}

@@ -47,7 +47,6 @@ MAX_PHI = 12  # largest φ of a family table (every command that takes --phi-max
 MAX_COEFFICIENT = 100.0  # largest α, β or γ a family table takes
 MAX_FAMILY_PARAMS = 10**12  # a member past this many parameters ends a family (ValueError)
 MAX_FAMILY_FLOPS = 10**15  # ... and one past this many FLOPs (b7 has 3.7e10)
-MAX_BUILD_MULTIPLIER = MAX_MULTIPLIER  # spec.scale's limit on depth and width
 # The largest network any command builds or trains (b7 has 66 M): 2e9 fp32 parameters are
 # 8 GB before gradients and optimizer state.
 MAX_NETWORK_PARAMS = 2 * 10**9
@@ -165,8 +164,8 @@ def builder_limit(spec: Spec) -> str:
     elif spec.pixels < MIN_PIXELS:
         reasons.append(f"{spec.pixels} px < {MIN_PIXELS} px")
     for name, value in (("depth", spec.depth), ("width", spec.width)):
-        if value > MAX_BUILD_MULTIPLIER:
-            reasons.append(f"{name} {value:.4g} > {MAX_BUILD_MULTIPLIER:g}")
+        if value > MAX_MULTIPLIER:
+            reasons.append(f"{name} {value:.4g} > {MAX_MULTIPLIER:g}")
         elif not value > 0:  # α^φ can underflow to 0
             reasons.append(f"{name} {value:.4g} is not > 0")
     return "; ".join(reasons)
@@ -390,8 +389,6 @@ def _past_limit_message(phi: float, limit: str, path) -> str:
 
 def check_buildable(spec: Spec, num_classes: int = 1000) -> Spec:
     """``spec`` if its network stays under MAX_NETWORK_PARAMS (counted without building it)."""
-    from scaler.complexity import param_count
-
     params = param_count(spec, num_classes)
     if params > MAX_NETWORK_PARAMS:
         raise ValueError(
@@ -427,7 +424,10 @@ def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, re
     given = any(x is not None for x in (depth, width, pixels, resolution))
     if coefficients is not None:
         if preset is not None or given:
-            raise ValueError("--coefficients cannot be combined with --preset/--depth/--width")
+            raise ValueError(
+                "--coefficients cannot be combined with "
+                "--preset/--depth/--width/--resolution/--pixels"
+            )
         coeffs, base = load_coefficients(coefficients)
         spec, limit = member(coeffs, phi, base_pixels or base)
         if limit:

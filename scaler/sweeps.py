@@ -16,9 +16,9 @@ How a sweep runs (the reasons):
 - **Resolution is a multiplier of the proxy's base pixels** (``round_pixels(r, base_pixels)``),
   exactly as the search trains its candidates, so sweep and search points share one FLOPs axis:
   fvcore FLOPs of the proxy network at the proxy resolution.
-- **Every point is a queued trial**, enqueued once (idempotent on resume); optuna hands each
-  queued trial to exactly one worker. Identical realized networks (same ``network_key``) are
-  trained once and reused (:func:`scaler.search.reuse_twin`).
+- **Every point is a queued trial**, enqueued once (idempotent on resume); the runner
+  (:mod:`scaler.runner`) hands each to exactly one worker, and identical realized networks
+  (same ``network_key``) are trained once and reused.
 - **Caps.** ``max_flops`` lets CPU users run a reduced sweep: points above it, or needing more
   pixels than the data serve, are recorded as *skipped* (a pruned trial with the reason) and
   never trained. The cap is not part of the configuration: rerunning with a higher cap resumes
@@ -64,6 +64,7 @@ from scaler.studies import (
     open_study,
     proxy_json,
     resolve_target,
+    stored_config,
 )
 from scaler.workers import run_workers
 
@@ -537,8 +538,7 @@ class Describe:
 
         point = self.points.get(trial.user_attrs.get("point", ""))
         if point is None or point.skip:
-            # A point the current settings do not train (queued under a higher cap, or a trial
-            # the sampler made up when another worker took the last queued point).
+            # A point the current settings do not train (queued by a run with a higher cap).
             reason = point.skip if point is not None else "not a queued point of this sweep"
             write(trial, status=Status.SKIPPED, reason=reason)
             raise optuna.TrialPruned(reason)
@@ -591,7 +591,7 @@ def sweep_result(study, storage_url: str) -> SweepResult:
     return SweepResult(
         study_name=study.study_name,
         storage=mask_url(storage_url),
-        config=study.user_attrs.get("config", {}),
+        config=stored_config(study),
         frame=frame,
         noise=noise(frame),
     )

@@ -849,7 +849,7 @@ def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) 
 
 
 def run_metrics(result: TrainResult, spec, cost, data: str, config: ProxyConfig) -> dict:
-    """One run's metrics as ``scaler train --json`` writes them."""
+    """One run's metrics as ``scaler train --json`` prints them (and ``--out`` writes them)."""
     return {
         "top1": result.top1,
         "top5": result.top5,

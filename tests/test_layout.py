@@ -154,3 +154,41 @@ def test_v01_trials_read_as_records(v01):
     # 0.1.0 stored no point id for search trials: it is derived as they were queued.
     assert [r.point for r in search] == ["base:1.000000:1.000000", *[r.point for r in search[1:]]]
     assert all(r.point.startswith(f"{r.role}:") for r in search)
+
+
+def test_result_fields_are_record_fields():
+    from scaler.records import FIELDS, RESULT_FIELDS
+
+    assert set(RESULT_FIELDS) <= FIELDS
+
+
+# The layers of README's Layout section, top first: a module imports only earlier layers.
+LAYERS = (
+    ("spec", "files", "records", "workers"),
+    ("model",),
+    ("complexity",),
+    ("scaling",),
+    ("data",),
+    ("train",),
+    ("bench",),
+    ("studies",),
+    ("runner", "results"),
+    ("searches", "sweeps"),
+    ("plots",),
+    ("report",),
+)
+
+
+def test_modules_import_only_earlier_layers():
+    rank = {f"scaler.{m}": i for i, layer in enumerate(LAYERS) for m in layer}
+    graph = import_graph()
+    wrong = []
+    for module, imports in graph.items():
+        mine = rank.get(module, len(LAYERS) + (module == "scaler.__main__"))  # then cli, main
+        for m in imports:
+            within_cli = module.startswith("scaler.cli") and m.startswith("scaler.cli")
+            if rank.get(m, len(LAYERS)) >= mine and not within_cli:
+                wrong.append(f"{module} → {m}")
+    assert not wrong, wrong
+    rest = {m for m in graph if m.startswith("scaler.cli")} | {"scaler.__main__"}
+    assert set(rank) | rest == set(graph)  # every module has its layer

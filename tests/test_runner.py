@@ -18,7 +18,7 @@ from optuna.trial import TrialState
 
 from scaler.results import trials_frame
 from scaler.runner import QueuedPoint, claim, ensure_queue, propose, work_queue
-from scaler.studies import StudySpec, mask_text, mask_url, open_study
+from scaler.studies import StudySpec, mask_text, mask_url, open_study, warnings_silenced
 
 V01 = Path(__file__).parent / "data" / "v0.1"
 POINTS = [QueuedPoint(f"p{i}", {"x": float(i)}, {"role": "grid"}) for i in range(4)]
@@ -148,3 +148,19 @@ def test_scaler_storage_is_the_default_storage(cli, tmp_path, monkeypatch):
     assert code == 0, err
     assert json.loads((tmp_path / "e.json").read_text())["at_budget"]["trial"] == 1
     assert not (tmp_path / "studies").exists()  # nothing fell back to studies/NAME.db
+
+
+@pytest.mark.slow
+def test_a_claimed_trial_goes_stale_even_before_it_runs(tmp_path, monkeypatch):
+    """A worker killed between its claim and its first beat must not leave a trial running
+    for ever (optuna never fails a running trial without any heartbeat as stale)."""
+    import optuna
+
+    monkeypatch.setenv("SCALER_HEARTBEAT", "1,2")
+    study = study_at(f"sqlite:///{tmp_path / 'q.db'}")
+    ensure_queue(study, POINTS[:1])
+    claimed = claim(study)  # ... and the worker dies here
+    time.sleep(3)
+    with warnings_silenced():
+        optuna.storages.fail_stale_trials(study)
+    assert study.get_trials()[claimed.number].state == TrialState.FAIL

@@ -126,7 +126,7 @@ def test_realize_equals_scale_wherever_scale_accepts():
 
 
 def test_the_builder_multiplier_limit_is_the_specs():
-    from scaler.scaling import MAX_BUILD_MULTIPLIER
+    from scaler.spec import MAX_MULTIPLIER as MAX_BUILD_MULTIPLIER
 
     scale(MAX_BUILD_MULTIPLIER, MAX_BUILD_MULTIPLIER, pixels=8)
     for kwargs in (

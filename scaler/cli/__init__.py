@@ -17,7 +17,7 @@ import typer
 
 from scaler import __version__
 from scaler.cli import common, networks, reports, studies, sweeps, training
-from scaler.cli.common import Interrupted, err, new_app, note
+from scaler.cli.common import err, new_app, note
 
 app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
 app.info.name = "scaler"
@@ -85,13 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
     args = _legacy(list(sys.argv[1:] if argv is None else argv))
     common.ARGV[:] = args
+    common.INTERRUPT_SAID[0] = False
     command = typer.main.get_command(app)
     try:
         result = command.main(args=args or ["--help"], prog_name="scaler", standalone_mode=False)
-    except Interrupted:  # the command said what it kept and how to resume
-        return 130
-    except KeyboardInterrupt:
-        err.print("Interrupted: nothing was written.")
+    except KeyboardInterrupt:  # typer turns it into Exit(130) or Abort; kept for other versions
+        _interrupted()
         return 130
     except ValueError as e:
         _error(str(e))
@@ -104,7 +103,15 @@ def main(argv: list[str] | None = None) -> int:
             _error(e.format_message())
             return 2
         if type(e).__name__ == "Abort":
-            err.print("Interrupted.")
+            _interrupted()
             return 130
         raise
+    if result == 130:
+        _interrupted()
     return result if isinstance(result, int) else 0
+
+
+def _interrupted() -> None:
+    """Say "Interrupted." unless the command already said what Ctrl-C left behind."""
+    if not common.INTERRUPT_SAID[0]:
+        err.print("Interrupted.")

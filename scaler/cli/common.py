@@ -39,7 +39,8 @@ def _flag_type(display: Callable[..., str | None]):
     return display_type_rich
 
 
-typer.core.TyperOption.display_type_rich = _flag_type(typer.core.TyperOption.display_type_rich)
+if hasattr(typer.core.TyperOption, "display_type_rich"):  # typer >= 0.2x; older ones show none
+    typer.core.TyperOption.display_type_rich = _flag_type(typer.core.TyperOption.display_type_rich)
 
 
 def note(message: str) -> None:
@@ -203,8 +204,9 @@ def legacy_pixels(resolution: float | None, pixels: int | None) -> tuple:
     of 8 or more is read as pixels, with a note. Returns (resolution, pixels)."""
     if resolution is not None and pixels is None and resolution >= 8 and resolution % 1 == 0:
         note(
-            f"--resolution {int(resolution)} read as pixels: use --pixels {int(resolution)} "
-            "(--resolution is the multiplier r now)"
+            f"--resolution {int(resolution)} read as pixels, its meaning before 0.2: use "
+            f"--pixels {int(resolution)} (--resolution is the multiplier r now; for r = "
+            f"{int(resolution)} give --pixels r × the base pixels)"
         )
         return None, int(resolution)
     return resolution, pixels
@@ -369,6 +371,10 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C, after the command said what was kept and how to resume."""
 
 
+# Set once a command has said what Ctrl-C left behind (main prints nothing more then).
+INTERRUPT_SAID: list[bool] = [False]
+
+
 @contextlib.contextmanager
 def resumable(study: str, storage_url: str) -> Iterator[None]:
     """On Ctrl-C, say what the study kept, what is queued again, and the command that resumes."""
@@ -386,4 +392,5 @@ def resumable(study: str, storage_url: str) -> Iterator[None]:
                 f"was running is queued again. Resume with: {command}",
                 markup=False,
             )
+            INTERRUPT_SAID[0] = True
         raise Interrupted from None
