@@ -26,20 +26,15 @@ from dataclasses import dataclass
 
 from scaler.complexity import cost_model, count, param_count
 from scaler.spec import (
-    B0_HEAD,
     B0_RESOLUTION,
-    B0_STAGES,
-    B0_STEM,
     MAX_MULTIPLIER,
     MAX_PIXELS,
     MIN_PIXELS,
     Spec,
-    Stage,
-    round_channels,
-    round_layers,
     round_pixels,
     scale,
 )
+from scaler.spec import realize as spec_realize
 
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
@@ -130,30 +125,10 @@ def realize(depth: float, width: float, resolution: float, base_pixels: int) -> 
     """The Spec ``spec.scale`` makes of these multipliers, without its size limits.
 
     For costs only (the exact cost model and parameter count take it at any size); whether the
-    builder may have it is :func:`builder_limit`. Equal to ``scale(...)`` wherever that one
-    accepts the multipliers (tested).
+    builder may have it is :func:`builder_limit`.
     """
-    stages = tuple(
-        Stage(
-            s.operator,
-            s.expand,
-            s.kernel,
-            s.stride,
-            round_channels(s.channels, width),
-            round_layers(s.layers, depth),
-        )
-        for s in B0_STAGES
-    )
-    return Spec(
-        depth=float(depth),
-        width=float(width),
-        resolution=float(resolution),
-        base_pixels=int(base_pixels),
-        pixels=round_pixels(resolution, base_pixels),
-        stem=round_channels(B0_STEM, width),
-        stages=stages,
-        head=round_channels(B0_HEAD, width),
-    )
+    pixels = round_pixels(resolution, base_pixels)
+    return spec_realize(depth, width, resolution, base_pixels, pixels)
 
 
 def builder_limit(spec: Spec) -> str:

@@ -703,6 +703,15 @@ def search(
     from scaler.scaling import parse_budget
     from scaler.train import ProxyConfig
 
+    if "cost_resolution" in options:  # its name in 0.1, kept for one release
+        import warnings
+
+        warnings.warn(
+            "search(cost_resolution=...) is now search(cost_pixels=...)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        options["cost_pixels"] = options.pop("cost_resolution")
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     proxy_fields = {f.name for f in dataclasses.fields(ProxyConfig)}
     cfg_kwargs = {k: v for k, v in options.items() if k in fields}

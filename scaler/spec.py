@@ -208,6 +208,19 @@ def scale(
     else:
         resolution = pixels / base_pixels
     check_pixels(pixels, limit=pixel_limit)
+    return realize(depth, width, resolution, base_pixels, pixels, dropout)
+
+
+def realize(
+    depth: float,
+    width: float,
+    resolution: float,
+    base_pixels: int,
+    pixels: int,
+    dropout: float = 0.2,
+) -> Spec:
+    """The Spec the rounding rules make of these multipliers, with no limit checked: what
+    :func:`scale` returns once its checks pass, and what cost tables use past them."""
     stages = tuple(
         Stage(
             s.operator,

@@ -161,3 +161,16 @@ def test_the_quick_start_followed_to_the_end(tmp_path):
     assert (Path(tmp_path) / "reports" / "tiny" / "README.md").exists()
     scaler("plot", "tiny")
     scaler("studies")
+
+
+def test_python_names_of_0_1_still_work_with_a_warning(monkeypatch):
+    from scaler import searches
+    from scaler.spec import scale
+
+    with pytest.warns(DeprecationWarning, match="base_pixels"):
+        assert scale(base_resolution=32).pixels == 32
+    seen = {}
+    monkeypatch.setattr(searches, "run", lambda cfg, *a, **k: seen.setdefault("cfg", cfg))
+    with pytest.warns(DeprecationWarning, match="cost_pixels"):
+        searches.search("2x", cost_resolution=240)
+    assert seen["cfg"].cost_pixels == 240
