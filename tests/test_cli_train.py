@@ -36,6 +36,7 @@ def test_train_bad_options(cli, args, needle):
     assert code == 2 and err.count("\n") == 1 and needle in err, err
 
 
+@pytest.mark.slow
 def test_train_json(cli, tmp_path):
     out_file = tmp_path / "run.json"
     code, out, err = cli(

@@ -39,6 +39,7 @@ def test_flags_look_like_flags(cli, command):
     assert "--help" in out
 
 
+@pytest.mark.slow
 def test_json_prints_to_stdout_everywhere(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for args in (["info", "--preset", "b0"], ["family", "--alpha", "1.2", "--beta", "1.1",
@@ -51,6 +52,7 @@ def test_json_prints_to_stdout_everywhere(cli, tmp_path, monkeypatch):
     assert json.loads(out)["top1"] >= 0 and "training" in err  # stdout holds the JSON alone
 
 
+@pytest.mark.slow
 def test_train_out_writes_the_file_and_the_old_json_file_form_still_works(cli, tmp_path):
     code, _, err = cli("train", "--preset", "b0", *TINY_ARGS, "--out", tmp_path / "a.json")
     assert code == 0, err
@@ -61,16 +63,18 @@ def test_train_out_writes_the_file_and_the_old_json_file_form_still_works(cli, t
 
 
 def test_one_vocabulary_for_sizes(cli):
-    def pixels(*args: str) -> int:
-        code, out, err = cli("info", *args, "--json")
+    from scaler.scaling import network_spec
+
+    def pixels(*args: str) -> int:  # small sizes: fvcore traces every network info shows
+        code, out, err = cli("info", *args, "--cost-pixels", "32", "--json")
         assert code == 0, err
         return json.loads(out)["pixels"]
 
-    assert pixels("--resolution", "1.15") == 258  # a multiplier of --cost-pixels (224)
-    assert pixels("--pixels", "258") == 258
-    assert pixels("--resolution", "2", "--cost-pixels", "32") == 64
-    code, out, err = cli("info", "--resolution", "258", "--json")  # the old meaning: pixels
-    assert code == 0 and json.loads(out)["pixels"] == 258 and "use --pixels 258" in err
+    assert network_spec(resolution=1.15).pixels == 258  # a multiplier of the cost pixels (224)
+    assert pixels("--resolution", "1.5") == 48
+    assert pixels("--pixels", "40") == 40
+    code, out, err = cli("info", "--resolution", "40", "--json")  # the old meaning: pixels
+    assert code == 0 and json.loads(out)["pixels"] == 40 and "use --pixels 40" in err
     code, out, err = cli("info", "--base-resolution", "32", "--json")  # renamed option
     assert code == 0 and json.loads(out)["pixels"] == 32 and "--cost-pixels" in err
 

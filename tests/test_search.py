@@ -43,6 +43,7 @@ def test_measured_solve_lands_within_tolerance(alpha, beta):
     assert cand.gamma >= 1.0 and cand.nominal_cost != pytest.approx(cand.cost_ratio, abs=1e-3)
 
 
+@pytest.mark.slow
 def test_impossible_points_are_refused():
     cand = S.realize(tiny(), "grid", 1.4, 1.2, num_classes=13, max_pixels=64)
     assert "γ < 1" in cand.infeasible
