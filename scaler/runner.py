@@ -458,16 +458,26 @@ def _std(values: list[float]) -> float:
     return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
 
 
-def line_progress(prefix: str = "") -> ProgressFn:
-    """A progress function printing one line per finished trial (for logs and workers)."""
+class LineProgress:
+    """Progress as plain lines on stderr, one as a trial starts and one as it ends: for output
+    sent to a file or a pipe, and for worker processes (``prefix`` names the worker)."""
 
-    def report(event: Event) -> None:
-        if event.kind == "trial_end":
-            print(
-                f"{prefix}trial {event.trial}: top-1 {event.info['top1']:.2f} % in "
-                f"{event.info['wall_time']:.0f} s",
-                file=sys.stderr,
-                flush=True,
-            )
+    def __init__(self, describe: Callable[[Event], str] | None = None, prefix: str = ""):
+        self.describe = describe or (lambda event: f"#{event.trial}")
+        self.prefix = prefix
 
-    return report
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return None
+
+    def __call__(self, event: Event) -> None:
+        info = event.info
+        if event.kind == "trial_start":
+            line = f"trial {event.done + 1}/{event.total}: {self.describe(event)}"
+        elif event.kind == "trial_end":
+            line = f"  trial {event.trial}: top-1 {info['top1']:.2f} % in {info['wall_time']:.0f} s"
+        else:
+            return
+        print(self.prefix + line, file=sys.stderr, flush=True)

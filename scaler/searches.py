@@ -43,11 +43,11 @@ from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, leaderboard, noise, trials_frame
 from scaler.runner import (
     Job,
+    LineProgress,
     ProgressFn,
     QueuedPoint,
     Trainer,
     ensure_queue,
-    line_progress,
     work_queue,
 )
 from scaler.spec import B0_RESOLUTION, MIN_PIXELS, check_pixels, round_pixels, scale
@@ -536,7 +536,7 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None):
 
 def _worker(cfg: SearchConfig, study: str, storage: str, placement) -> None:
     """One worker process of ``run_prepared(..., workers=N)``."""
-    run_worker(prepare(cfg, study, storage), line_progress(f"[worker {placement.index}] "))
+    run_worker(prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] "))
 
 
 def run(

@@ -46,11 +46,11 @@ from scaler.records import SWEEP_ROLE, Status, write
 from scaler.results import Noise, finished, noise, sweep_frame
 from scaler.runner import (
     Job,
+    LineProgress,
     ProgressFn,
     QueuedPoint,
     Trainer,
     ensure_queue,
-    line_progress,
     work_queue,
 )
 from scaler.scaling import MAX_NETWORK_PARAMS, check_phi_max
@@ -609,7 +609,7 @@ def run_worker(p: PreparedSweep, progress: ProgressFn | None = None):
 
 def _worker(cfg: SweepConfig, study: str, storage: str, placement) -> None:
     """One worker process of ``run_sweep(..., workers=N)``."""
-    run_worker(prepare(cfg, study, storage), line_progress(f"[worker {placement.index}] "))
+    run_worker(prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] "))
 
 
 def run_prepared(p: PreparedSweep, progress: ProgressFn | None = None, workers: int = 1):

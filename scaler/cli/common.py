@@ -22,6 +22,8 @@ import typer
 import typer.core
 from rich.console import Console
 
+from scaler.runner import LineProgress
+
 # Piped output keeps full-width tables instead of rich's 80-column fallback.
 out = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
 err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 160)
@@ -326,29 +328,6 @@ class StudyDisplay:
             )
         elif event.kind == "trial_end":
             self.progress.update(self.task, completed=event.done + 1, total=event.total)
-
-
-class LineProgress:
-    """Progress of a study as plain lines, for output sent to a file or a pipe."""
-
-    def __init__(self, describe: Callable[[Any], str] = describe_candidate):
-        self.describe = describe
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return None
-
-    def __call__(self, event) -> None:
-        info = event.info
-        if event.kind == "trial_start":
-            line = f"trial {event.done + 1}/{event.total}: {self.describe(event)}"
-        elif event.kind == "trial_end":
-            line = f"  top-1 {info['top1']:.2f} % in {info['wall_time']:.0f} s"
-        else:
-            return
-        err.print(line, markup=False)
 
 
 def study_progress(describe: Callable[[Any], str] = describe_candidate):
