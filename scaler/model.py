@@ -67,7 +67,16 @@ class StochasticDepth(nn.Module):
 class MBConv(nn.Module):
     """Inverted residual: expand 1x1, depthwise kxk, SE, project 1x1 (no activation)."""
 
-    def __init__(self, cin: int, cout: int, expand: int, kernel: int, stride: int, drop: float):
+    def __init__(
+        self,
+        cin: int,
+        cout: int,
+        expand: int,
+        kernel: int,
+        stride: int,
+        drop: float,
+        zero_init: bool = False,
+    ):
         super().__init__()
         mid = cin * expand
         layers: list[nn.Module] = []
@@ -82,6 +91,16 @@ class MBConv(nn.Module):
         self.drop_rate = drop  # kept for inspection; only residual blocks can drop
         self.residual = stride == 1 and cin == cout
         self.drop = StochasticDepth(drop) if self.residual else nn.Identity()
+        self.zero_init = zero_init and self.residual
+
+    def reset_branch(self) -> None:
+        """Zero the last BN's scale of a residual branch, so the block starts as the identity.
+
+        Goyal et al. 2017 (§5.1): a deep stack of identity blocks trains like a shallow one at
+        first; without it, short proxy runs of deep members fail to optimise at all.
+        """
+        if self.zero_init:
+            nn.init.zeros_(self.block[-1][1].weight)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = self.block(x)
@@ -91,7 +110,13 @@ class MBConv(nn.Module):
 class EfficientNet(nn.Module):
     """A scaled EfficientNet built from a Spec."""
 
-    def __init__(self, spec: Spec, num_classes: int = 1000, in_channels: int = 3):
+    def __init__(
+        self,
+        spec: Spec,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        zero_init_residual: bool = False,
+    ):
         super().__init__()
         self.spec = spec
         self.stem = _conv_bn(in_channels, spec.stem, 3, 2)
@@ -103,7 +128,17 @@ class EfficientNet(nn.Module):
                 # Linear in the block index: 0 at the first block, DROP_CONNECT at the last.
                 drop = DROP_CONNECT * index / max(1, total - 1)
                 stride = stage.stride if i == 0 else 1
-                blocks.append(MBConv(cin, stage.channels, stage.expand, stage.kernel, stride, drop))
+                blocks.append(
+                    MBConv(
+                        cin,
+                        stage.channels,
+                        stage.expand,
+                        stage.kernel,
+                        stride,
+                        drop,
+                        zero_init_residual,
+                    )
+                )
                 cin, index = stage.channels, index + 1
         self.blocks = nn.Sequential(*blocks)
         self.head = _conv_bn(cin, spec.head, 1)
@@ -126,6 +161,9 @@ class EfficientNet(nn.Module):
                 bound = 1.0 / m.out_features**0.5
                 nn.init.uniform_(m.weight, -bound, bound)
                 nn.init.zeros_(m.bias)
+        for m in self.modules():
+            if isinstance(m, MBConv):
+                m.reset_branch()
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.blocks(self.stem(x)))
@@ -135,13 +173,19 @@ class EfficientNet(nn.Module):
         return self.classifier(self.dropout(x))
 
 
-def build(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> EfficientNet:
-    """Build the network a Spec describes."""
+def build(
+    spec: Spec, num_classes: int = 1000, in_channels: int = 3, zero_init_residual: bool = False
+) -> EfficientNet:
+    """Build the network a Spec describes.
+
+    ``zero_init_residual`` starts every residual branch at zero (its last BN's scale); parameter
+    and FLOP counts are unchanged. Proxy runs turn it on (``ProxyConfig.zero_init``).
+    """
     if num_classes < 1:
         raise ValueError(f"num_classes {num_classes} is invalid: it must be >= 1")
     if in_channels < 1:
         raise ValueError(f"in_channels {in_channels} is invalid: it must be >= 1")
-    return EfficientNet(spec, num_classes, in_channels)
+    return EfficientNet(spec, num_classes, in_channels, zero_init_residual)
 
 
 def count_params(model: nn.Module) -> int:

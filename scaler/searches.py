@@ -98,6 +98,9 @@ class SearchConfig:
     beta_step: float | None = None  # default: half of the beta range (3 grid values)
     pruner: str = "none"  # none | median | hyperband, fed by the proxy's per-epoch accuracy
     sampler_seed: int = 0  # seed of the TPE/random sampler
+    # Largest relative miss of the budget at the proxy's own input size (measured mode): the
+    # candidates of one search train with equal compute, within this.
+    proxy_tolerance: float = 0.10
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -170,6 +173,10 @@ class SearchConfig:
             raise ValueError(f"--base-seeds {self.base_seeds} is invalid: it must be in 2..100")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"--tolerance {self.tolerance} is invalid: it must be in (0, 1)")
+        if not 0 < self.proxy_tolerance < 1:
+            raise ValueError(
+                f"--proxy-tolerance {self.proxy_tolerance} is invalid: it must be in (0, 1)"
+            )
         check_pixels(self.cost_pixels, "--cost-pixels")
         for name, rng, step in (
             ("--alpha-range", self.alpha_range, self.alpha_step),
@@ -214,6 +221,7 @@ class SearchConfig:
             "base_seeds": self.base_seeds,
             "constraint": self.constraint,
             "tolerance": self.tolerance,
+            "proxy_tolerance": self.proxy_tolerance,
             "cost_pixels": self.cost_pixels,
             "base_pixels": proxy["base_pixels"],
             "alpha_range": list(a),
@@ -225,17 +233,17 @@ class SearchConfig:
         }
 
 
-def parse_tolerance(text: str | float) -> float:
+def parse_tolerance(text: str | float, option: str = "--tolerance") -> float:
     """A tolerance as a fraction: "5%" → 0.05, "0.05" → 0.05."""
     raw = str(text).strip()
     try:
         value = float(raw[:-1]) / 100 if raw.endswith("%") else float(raw)
     except ValueError:
         raise ValueError(
-            f"--tolerance {text!r} is invalid: give a percentage like 5% or a fraction like 0.05"
+            f"{option} {text!r} is invalid: give a percentage like 5% or a fraction like 0.05"
         ) from None
     if not 0 < value < 1:
-        raise ValueError(f"--tolerance {text!r} is invalid: it must be between 0% and 100%")
+        raise ValueError(f"{option} {text!r} is invalid: it must be between 0% and 100%")
     return value
 
 
@@ -319,36 +327,54 @@ def realize(
     num_classes: int,
     max_pixels: int | None,
 ) -> Candidate:
-    """Turn (α, β) into the network a trial trains, solving γ under the budget."""
+    """Turn (α, β) into the network a trial trains, solving γ under the budget.
+
+    In measured mode the budget holds twice: at the cost resolution (γ, within ``tolerance``)
+    and at the proxy's own input size (solved separately, within ``proxy_tolerance``), so the
+    candidates of one search also train with equal compute. Small inputs make the proxy's cost a
+    staircase (feature maps of side ceil(p / 32)), which is why the two sizes are solved apart.
+    """
     from scaler.complexity import count
-    from scaler.scaling import solve_pixels
 
     base_px = cfg.proxy_config().base_pixels
     res = cfg.cost_pixels
     base_cost = count(scale(base_pixels=res), num_classes).flops
     base_proxy = count(scale(base_pixels=base_px), num_classes).flops
-    reason = ""
+    reason, pixels = "", base_px
     if role == "base":
         alpha = beta = gamma = gamma_nominal = 1.0
         cost_pixels = res
     else:
         gamma_nominal = math.sqrt(cfg.budget / (alpha * beta**2))
         if cfg.constraint == "measured":
-            sol = solve_pixels(alpha, beta, cfg.budget * base_cost, res, num_classes)
-            cost_pixels = sol.spec.pixels
-            if abs(sol.error) > cfg.tolerance:
-                reason = (
-                    f"closest input size {cost_pixels} px misses the budget by "
-                    f"{sol.error:+.1%} (tolerance ±{cfg.tolerance:.0%})"
-                )
+            cost_pixels, reason = _solve(
+                alpha,
+                beta,
+                cfg.budget * base_cost,
+                res,
+                num_classes,
+                "",
+                f"--tolerance {cfg.tolerance}",
+            )
+            pixels, proxy_reason = _solve(
+                alpha,
+                beta,
+                cfg.budget * base_proxy,
+                base_px,
+                num_classes,
+                "at the proxy's input size, ",
+                f"--proxy-tolerance {cfg.proxy_tolerance}",
+            )
+            reason = reason or proxy_reason
         else:
             cost_pixels = round_pixels(gamma_nominal, res)
         gamma = cost_pixels / res
+        if cfg.constraint != "measured":
+            pixels = round_pixels(gamma, base_px)
         if (cfg.budget > 1 and gamma < 1) or (cfg.budget < 1 and gamma > 1):
             side = "< 1" if cfg.budget > 1 else "> 1"
             # The more basic reason wins: depth and width alone already spend the budget.
             reason = f"needs γ {side} (γ = {gamma:.3f}): depth and width alone exceed the budget"
-    pixels = round_pixels(gamma, base_px) if role != "base" else base_px
     cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels)
     spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels))
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
@@ -372,6 +398,25 @@ def realize(
         channels=tuple(s.channels for s in spec.stages),
         network_key=spec.key_str,
         infeasible=reason,
+    )
+
+
+def _solve(
+    alpha: float, beta: float, target: float, base_px: int, num_classes: int, where: str, limit: str
+) -> tuple[int, str]:
+    """The input size whose measured cost is closest to ``target``, and why it misses, if so.
+
+    ``limit`` is "OPTION TOLERANCE", e.g. "--tolerance 0.05"; ``where`` prefixes the reason.
+    """
+    from scaler.scaling import solve_pixels
+
+    sol = solve_pixels(alpha, beta, target, base_px, num_classes)
+    option, tolerance = limit.split()
+    if abs(sol.error) <= float(tolerance):
+        return sol.spec.pixels, ""
+    return sol.spec.pixels, (
+        f"{where}the closest input size, {sol.spec.pixels} px, misses the budget by "
+        f"{sol.error:+.1%} ({option} ±{float(tolerance):.0%})"
     )
 
 

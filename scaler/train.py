@@ -178,6 +178,9 @@ class ProxyConfig:
     channels_last: bool = True
     # bf16 autocast; None = on for CUDA only (CPU bf16 is slower on most CPUs).
     amp: bool | None = None
+    # Start each residual branch at zero (its last BN's scale): without it, deep members fail
+    # to train at all in a short run (README, "The proxy"). Off only to measure that.
+    zero_init: bool = True
 
     def __post_init__(self) -> None:
         _check_int("epochs", self.epochs, 1)
@@ -209,6 +212,7 @@ class ProxyConfig:
         _check_bool("channels_last", self.channels_last)
         if self.amp is not None:
             _check_bool("amp", self.amp)
+        _check_bool("zero_init", self.zero_init)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a flat JSON-ready dict (for study attributes and reports)."""
@@ -694,7 +698,7 @@ def _setup(
     amp = config.amp if config.amp is not None else device.type == "cuda"
 
     # Built on the CPU under the run's seed, so the initial weights do not depend on the device.
-    model = build(spec, num_classes)
+    model = build(spec, num_classes, zero_init_residual=config.zero_init)
     params = count_params(model)
     model = model.to(device)
     if config.channels_last:

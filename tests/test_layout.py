@@ -170,7 +170,7 @@ LAYERS = (
     ("scaling",),
     ("data",),
     ("train",),
-    ("bench",),
+    ("bench", "calibrate"),
     ("studies",),
     ("runner", "results"),
     ("searches", "sweeps"),

@@ -49,3 +49,19 @@ def test_stochastic_depth_grows_linearly():
 def test_bad_classes():
     with pytest.raises(ValueError, match="num_classes"):
         build(preset("b0"), num_classes=0)
+
+
+def test_zero_init_starts_every_residual_block_as_the_identity():
+    spec = scale(2.0, 1.0, base_pixels=32)
+    net = build(spec, 10, zero_init_residual=True).eval()
+    plain = build(spec, 10).eval()
+    residual = [b for b in net.blocks if b.residual]
+    assert residual, "a depth-2 network has residual blocks"
+    for block in residual:
+        x = torch.randn(2, block.block[0][0].in_channels, 8, 8)
+        assert torch.equal(block(x), x)
+    # the first block of each stage has no shortcut, so it keeps its BN scale
+    first = [b for b in net.blocks if not b.residual]
+    assert all(float(b.block[-1][1].weight.abs().sum()) > 0 for b in first)
+    assert count_params(net) == count_params(plain)
+    assert any(float(b.block[-1][1].weight.abs().sum()) > 0 for b in plain.blocks if b.residual)

@@ -22,6 +22,7 @@ def tiny(**kw) -> S.SearchConfig:
         beta_range=(1.1, 1.1),  # the grid is (1.1, 1.1) and the paper's (1.2, 1.1)
         alpha_step=0.1,
         beta_step=0.1,
+        proxy_tolerance=0.6,  # a 16 px proxy's cost is a coarse staircase
     )
     base.update(kw)
     return S.SearchConfig(**base)
@@ -206,7 +207,29 @@ def test_python_api_resumes_the_same_study(searched):
         beta_range=(1.1, 1.1),
         alpha_step=0.1,
         beta_step=0.1,
+        proxy_tolerance=0.6,
         **dict(TINY_PROXY),
     )
     assert list(again.frame["value"]) == list(res.frame["value"])
     assert again.best["number"] == res.best["number"]
+
+
+@pytest.mark.slow
+def test_every_default_candidate_trains_within_the_proxy_tolerance():
+    cfg = S.SearchConfig()
+    points = [S._paper_at(cfg.budget), *cfg.grid()]
+    cands = [S.realize(cfg, "grid", a, b, num_classes=13, max_pixels=None) for a, b in points]
+    feasible = [c for c in cands if not c.infeasible]
+    assert len(feasible) >= len(cands) // 2
+    for c in cands:
+        miss = c.proxy_cost_ratio / cfg.budget - 1
+        assert abs(miss) <= cfg.proxy_tolerance or "at the proxy's input size" in c.infeasible
+    loose = S.SearchConfig(proxy_tolerance=0.99)
+    assert all(not S.realize(loose, "grid", a, b, 13, None).infeasible for a, b in points)
+
+
+def test_proxy_tolerance_is_validated():
+    with pytest.raises(ValueError, match="--proxy-tolerance"):
+        S.SearchConfig(proxy_tolerance=0.0).validate()
+    with pytest.raises(ValueError, match="--proxy-tolerance 'x'"):
+        S.parse_tolerance("x", "--proxy-tolerance")

@@ -230,7 +230,7 @@ def test_allocation_failures_become_out_of_memory_errors(
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
 
-    monkeypatch.setattr(T, "build", lambda spec, classes: Hungry())
+    monkeypatch.setattr(T, "build", lambda spec, classes, **_: Hungry())
     with pytest.raises(OutOfMemoryError, match="batch 32 at 32 px.*lower batch_size"):
         train(TINY, small, tiny())
 

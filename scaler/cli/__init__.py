@@ -26,6 +26,7 @@ for command in (
     networks.family,
     training.train,
     training.bench,
+    training.calibrate,
     studies.search,
     studies.export,
     studies.studies,

@@ -25,6 +25,14 @@ from scaler.cli.common import (
     study_progress,
 )
 
+ToleranceOpt = Annotated[str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")]
+ProxyToleranceOpt = Annotated[
+    str, typer.Option(help="Largest miss of the budget at the proxy's own input size: 10%.")
+]
+CostPixelsOpt = Annotated[
+    int, typer.Option(help="Input size of the base where the budget is measured (px).")
+]
+
 
 @renamed(cost_resolution="cost_pixels")
 @proxy_options()
@@ -39,12 +47,9 @@ def search(
     constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
         "measured"
     ),
-    tolerance: Annotated[
-        str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")
-    ] = "5%",
-    cost_pixels: Annotated[
-        int, typer.Option(help="Input size of the base where the budget is measured (px).")
-    ] = 224,
+    tolerance: ToleranceOpt = "5%",
+    proxy_tolerance: ProxyToleranceOpt = "10%",
+    cost_pixels: CostPixelsOpt = 224,
     alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
     beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
     alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
@@ -87,6 +92,7 @@ def search(
         base_seeds=base_seeds,
         constraint=constraint,
         tolerance=S.parse_tolerance(tolerance),
+        proxy_tolerance=S.parse_tolerance(proxy_tolerance, "--proxy-tolerance"),
         cost_pixels=cost_pixels,
         alpha_range=S.parse_range("--alpha-range", alpha_range),
         beta_range=S.parse_range("--beta-range", beta_range),

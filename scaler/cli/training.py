@@ -168,3 +168,62 @@ def bench(
     )
     out.print(table)
     out.print(f"ratio {r.ratio:.2f}x")
+
+
+@proxy_options()
+def calibrate(
+    members: Annotated[
+        str, typer.Option(help="Official members to train, comma-separated (b0..b7).")
+    ] = "b0,b1,b2,b3",
+    seeds: Annotated[int, typer.Option(help="Paired seeds per member (>= 2).")] = 3,
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("--out", help="Write calibration.json, runs.csv and README.md here."),
+    ] = None,
+    as_json: JsonOpt = False,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """Does the proxy order B0..B3 as ImageNet does? Kendall τ against the paper's Table 2.
+
+    Each member trains at its own resolution multiplier of the proxy's base size, with the same
+    paired seeds; τ is averaged over seeds, with a paired bootstrap interval.
+
+    Examples:
+
+      scaler calibrate --out reports/calibration
+
+      scaler calibrate --members b0,b2 --seeds 2 --proxy quick
+    """
+    from scaler import calibrate as C
+    from scaler.data import parse_data
+    from scaler.files import check_out_dir
+    from scaler.train import check_device
+
+    cfg = C.CalibrationConfig(
+        members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),
+        seeds=seeds,
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+    ).validate()
+    check_device(cfg.proxy_config().device)
+    C.plan(cfg, parse_data(data))  # a size the data cannot serve fails before any training
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    say = err.print if as_json else out.print
+
+    def progress(member: str, k: int, top1: float) -> None:
+        say(f"{member} seed {k}: top-1 {top1:.2f} %")
+
+    cal = C.calibrate(cfg, progress)
+    if out_dir is not None:
+        C.write_report(cal, out_dir)
+    if as_json:
+        print_json(cal.to_dict())
+        return
+    out.print(C.report_text(cal))
+    if out_dir is not None:
+        out.print(f"wrote {out_dir}/calibration.json, runs.csv, README.md")

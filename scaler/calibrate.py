@@ -1,0 +1,258 @@
+"""Proxy fidelity against a known truth: do short proxy runs order B0..B3 as ImageNet does?
+
+``calibrate`` trains official members at the proxy (each with its own resolution multiplier
+applied to the proxy's base size) with paired seeds (seed k is the same data order, augmentation
+stream and init seed for every member), then compares their order with the paper's ImageNet top-1
+(Table 2) by Kendall's τ. τ is computed per seed and averaged (the figure the README's target is
+stated in), and for the members' mean accuracies; its 95 % interval comes from a paired bootstrap
+over seeds (all members resampled with the same seed indices).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+# The paper's Table 2 (ImageNet top-1, %), the order the proxy should reproduce.
+PAPER_TOP1: Final[dict[str, float]] = {
+    "b0": 77.1,
+    "b1": 79.1,
+    "b2": 80.1,
+    "b3": 81.6,
+    "b4": 82.9,
+    "b5": 83.6,
+    "b6": 84.0,
+    "b7": 84.3,
+}
+DEFAULT_MEMBERS: Final = ("b0", "b1", "b2", "b3")
+BOOTSTRAP_SAMPLES: Final = 2000
+
+
+@dataclass(frozen=True)
+class CalibrationConfig:
+    """What a calibration trains: members, paired seeds, data and proxy."""
+
+    members: tuple[str, ...] = DEFAULT_MEMBERS
+    seeds: int = 3
+    data: str = "embedded"
+    proxy: str = "standard"
+    proxy_overrides: tuple[tuple[str, Any], ...] = ()
+
+    def proxy_config(self):
+        from scaler.train import proxy_config
+
+        return proxy_config(self.proxy, **dict(self.proxy_overrides))
+
+    def validate(self) -> CalibrationConfig:
+        """Raise ValueError (one line, naming the option) on invalid settings."""
+        unknown = [m for m in self.members if m not in PAPER_TOP1]
+        if unknown:
+            raise ValueError(
+                f"--members {','.join(self.members)!r} is invalid: {unknown[0]!r} is not an "
+                f"official member; valid: {', '.join(PAPER_TOP1)}"
+            )
+        if len(set(self.members)) < 2 or len(set(self.members)) != len(self.members):
+            raise ValueError(
+                f"--members {','.join(self.members)!r} is invalid: name at least 2 distinct "
+                "members, e.g. b0,b1,b2,b3"
+            )
+        if not 2 <= self.seeds <= 100:
+            raise ValueError(f"--seeds {self.seeds} is invalid: it must be in 2..100")
+        self.proxy_config()  # unknown presets / invalid overrides raise here
+        return self
+
+
+@dataclass(frozen=True)
+class MemberRuns:
+    """One member's paired runs."""
+
+    member: str
+    pixels: int
+    params: int
+    flops: int
+    top1: tuple[float, ...]  # seed k at index k
+    wall_time: float
+
+    @property
+    def mean(self) -> float:
+        return sum(self.top1) / len(self.top1)
+
+    @property
+    def std(self) -> float:
+        m, n = self.mean, len(self.top1)
+        return math.sqrt(sum((x - m) ** 2 for x in self.top1) / (n - 1))
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibration's result; ``to_dict`` is what ``calibration.json`` holds."""
+
+    config: CalibrationConfig
+    proxy: dict[str, Any]
+    data_classes: int
+    runs: tuple[MemberRuns, ...]
+    tau_per_seed: tuple[float, ...]
+    tau_mean: float  # mean of tau_per_seed: the figure the target is stated in
+    tau_of_means: float
+    tau_interval: tuple[float, float]  # 95 % paired bootstrap over seeds, of tau_mean
+    wall_time: float
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["config"]["members"] = list(self.config.members)
+        d["paper_top1"] = {m: PAPER_TOP1[m] for m in self.config.members}
+        for r, row in zip(self.runs, d["runs"], strict=True):
+            row.update(mean=r.mean, std=r.std)
+        return d
+
+
+def kendall_tau(x: list[float], y: list[float]) -> float:
+    """Kendall's τ-b of two paired lists (ties count as neither concordant nor discordant)."""
+    concordant = discordant = ties_x = ties_y = 0
+    for i, j in itertools.combinations(range(len(x)), 2):
+        dx, dy = x[i] - x[j], y[i] - y[j]
+        if dx == 0 and dy == 0:
+            continue
+        if dx == 0:
+            ties_x += 1
+        elif dy == 0:
+            ties_y += 1
+        elif (dx > 0) == (dy > 0):
+            concordant += 1
+        else:
+            discordant += 1
+    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
+    return (concordant - discordant) / denom if denom else 0.0
+
+
+def tau_statistics(
+    runs: list[MemberRuns], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
+) -> tuple[tuple[float, ...], float, float, tuple[float, float]]:
+    """Per-seed τ, their mean, τ of the means, and a paired bootstrap 95 % interval."""
+    paper = [PAPER_TOP1[r.member] for r in runs]
+    n = len(runs[0].top1)
+    per_seed = tuple(kendall_tau([r.top1[k] for r in runs], paper) for k in range(n))
+    of_means = kendall_tau([r.mean for r in runs], paper)
+    rng = random.Random(seed)
+    boots = sorted(sum(per_seed[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
+    interval = (boots[int(0.025 * samples)], boots[min(samples - 1, int(0.975 * samples))])
+    return per_seed, sum(per_seed) / n, of_means, interval
+
+
+def plan(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
+    """(member, spec at the proxy) pairs; ValueError when the data cannot serve a member."""
+    from scaler.spec import preset
+
+    base = cfg.proxy_config().base_pixels
+    specs = [(m, preset(m, base)) for m in cfg.members]
+    for m, spec in specs:
+        if source.max_pixels is not None and spec.pixels > source.max_pixels:
+            raise ValueError(
+                f"--base-pixels {base} is invalid for --data {cfg.data}: {m} trains at "
+                f"{spec.pixels} px and the data serve at most {source.max_pixels} px"
+            )
+    return specs
+
+
+Progress = Callable[[str, int, float], None]  # member, seed index, top-1
+
+
+def calibrate(cfg: CalibrationConfig, progress: Progress | None = None) -> Calibration:
+    """Train every member with every paired seed and measure the order against the paper's."""
+    import time
+
+    from scaler.complexity import count
+    from scaler.data import parse_data
+    from scaler.train import train
+
+    cfg.validate()
+    proxy = cfg.proxy_config()
+    source = parse_data(cfg.data)
+    specs = plan(cfg, source)
+    start = time.perf_counter()
+    runs = []
+    for member, spec in specs:
+        results = []
+        for k in range(cfg.seeds):
+            results.append(train(spec, source, proxy, seed=proxy.seed + k))
+            if progress is not None:
+                progress(member, k, results[-1].top1)
+        cost = count(spec, source.num_classes)
+        runs.append(
+            MemberRuns(
+                member=member,
+                pixels=spec.pixels,
+                params=cost.params,
+                flops=cost.flops,
+                top1=tuple(r.top1 for r in results),
+                wall_time=sum(r.wall_time for r in results),
+            )
+        )
+    per_seed, mean, of_means, interval = tau_statistics(runs)
+    return Calibration(
+        config=cfg,
+        proxy=proxy.to_dict(),
+        data_classes=source.num_classes,
+        runs=tuple(runs),
+        tau_per_seed=per_seed,
+        tau_mean=mean,
+        tau_of_means=of_means,
+        tau_interval=interval,
+        wall_time=time.perf_counter() - start,
+    )
+
+
+def report_text(cal: Calibration) -> str:
+    """A short Markdown report of a calibration; its sentences are computed from the numbers."""
+    cfg = cal.config
+    lines = [
+        "# Calibration: does the proxy order B0..B3 as ImageNet does?",
+        "",
+        f"Data `{cfg.data}` ({cal.data_classes} classes), proxy `{cfg.proxy}` "
+        f"(base {cal.proxy['base_pixels']} px), {cfg.seeds} paired seeds "
+        f"(seed k = {cal.proxy['seed']} + k for every member), {cal.wall_time / 60:.1f} min.",
+        "",
+        "| member | px | params (M) | MFLOPs | proxy top-1 % (mean ± sd) | paper top-1 % |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in cal.runs:
+        lines.append(
+            f"| {r.member} | {r.pixels} | {r.params / 1e6:.2f} | {r.flops / 1e6:.0f} | "
+            f"{r.mean:.2f} ± {r.std:.2f} | {PAPER_TOP1[r.member]:.1f} |"
+        )
+    lo, hi = cal.tau_interval
+    seeds = ", ".join(f"{t:+.2f}" for t in cal.tau_per_seed)
+    verdict = "meets" if cal.tau_mean >= 0.67 else "misses"
+    lines += [
+        "",
+        f"Kendall τ against the paper's order, per seed: {seeds}; mean **{cal.tau_mean:+.2f}** "
+        f"(95 % paired bootstrap over {cfg.seeds} seeds: {lo:+.2f} to {hi:+.2f}); τ of the "
+        f"mean accuracies: {cal.tau_of_means:+.2f}.",
+        "",
+        f"The proxy {verdict} the target τ ≥ 0.67 (mean over seeds). With {cfg.seeds} seeds the "
+        "bootstrap interval is coarse: it only shows how much the per-seed orders disagree.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(cal: Calibration, out) -> list:
+    """Write ``calibration.json``, ``runs.csv`` and ``README.md`` into the folder ``out``."""
+    import json
+
+    from scaler.files import write_files
+
+    rows = ["member,seed,pixels,params,flops,top1"]
+    for r in cal.runs:
+        for k, t in enumerate(r.top1):
+            rows.append(f"{r.member},{cal.proxy['seed'] + k},{r.pixels},{r.params},{r.flops},{t}")
+    files = {
+        "calibration.json": json.dumps(cal.to_dict(), indent=2) + "\n",
+        "runs.csv": "\n".join(rows) + "\n",
+        "README.md": report_text(cal),
+    }
+    return write_files(out, files)

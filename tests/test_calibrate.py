@@ -1,0 +1,74 @@
+"""scaler calibrate: Kendall τ, the paired bootstrap, the report, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TINY_PROXY
+
+from scaler import calibrate as C
+
+
+def test_kendall_tau_known_values():
+    assert C.kendall_tau([1, 2, 3, 4], [1, 2, 3, 4]) == 1.0
+    assert C.kendall_tau([4, 3, 2, 1], [1, 2, 3, 4]) == -1.0
+    # one swapped neighbour pair out of six: (5 - 1) / 6
+    assert C.kendall_tau([1, 3, 2, 4], [1, 2, 3, 4]) == pytest.approx(4 / 6)
+    # tau-b with a tie in x: 2 concordant, 3 discordant, 1 tie: (2 - 3) / sqrt(6 * 5)
+    assert C.kendall_tau([1, 1, 2, 0], [1, 2, 3, 4]) == pytest.approx(-1 / 30**0.5)
+    assert C.kendall_tau([1, 1, 1], [1, 2, 3]) == 0.0
+
+
+def _runs(*per_member):
+    return [
+        C.MemberRuns(m, 32, 1, 1, tuple(t), 0.0)
+        for m, t in zip(("b0", "b1", "b2", "b3"), per_member, strict=False)
+    ]
+
+
+def test_tau_statistics_pairs_seeds():
+    # seed 0 orders the members as the paper does, seed 1 reverses them
+    runs = _runs((1, 4), (2, 3), (3, 2), (4, 1))
+    per_seed, mean, of_means, (lo, hi) = C.tau_statistics(runs, samples=400)
+    assert per_seed == (1.0, -1.0)
+    assert mean == 0.0 and of_means == 0.0  # every mean is 2.5: all tied
+    assert lo == -1.0 and hi == 1.0
+    agree = _runs((1, 2, 1), (2, 3, 2), (3, 4, 3), (4, 5, 5))
+    per_seed, mean, _, (lo, hi) = C.tau_statistics(agree, samples=400)
+    assert mean == 1.0 and lo == hi == 1.0
+
+
+@pytest.mark.parametrize(
+    "args, option",
+    [
+        (["--members", "b0,b9"], "--members"),
+        (["--members", "b0"], "--members"),
+        (["--members", "b0,b0"], "--members"),
+        (["--seeds", "1"], "--seeds"),
+        (["--base-pixels", "90"], "--base-pixels"),
+    ],
+)
+def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, option):
+    out = tmp_path / "cal"
+    code, stdout, stderr = cli("calibrate", *args, "--out", out)
+    assert code == 2, stderr
+    assert option in stderr and len(stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+@pytest.mark.slow
+def test_calibrate_trains_paired_seeds_and_writes_the_report(tmp_path):
+    cfg = C.CalibrationConfig(
+        members=("b0", "b2"), seeds=2, proxy="quick", proxy_overrides=TINY_PROXY
+    )
+    seen = []
+    cal = C.calibrate(cfg, lambda m, k, t: seen.append((m, k)))
+    assert seen == [("b0", 0), ("b0", 1), ("b2", 0), ("b2", 1)]
+    assert [r.pixels for r in cal.runs] == [16, 19]  # b2: 260/224 of the 16 px base
+    assert len(cal.tau_per_seed) == 2 and -1 <= cal.tau_mean <= 1
+    files = C.write_report(cal, tmp_path / "cal")
+    data = json.loads(files[0].read_text())
+    assert data["paper_top1"] == {"b0": 77.1, "b2": 80.1}
+    assert len(files[1].read_text().splitlines()) == 1 + 4
+    assert "Kendall τ" in files[2].read_text()
