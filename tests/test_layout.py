@@ -168,6 +168,7 @@ LAYERS = (
     ("model",),
     ("complexity",),
     ("scaling",),
+    ("members",),
     ("data",),
     ("train",),
     ("bench",),
