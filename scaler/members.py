@@ -68,7 +68,7 @@ class Network:
             "stages": [dataclasses.asdict(s) for s in self.stages],
             "head": self.head,
             "divisor": self.divisor,
-            "rounding": ROUNDING,
+            "rounding": dict(ROUNDING),
         }
 
     @classmethod

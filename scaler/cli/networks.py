@@ -230,8 +230,9 @@ def _print_member(spec, m) -> None:
     table = Table(title=f"φ = {m.phi}: EfficientNet {spec.describe()}, {spec.layers} blocks")
     for name in ("stage", "operator", "stride", "channels", "layers"):
         table.add_column(name, justify="left" if name == "operator" else "right")
-    table.add_row("stem", "Conv3x3", "2", str(spec.stem), "1")
-    for i, s in enumerate(spec.stages, start=1):
+    # Stages numbered as in the paper's Table 1 and `scaler info`: 1 is the stem, 9 the head.
+    table.add_row("1", "Conv3x3", "2", str(spec.stem), "1")
+    for i, s in enumerate(spec.stages, start=2):
         table.add_row(
             str(i),
             f"{s.operator}, k{s.kernel}x{s.kernel}",
@@ -239,7 +240,7 @@ def _print_member(spec, m) -> None:
             str(s.channels),
             str(s.layers),
         )
-    table.add_row("head", "Conv1x1 & Pooling & FC", "1", str(spec.head), "1")
+    table.add_row(str(len(spec.stages) + 2), "Conv1x1 & Pooling & FC", "1", str(spec.head), "1")
     out.print(table)
     out.print(
         f"built: {params:,} params (export: {m.params:,}) · {m.macs / 1e9:.3f} GMACs · "
