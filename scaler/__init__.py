@@ -34,6 +34,8 @@ _LAZY = {
     "family": "scaler.scaling",
     "parse_budget": "scaler.scaling",
     "solve_pixels": "scaler.scaling",
+    "build_member": "scaler.members",
+    "load_export": "scaler.members",
     "SearchConfig": "scaler.searches",
     "export": "scaler.searches",
     "SweepConfig": "scaler.sweeps",

@@ -125,8 +125,9 @@ class EfficientNet(nn.Module):
         cin, index = spec.stem, 0
         for stage in spec.stages:
             for i in range(stage.layers):
-                # Linear in the block index: 0 at the first block, DROP_CONNECT at the last.
-                drop = DROP_CONNECT * index / max(1, total - 1)
+                # rate·i/N as in the official code, timm, torchvision and Keras: 0 at the first
+                # block, DROP_CONNECT·(N-1)/N at the last.
+                drop = DROP_CONNECT * index / total
                 stride = stage.stride if i == 0 else 1
                 blocks.append(
                     MBConv(

@@ -20,6 +20,7 @@ ceiling on parameters and FLOPs (``MAX_FAMILY_PARAMS``, ``MAX_FAMILY_FLOPS``).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from scaler.spec import (
     MAX_PIXELS,
     MIN_PIXELS,
     Spec,
+    family_dropout,
     round_pixels,
     scale,
 )
@@ -45,6 +47,10 @@ MAX_FAMILY_FLOPS = 10**15  # ... and one past this many FLOPs (b7 has 3.7e10)
 # The largest network any command builds or trains (b7 has 66 M): 2e9 fp32 parameters are
 # 8 GB before gradients and optimizer state.
 MAX_NETWORK_PARAMS = 2 * 10**9
+# The export schema `scaler export` writes (laid out in scaler.members); 1 is what scaler
+# 0.1–0.2 wrote, still read. A file without the key holds hand-written coefficients.
+EXPORT_VERSION = 2
+EXPORT_VERSIONS = (1, EXPORT_VERSION)
 
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
 
@@ -103,6 +109,7 @@ class Coefficients:
             self.gamma**phi,
             base_pixels=base_pixels,
             pixel_limit=pixel_limit,
+            dropout=family_dropout(phi),
         )
 
     @classmethod
@@ -147,8 +154,12 @@ def builder_limit(spec: Spec) -> str:
 
 
 def member(coefficients: Coefficients, phi: float, base_pixels: int) -> tuple[Spec, str]:
-    """The family member at φ, past the builder's limits too, and :func:`builder_limit`."""
+    """The family member at φ, past the builder's limits too, and :func:`builder_limit`.
+
+    Its classifier dropout is the official member's at the same φ (``spec.family_dropout``).
+    """
     spec = realize(*multipliers(coefficients, phi), base_pixels)
+    spec = dataclasses.replace(spec, dropout=family_dropout(phi))
     return spec, builder_limit(spec)
 
 
@@ -295,32 +306,52 @@ def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -
     return rows
 
 
-def load_coefficients(path) -> tuple[Coefficients, int]:
-    """Read coefficients (and the base's cost pixels) from a file written by ``scaler export``."""
+def read_export(path) -> dict:
+    """The mapping in a file written by ``scaler export`` (JSON, or YAML by suffix).
+
+    Refused with one line when it is missing, unparsable, or of a schema version this scaler
+    does not read (:data:`EXPORT_VERSIONS`).
+    """
     import json
     from pathlib import Path
 
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"coefficients file {str(p)!r} does not exist or is not a file")
-    text = p.read_text()
     try:
+        text = p.read_text()
         if p.suffix.lower() in (".yaml", ".yml"):
             import yaml
 
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
+    except Exception as e:  # json, yaml and decoding errors alike
+        raise ValueError(f"coefficients file {str(p)!r} cannot be parsed: {e}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"coefficients file {str(p)!r} is not a scaler export (not a mapping)")
+    version = data.get("scaler_export", 1)
+    if isinstance(version, bool) or version not in EXPORT_VERSIONS:
+        valid = ", ".join(str(v) for v in EXPORT_VERSIONS)
+        raise ValueError(
+            f"coefficients file {str(p)!r} has export schema version {version!r} "
+            f"(scaler_export): this scaler reads versions {valid}"
+        )
+    return data
+
+
+def load_coefficients(path) -> tuple[Coefficients, int]:
+    """Read coefficients (and the base's cost pixels) from a file written by ``scaler export``."""
+    data = read_export(path)
+    try:
         c = data["coefficients"]
         coeffs = Coefficients(float(c["alpha"]), float(c["beta"]), float(c["gamma"]))
         base = int(data.get("base_resolution", B0_RESOLUTION))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(
-            f"coefficients file {str(p)!r} is not a scaler export "
+            f"coefficients file {str(path)!r} is not a scaler export "
             f"(needs coefficients.alpha/beta/gamma): {e}"
         ) from None
-    except Exception as e:  # yaml errors
-        raise ValueError(f"coefficients file {str(p)!r} cannot be parsed: {e}") from None
     return coeffs, base
 
 

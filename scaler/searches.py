@@ -643,8 +643,10 @@ def result(study, storage_url: str) -> SearchResult:
 
 
 def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7) -> dict:
-    """The export of a study's best candidate: coefficients, provenance, family φ = 0..phi_max."""
-    from scaler.scaling import Coefficients, family
+    """The export of a study's best candidate: coefficients, provenance (the proxy regime that
+    chose it) and the family φ = 0..phi_max in the schema of :mod:`scaler.members`."""
+    from scaler.members import family_payload
+    from scaler.scaling import Coefficients
 
     url = storage or default_storage(study_name)
     st = load_study(study_name, storage)
@@ -655,12 +657,10 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
     cfg = res.config
     budget, phi = float(cfg["budget"]), float(cfg["phi"])
     coeffs = Coefficients.from_multipliers(best["alpha"], best["beta"], best["gamma"], phi)
-    base_res = int(cfg["cost_pixels"])
+    schema = family_payload(coeffs, phi_max, int(cfg["cost_pixels"]))
+    family_rows = schema.pop("family")
     payload = {
-        "scaler_export": 1,
-        "coefficients": dataclasses.asdict(coeffs),
-        "phi_base": 2.0,
-        "base_resolution": base_res,
+        **schema,
         "at_budget": {
             "budget": budget,
             "phi": phi,
@@ -683,12 +683,7 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
             "versions": st.user_attrs.get("versions", {}),
             "exported": now(),
         },
-        "flops_unit": "fvcore: one multiply-add = one flop",
-        # A member's builder limit is named only where it has one.
-        "family": [
-            {k: v for k, v in dataclasses.asdict(r).items() if k != "limit" or v}
-            for r in family(coeffs, phi_max, base_res)
-        ],
+        "family": family_rows,
     }
     # Plain Python types only (pandas hands out numpy scalars), so JSON and YAML agree.
     return json.loads(json.dumps(payload, default=lambda o: o.item()))

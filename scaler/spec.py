@@ -28,7 +28,9 @@ MAX_PIXELS = 2048
 MAX_MULTIPLIER = 32.0  # largest depth or width multiplier the builder takes
 CHANNEL_DIVISOR = 8
 SE_RATIO = 0.25  # of the block's input channels, as in the official implementation
-DROP_CONNECT = 0.2  # stochastic depth rate reached at the last block
+# Stochastic depth: block i of N drops its residual branch with probability DROP_CONNECT·i/N, as
+# the official code, timm, torchvision and Keras do (the last block stays under the rate).
+DROP_CONNECT = 0.2
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,17 @@ PRESETS: dict[str, Preset] = {
     "b6": Preset(1.8, 2.6, 528, 0.5),
     "b7": Preset(2.0, 3.1, 600, 0.5),
 }
+
+
+def family_dropout(phi: float) -> float:
+    """Classifier dropout of family member φ: the official B_φ's (0.2 at B0 up to 0.5 at B7).
+
+    The official family steps dropout by member, not by cost; a member of another family takes
+    the rate of the official member with the same φ, 0.2 below φ = 0 and 0.5 past φ = 7.
+    """
+    rates = [p.dropout for p in PRESETS.values()]
+    index = min(max(int(math.floor(phi + 1e-9)), 0), len(rates) - 1)
+    return rates[index]
 
 
 def round_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:

@@ -141,7 +141,17 @@ def test_v01_export_is_the_same(cli, v01, tmp_path):
     new, old = (json.loads(p.read_text()) for p in (tmp_path / "e.json", V01 / "export.json"))
     for payload in (new, old):
         payload["provenance"].pop("exported")
+    # Schema 2 says the same as 0.1.0 did, with FLOPs named MACs and more per member.
+    assert (new.pop("scaler_export"), old.pop("scaler_export")) == (2, 1)
+    assert (new.pop("macs_unit"), old.pop("flops_unit")) == (
+        "multiply-adds counted by fvcore (which calls them FLOPs); 2 ops each elsewhere",
+        "fvcore: one multiply-add = one flop",
+    )
+    new_family, old_family = new.pop("family"), old.pop("family")
     assert new == old
+    for n, o in zip(new_family, old_family, strict=True):
+        o["macs"] = o.pop("flops")
+        assert {k: n[k] for k in o} == o
 
 
 def test_v01_trials_read_as_records(v01):
@@ -168,6 +178,7 @@ LAYERS = (
     ("model",),
     ("complexity",),
     ("scaling",),
+    ("members",),
     ("data",),
     ("train",),
     ("bench", "calibrate"),

@@ -1,6 +1,6 @@
 """The ``scaler`` command line: thin typer commands over the library, one module per group.
 
-``networks`` (info, family) · ``training`` (train, bench) · ``studies`` (search, export,
+``networks`` (info, family, build) · ``training`` (train, bench) · ``studies`` (search, export,
 studies) · ``sweeps`` (the sweep group) · ``reports`` (plot, report); ``common`` holds the
 options and displays they share. Every command calls library functions and formats their
 result (rich tables, or JSON with ``--json``). Bad input raises ``ValueError`` in the library;
@@ -24,6 +24,7 @@ app.info.name = "scaler"
 for command in (
     networks.info,
     networks.family,
+    networks.build,
     training.train,
     training.bench,
     training.calibrate,

@@ -1,4 +1,5 @@
-"""``scaler info`` and ``scaler family``: one network's cost table, a family's costs."""
+"""``scaler info``, ``scaler family`` and ``scaler build``: one network's cost table, a family's
+costs, one exported member built here or in another library."""
 
 from __future__ import annotations
 
@@ -180,3 +181,68 @@ def _print_family(coeffs, base: int, rows, official: dict | None) -> None:
             "* past the builder's limits, so never built; counted by the exact cost model: "
             + ", ".join(past)
         )
+
+
+def build(
+    coefficients: Annotated[
+        Path, typer.Option(help="Export written by `scaler export` (JSON or YAML).")
+    ],
+    phi: Annotated[int, typer.Option(help="The family member φ to build (one the export has).")],
+    to: Annotated[
+        Optional[str],
+        typer.Option(help="Print the lines that build it in timm | torchvision | keras | tf."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build member φ of an exported family, here or in another library.
+
+    Without --to: builds it as a PyTorch module (as `scaler.build_member(FILE, φ)` does) and
+    prints its network; with --to: the few lines of Python that build the same network there.
+    --json prints the member's record as exported (its arguments for every library included).
+
+    Examples:
+
+      scaler build --coefficients coefficients.json --phi 2
+
+      scaler build --coefficients coefficients.json --phi 2 --to timm
+    """
+    from scaler.members import check_member, check_target, load_export, snippet
+
+    if to is not None:
+        check_target(to)
+    exp = load_export(coefficients)
+    m = exp.member(phi)
+    if to is not None:
+        print(snippet(m, to), end="")
+        return
+    spec = check_member(exp, m)
+    if as_json:
+        print_json(m.to_dict())
+        return
+    _print_member(spec, m)
+
+
+def _print_member(spec, m) -> None:
+    from scaler.model import build as build_network
+    from scaler.model import count_params
+
+    params = count_params(build_network(spec, m.num_classes))
+    table = Table(title=f"φ = {m.phi}: EfficientNet {spec.describe()}, {spec.layers} blocks")
+    for name in ("stage", "operator", "stride", "channels", "layers"):
+        table.add_column(name, justify="left" if name == "operator" else "right")
+    # Stages numbered as in the paper's Table 1 and `scaler info`: 1 is the stem, 9 the head.
+    table.add_row("1", "Conv3x3", "2", str(spec.stem), "1")
+    for i, s in enumerate(spec.stages, start=2):
+        table.add_row(
+            str(i),
+            f"{s.operator}, k{s.kernel}x{s.kernel}",
+            str(s.stride),
+            str(s.channels),
+            str(s.layers),
+        )
+    table.add_row(str(len(spec.stages) + 2), "Conv1x1 & Pooling & FC", "1", str(spec.head), "1")
+    out.print(table)
+    out.print(
+        f"built: {params:,} params (export: {m.params:,}) · {m.macs / 1e9:.3f} GMACs · "
+        f"input {m.pixels}x{m.pixels} · dropout {m.dropout:g} · drop-path {m.drop_path:g} (·i/N)"
+    )
