@@ -1,4 +1,4 @@
-"""Several worker processes on one machine: one per GPU on CUDA, a share of the cores on CPU.
+"""Several worker processes on one machine: K per GPU on CUDA, a share of the cores on CPU.
 
 :func:`run_workers` starts N processes, each running the function it is given with its
 :class:`Placement`, and knows nothing of what they do. Searches and sweeps pass a function
@@ -24,20 +24,60 @@ class Placement:
     visible_device: str | None  # CUDA_VISIBLE_DEVICES for this worker
 
 
-def default_workers() -> int:
-    """One worker per visible CUDA device, else one."""
+# Most trials one GPU runs at once: a proxy network at 32-64 px is launch-bound, so a few
+# processes fill the card; past ~8 the CPU side (one Python process each) is the limit.
+MAX_PER_GPU = 8
+# Each CUDA process holds a context and allocator slack beside its tensors.
+CUDA_PROCESS_BYTES = 1 << 30
+
+
+def _gpus() -> tuple[int, int]:
+    """(visible CUDA devices, smallest one's memory in bytes); (0, 0) without CUDA."""
     try:
         import torch
 
-        return max(1, torch.cuda.device_count()) if torch.cuda.is_available() else 1
+        if not torch.cuda.is_available():
+            return 0, 0
+        n = torch.cuda.device_count()
+        return n, min(torch.cuda.get_device_properties(i).total_memory for i in range(n))
     except Exception:  # pragma: no cover - a broken CUDA setup still gets one CPU worker
+        return 0, 0
+
+
+def auto_per_gpu(trial_bytes: int, gpu_bytes: int, cpus: int, gpus: int) -> int:
+    """Trials per GPU: as many as fit in 80 % of its memory, one CPU core each, at most 8."""
+    fit = int(0.8 * gpu_bytes) // max(1, trial_bytes + CUDA_PROCESS_BYTES)
+    return max(1, min(MAX_PER_GPU, fit, max(1, cpus // max(1, gpus))))
+
+
+def default_workers(trial_bytes: int = 0) -> int:
+    """On CUDA, :func:`auto_per_gpu` workers per visible device; else one."""
+    gpus, memory = _gpus()
+    if gpus == 0:
         return 1
+    return gpus * auto_per_gpu(trial_bytes, memory, os.cpu_count() or 1, gpus)
 
 
-def check_workers(workers: int | None) -> int:
-    """``workers`` validated (1..64), or the default when None."""
+def check_workers(
+    workers: int | None, per_gpu: int | None = None, trial_bytes: int = 0
+) -> int:
+    """The number of worker processes: ``workers``, or ``per_gpu`` per GPU, or the default.
+
+    ``trial_bytes`` (one trial's GPU memory, estimated by the caller) feeds the default.
+    """
+    if workers is not None and per_gpu is not None:
+        raise ValueError("--workers and --workers-per-gpu exclude each other: give one of them")
+    if per_gpu is not None:
+        if not 1 <= per_gpu <= 32:
+            raise ValueError(f"--workers-per-gpu {per_gpu} is invalid: it must be in 1..32")
+        gpus, _ = _gpus()
+        if gpus == 0:
+            raise ValueError(
+                "--workers-per-gpu needs a CUDA GPU and none is visible: use --workers on a CPU"
+            )
+        return per_gpu * gpus
     if workers is None:
-        return default_workers()
+        return default_workers(trial_bytes)
     if not 1 <= workers <= 64:
         raise ValueError(f"--workers {workers} is invalid: it must be in 1..64")
     return workers

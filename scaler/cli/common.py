@@ -96,7 +96,13 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
     ),
     "workers": (
         Optional[int],
-        typer.Option(help="Worker processes here (default: one per CUDA GPU, else 1)."),
+        typer.Option(
+            help="Worker processes here (default: several per CUDA GPU, by memory; else 1)."
+        ),
+    ),
+    "workers_per_gpu": (
+        Optional[int],
+        typer.Option(help="Trials each CUDA GPU trains at once (instead of --workers)."),
     ),
 }
 DataOpt = Annotated[str, SHARED_OPTIONS["data"][1]]
@@ -104,6 +110,7 @@ ProxyOpt = Annotated[str, SHARED_OPTIONS["proxy"][1]]
 StudyOpt = Annotated[Optional[str], SHARED_OPTIONS["study"][1]]
 StorageOpt = Annotated[Optional[str], SHARED_OPTIONS["storage"][1]]
 WorkersOpt = Annotated[Optional[int], SHARED_OPTIONS["workers"][1]]
+PerGpuOpt = Annotated[Optional[int], SHARED_OPTIONS["workers_per_gpu"][1]]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 # name → (type, help) of every proxy override a command may take.
