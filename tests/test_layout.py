@@ -168,6 +168,7 @@ LAYERS = (
     ("model",),
     ("complexity",),
     ("scaling",),
+    ("fractal",),
     ("data",),
     ("train",),
     ("bench",),
