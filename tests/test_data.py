@@ -317,7 +317,7 @@ def test_imagefolder_invalid_folders(tmp_path: Path, make, match: str) -> None:
 @pytest.mark.parametrize(
     ("value", "match"),
     [
-        ("foo:bar", "unknown scheme 'foo'; valid: embedded, imagefolder:PATH"),
+        ("foo:bar", "unknown scheme 'foo'; valid: embedded, fractal, "),
         ("", "empty; valid: embedded"),
         ("   ", "empty"),
         ("Embedded", "unknown data source"),

@@ -179,6 +179,7 @@ LAYERS = (
     ("complexity",),
     ("scaling",),
     ("members",),
+    ("fractal",),
     ("data",),
     ("train",),
     ("bench", "calibrate"),
