@@ -291,6 +291,17 @@ def cost_model(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> Cos
     return CostModel(tuple(c))
 
 
+def train_memory(spec: Spec, batch_size: int, num_classes: int = 1000) -> int:
+    """A rough upper estimate of one training run's GPU memory in bytes (for placement only).
+
+    fvcore's activations (conv and linear outputs) per image, times the batch, times 2 bytes
+    (bf16) and 4 (the block's other saved tensors: BN, SiLU, SE outputs, and their gradients);
+    plus 16 bytes per parameter (fp32 weights, gradients, momentum, autocast copies).
+    """
+    cost = count(spec, num_classes)
+    return cost.activations * batch_size * 2 * 4 + cost.params * 16
+
+
 def param_count(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> int:
     """Exactly ``count_params(build(spec, num_classes, in_channels))``, without building."""
     if num_classes < 1:

@@ -541,6 +541,16 @@ def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = N
     return prepared
 
 
+def trial_bytes(p: Prepared) -> int:
+    """GPU memory one trial of this search may take: the budget's share over the base's run."""
+    from scaler.complexity import train_memory
+
+    proxy = p.cfg.proxy_config()
+    base = scale(base_pixels=proxy.base_pixels)
+    run = train_memory(base, proxy.batch_size, p.source.num_classes)
+    return int(run * max(1.0, p.cfg.budget))
+
+
 def open_search_study(p: Prepared):
     """Create the study (its points queued once), or load it and refuse a changed config."""
     stored = p.cfg.stored()

@@ -489,6 +489,20 @@ def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
     return default_name(f"sweep-{kind}", cfg.data, cfg.proxy, hashed)
 
 
+def trial_bytes(p: PreparedSweep) -> int:
+    """GPU memory the largest trained point of this sweep may take (for placement)."""
+    from scaler.complexity import train_memory
+    from scaler.scaling import realize
+
+    proxy = p.cfg.proxy_config()
+    trained = [q for q in p.points if not q.skip] or list(p.points)
+    if not trained:
+        return 0
+    big = max(trained, key=lambda q: q.flops)
+    spec = realize(big.depth, big.width, big.resolution, proxy.base_pixels)
+    return train_memory(spec, proxy.batch_size, p.source.num_classes)
+
+
 def prepare(
     cfg: SweepConfig, study: str | None = None, storage: str | None = None
 ) -> PreparedSweep:

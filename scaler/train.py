@@ -69,9 +69,6 @@ _STD: Final = (0.229 * 255, 0.224 * 255, 0.225 * 255)
 _LOG_RATIO: Final = math.log(4 / 3)
 # Evaluation has no gradients to keep, so it can use larger batches than training.
 _EVAL_BATCH: Final = 256
-# Without a GPU sync the loss check costs nothing on the CPU; on accelerators reading the loss
-# stalls the queue, so it is read every few steps (a NaN stays NaN in the running sum).
-_CHECK_EVERY_ACCELERATOR: Final = 25
 
 
 # --------------------------------------------------------------------------- errors
@@ -178,6 +175,10 @@ class ProxyConfig:
     channels_last: bool = True
     # bf16 autocast; None = on for CUDA only (CPU bf16 is slower on most CPUs).
     amp: bool | None = None
+    # Batch size on CUDA (None: batch_size, as on the CPU, so results compare across devices).
+    # The peak lr scales with it linearly and the warm-up stays the same number of epochs
+    # (Goyal et al. 2017): one rule for every network, never tuned per network.
+    cuda_batch_size: int | None = None
     # Start each residual branch at zero (its last BN's scale): without it, deep members fail
     # to train at all in a short run (README, "The proxy"). Off only to measure that.
     zero_init: bool = True
@@ -213,6 +214,8 @@ class ProxyConfig:
         if self.amp is not None:
             _check_bool("amp", self.amp)
         _check_bool("zero_init", self.zero_init)
+        if self.cuda_batch_size is not None:
+            _check_int("cuda_batch_size", self.cuda_batch_size, 1)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a flat JSON-ready dict (for study attributes and reports)."""
@@ -392,8 +395,8 @@ def _place(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
         return tensor
     if _fits(device, tensor.numel() * tensor.element_size()):
         return tensor.to(device)
-    # Too big: stays on the host and each batch is copied over (slower, but it runs).
-    return tensor
+    # Too big: stays on the host, pinned so that each batch's copy runs asynchronously.
+    return tensor.pin_memory() if device.type == "cuda" else tensor
 
 
 def _is_oom(exc: BaseException) -> bool:
@@ -553,6 +556,14 @@ Callback = Callable[[int, float], None]
 Progress = Callable[[int, int, float, float], None]
 
 
+def for_device(config: ProxyConfig, device: torch.device) -> ProxyConfig:
+    """``config`` as it trains on ``device``: the CUDA batch and its linearly scaled lr."""
+    if device.type != "cuda" or config.cuda_batch_size is None:
+        return config
+    ratio = config.cuda_batch_size / config.batch_size
+    return dataclasses.replace(config, batch_size=config.cuda_batch_size, lr=config.lr * ratio)
+
+
 def train(
     spec: Spec,
     source: DataSource,
@@ -576,6 +587,7 @@ def train(
     else:
         _check_int("seed", seed, 0, 2**63 - 1)
     device = select_device(config.device)
+    config = for_device(config, device)
     train_split = source.load("train", spec.pixels)
     val_split = source.load("val", spec.pixels)
     if len(train_split) == 0 or len(val_split) == 0:
@@ -778,7 +790,9 @@ def _run(
 def _train_epoch(run: _Run, epoch: int) -> float:
     """Train one epoch (1-based) of ``run``; return its mean train loss."""
     config, device, batch_size = run.config, run.device, run.batch_size
-    check_every = 1 if device.type == "cpu" else _CHECK_EVERY_ACCELERATOR
+    # On an accelerator the loss is read once per epoch: every read is a host round-trip that
+    # stalls the queue of kernels.
+    check_every = 1 if device.type == "cpu" else run.schedule.steps_per_epoch
     run.net.train()
     order = torch.randperm(run.n, generator=run.generator)
     steps = min(run.schedule.steps_per_epoch, run.schedule.total_steps - run.step)

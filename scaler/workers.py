@@ -58,9 +58,7 @@ def default_workers(trial_bytes: int = 0) -> int:
     return gpus * auto_per_gpu(trial_bytes, memory, os.cpu_count() or 1, gpus)
 
 
-def check_workers(
-    workers: int | None, per_gpu: int | None = None, trial_bytes: int = 0
-) -> int:
+def check_workers(workers: int | None, per_gpu: int | None = None, trial_bytes: int = 0) -> int:
     """The number of worker processes: ``workers``, or ``per_gpu`` per GPU, or the default.
 
     ``trial_bytes`` (one trial's GPU memory, estimated by the caller) feeds the default.

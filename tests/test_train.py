@@ -246,3 +246,14 @@ def test_bench_measures_both_loops(small: EmbeddedSource) -> None:
     assert result.ratio == pytest.approx(result.scaler_images_per_s / result.reference_images_per_s)
     assert (result.batch_size, result.images, result.pixels, result.workers) == (16, 32, 32, 1)
     assert "ratio" in result.describe()
+
+
+def test_cuda_batch_scales_the_lr_linearly_and_only_on_cuda():
+    cfg = T.ProxyConfig(batch_size=64, lr=0.01, cuda_batch_size=256)
+    assert T.for_device(cfg, torch.device("cpu")) is cfg
+    gpu = T.for_device(cfg, torch.device("cuda"))
+    assert (gpu.batch_size, gpu.lr, gpu.warmup_epochs) == (256, 0.04, cfg.warmup_epochs)
+    plain = T.ProxyConfig()
+    assert T.for_device(plain, torch.device("cuda")) is plain
+    with pytest.raises(ValueError, match="cuda_batch_size"):
+        T.ProxyConfig(cuda_batch_size=0)

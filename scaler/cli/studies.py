@@ -12,6 +12,7 @@ from rich.table import Table
 from scaler.cli.common import (
     DataOpt,
     JsonOpt,
+    PerGpuOpt,
     ProxyOpt,
     StorageOpt,
     StudyOpt,
@@ -58,6 +59,7 @@ def search(
     study: StudyOpt = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
+    workers_per_gpu: PerGpuOpt = None,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -80,7 +82,7 @@ def search(
     from scaler.scaling import parse_budget
     from scaler.workers import check_workers
 
-    workers = check_workers(workers)
+    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     cfg = S.SearchConfig(
         budget=parse_budget(budget),
         data=data,
@@ -102,6 +104,7 @@ def search(
     )
     started = time.time()
     prepared = S.prepare(cfg, study, storage)  # every check before the display starts
+    workers = check_workers(workers, workers_per_gpu, S.trial_bytes(prepared))
     with resumable(prepared.study_name, prepared.storage_url):
         if workers > 1:
             res = S.run_prepared(prepared, workers=workers)

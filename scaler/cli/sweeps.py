@@ -57,6 +57,7 @@ class SweepArgs:
     study: Optional[str]
     storage: Optional[str]
     workers: Optional[int]
+    workers_per_gpu: Optional[int]
 
     def config(self, kind: str, overrides: tuple, **fields):
         """The sweep's configuration: these options, the proxy overrides and ``fields``."""
@@ -87,7 +88,10 @@ SWEEP_OPTIONS = {
     "data": (*SHARED_OPTIONS["data"], "embedded"),
     "proxy": (*SHARED_OPTIONS["proxy"], "standard"),
     "seeds": (int, typer.Option(help="Proxy runs per point (>= 2: error bars)."), 1),
-    **{name: (*SHARED_OPTIONS[name], None) for name in ("study", "storage", "workers")},
+    **{
+        name: (*SHARED_OPTIONS[name], None)
+        for name in ("study", "storage", "workers", "workers_per_gpu")
+    },
 }
 
 
@@ -114,10 +118,11 @@ def run(cfg, args: SweepArgs) -> None:
     from scaler import sweeps as W
     from scaler.workers import check_workers
 
-    workers = check_workers(args.workers)
+    check_workers(args.workers, args.workers_per_gpu)  # fails before any file is written
     started = time.time()
     # Validate, create or check the study before the display starts: errors stay one line.
     prepared = W.prepare(cfg, args.study, args.storage)
+    workers = check_workers(args.workers, args.workers_per_gpu, W.trial_bytes(prepared))
     W.open_sweep_study(prepared)
     with resumable(prepared.study_name, prepared.storage_url):
         if workers > 1:
