@@ -129,9 +129,21 @@ PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
     "device": (Optional[str], typer.Option(help="auto | cpu | cuda | cuda:N | mps.")),
     "compile": (bool, typer.Option("--compile", help="Use torch.compile.")),
     "seed": (Optional[int], typer.Option(help="Override: the proxy's first seed.")),
+    "zero_init": (
+        Optional[bool],
+        typer.Option(
+            "--zero-init/--no-zero-init",
+            help="Override: start residual branches at zero (on in proxy runs).",
+        ),
+    ),
+    "cuda_batch_size": (
+        Optional[int],
+        typer.Option(help="Override: batch size on CUDA (the lr scales with it linearly)."),
+    ),
 }
 # The overrides of the commands that run studies.
 STUDY_PROXY = ("epochs", "images", "batch_size", "lr", "base_pixels", "threads", "device")
+STUDY_PROXY += ("zero_init", "cuda_batch_size")
 
 
 def extend(fn, extra: dict[str, tuple[Any, Any, Any]], combine, hide: tuple[str, ...] = ()):
@@ -174,7 +186,12 @@ def proxy_options(*names: str):
         chosen[name] = (kind, option, False if kind is bool else None)
 
     def combine(values: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-        given = tuple((n, v) for n, v in values.items() if v is not None and v is not False)
+        # A flag's False is its default (not given); an --x/--no-x option's False was asked for.
+        given = tuple(
+            (n, v)
+            for n, v in values.items()
+            if v is not None and not (v is False and chosen[n][2] is False)
+        )
         return {**kwargs, "overrides": given}
 
     return lambda fn: extend(fn, chosen, combine, hide=("overrides",))

@@ -33,6 +33,8 @@ TRAIN_OVERRIDES = (
     "device",
     "compile",
     "seed",
+    "zero_init",
+    "cuda_batch_size",
 )
 
 

@@ -1,0 +1,101 @@
+"""Learning-rate range test of a proxy preset: top-1 of small and big networks over peak lrs.
+
+Each network (official members b0..b7, or dN for B0 at depth N) trains with the preset's whole
+schedule at each peak lr and seed; one CSV row per run, appended as it finishes (a run cut
+short keeps its rows). The preset's lr is the one that maximises the mean top-1 over the
+networks: a value that suits B0 but not B3 would bias every search towards small networks.
+
+  python scripts/lr_range.py --proxy standard --members b0,b3,d2 \\
+      --lrs 0.0025,0.005,0.01,0.02,0.04 --seeds 2 --out lr.csv [--set base_pixels=48 ...]
+  python scripts/lr_range.py --summary lr.csv        # mean ± sd per (network, lr)
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+FIELDS = ("proxy", "data", "settings", "network", "pixels", "lr", "seed", "top1", "seconds")
+
+
+def _value(text: str):
+    for cast in (int, float):
+        try:
+            return cast(text)
+        except ValueError:
+            pass
+    return {"true": True, "false": False}.get(text.lower(), text)
+
+
+def network(name: str, base_pixels: int):
+    from scaler.spec import preset, scale
+
+    if name.startswith("d"):
+        return scale(float(name[1:]), 1.0, base_pixels=base_pixels)
+    return preset(name, base_pixels)
+
+
+def run(args) -> None:
+    from scaler.data import parse_data
+    from scaler.train import proxy_config, train
+
+    overrides = dict(kv.split("=", 1) for kv in args.set)
+    overrides = {k: _value(v) for k, v in overrides.items()}
+    base = proxy_config(args.proxy, **overrides)
+    source = parse_data(args.data)
+    new = not args.out.exists()
+    with args.out.open("a", newline="") as f:
+        writer = csv.DictWriter(f, FIELDS)
+        if new:
+            writer.writeheader()
+        for name in args.members.split(","):
+            spec = network(name, base.base_pixels)
+            for lr in (float(x) for x in args.lrs.split(",")):
+                cfg = proxy_config(args.proxy, **{**overrides, "lr": lr})
+                for k in range(args.seeds):
+                    r = train(spec, source, cfg, seed=cfg.seed + k)
+                    row = dict(proxy=args.proxy, data=args.data, settings=" ".join(args.set))
+                    row.update(network=name, pixels=spec.pixels, lr=lr, seed=cfg.seed + k)
+                    row.update(top1=round(r.top1, 2), seconds=round(r.wall_time, 1))
+                    writer.writerow(row)
+                    f.flush()
+                    print(row, flush=True)
+
+
+def summary(path: Path) -> None:
+    groups = defaultdict(list)
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            key = (row["data"], row["settings"], row["network"], float(row["lr"]))
+            groups[key].append(float(row["top1"]))
+    for key in sorted(groups):
+        xs = groups[key]
+        m = sum(xs) / len(xs)
+        sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) if len(xs) > 1 else math.nan
+        print(*key, f"{m:.2f} ± {sd:.2f} (n={len(xs)})", sep=" | ")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--proxy", default="standard")
+    ap.add_argument("--data", default="embedded")
+    ap.add_argument("--members", default="b0,b3,d2")
+    ap.add_argument("--lrs", default="0.0025,0.005,0.01,0.02,0.04")
+    ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--set", action="append", default=[], help="proxy override key=value")
+    ap.add_argument("--out", type=Path, default=Path("lr_range.csv"))
+    ap.add_argument("--summary", type=Path, default=None)
+    args = ap.parse_args()
+    if args.summary is not None:
+        summary(args.summary)
+    else:
+        run(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
