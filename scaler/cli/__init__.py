@@ -27,6 +27,7 @@ for command in (
     training.train,
     training.bench,
     studies.search,
+    studies.confirm,
     studies.export,
     studies.studies,
 ):
