@@ -254,7 +254,10 @@ def check_idle(study) -> None:
     import optuna
     from optuna.trial import TrialState
 
-    optuna.storages.fail_stale_trials(study)
+    from scaler.studies import warnings_silenced
+
+    with warnings_silenced():
+        optuna.storages.fail_stale_trials(study)
     busy = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
     if busy:
         raise ValueError(

@@ -183,7 +183,9 @@ def finished(frame):
     if frame is None or frame.empty or "top1_mean" not in frame:
         return frame.iloc[0:0] if frame is not None else None
     done = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
-    return frame[done & (frame["role"] != CONFIRM_ROLE)]
+    if "role" in frame:
+        done &= frame["role"] != CONFIRM_ROLE
+    return frame[done]
 
 
 def confirmed(frame):

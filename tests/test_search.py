@@ -22,6 +22,7 @@ def tiny(**kw) -> S.SearchConfig:
         beta_range=(1.1, 1.1),  # the grid is (1.1, 1.1) and the paper's (1.2, 1.1)
         alpha_step=0.1,
         beta_step=0.1,
+        confirm=False,  # the confirmation stage has its own tests (test_confirm.py)
     )
     base.update(kw)
     return S.SearchConfig(**base)
@@ -206,6 +207,7 @@ def test_python_api_resumes_the_same_study(searched):
         beta_range=(1.1, 1.1),
         alpha_step=0.1,
         beta_step=0.1,
+        confirm=False,
         **dict(TINY_PROXY),
     )
     assert list(again.frame["value"]) == list(res.frame["value"])

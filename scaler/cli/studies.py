@@ -25,6 +25,20 @@ from scaler.cli.common import (
     study_progress,
 )
 
+ToleranceOpt = Annotated[str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")]
+CostPixelsOpt = Annotated[
+    int, typer.Option(help="Input size of the base where the budget is measured (px).")
+]
+ConfirmOpt = Annotated[
+    bool, typer.Option(help="Then confirm the leaders with a longer proxy (scaler confirm).")
+]
+ConfirmTopOpt = Annotated[
+    Optional[int], typer.Option(help="Networks confirmed (default 3; 1 for --proxy quick).")
+]
+ConfirmSeedsOpt = Annotated[
+    Optional[int], typer.Option(help="Paired runs of each (default 3; 2 for --proxy quick).")
+]
+
 
 @renamed(cost_resolution="cost_pixels")
 @proxy_options()
@@ -39,26 +53,16 @@ def search(
     constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
         "measured"
     ),
-    tolerance: Annotated[
-        str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")
-    ] = "5%",
-    cost_pixels: Annotated[
-        int, typer.Option(help="Input size of the base where the budget is measured (px).")
-    ] = 224,
+    tolerance: ToleranceOpt = "5%",
+    cost_pixels: CostPixelsOpt = 224,
     alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
     beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
     alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
     beta_step: Annotated[Optional[float], typer.Option(help="β grid/sampling step.")] = None,
     pruner: Annotated[str, typer.Option(help="none | median | hyperband.")] = "none",
-    confirm: Annotated[
-        bool, typer.Option(help="Then confirm the leaders with a longer proxy (scaler confirm).")
-    ] = True,
-    confirm_top: Annotated[
-        Optional[int], typer.Option(help="Networks confirmed (default 3; 1 for --proxy quick).")
-    ] = None,
-    confirm_seeds: Annotated[
-        Optional[int], typer.Option(help="Paired runs of each (default 3; 2 for --proxy quick).")
-    ] = None,
+    confirm: ConfirmOpt = True,
+    confirm_top: ConfirmTopOpt = None,
+    confirm_seeds: ConfirmSeedsOpt = None,
     study: StudyOpt = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
@@ -67,17 +71,14 @@ def search(
 ) -> None:
     """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    Running the same command again resumes the study. The confirmation stage (on by default;
-    --no-confirm skips it) is what `scaler confirm STUDY` runs. The budget is enforced on the
-    measured fvcore FLOPs of the real, rounded network (--constraint nominal: the formula).
+    Running the same command again resumes the study; --no-confirm skips the confirmation
+    (`scaler confirm STUDY`). The budget is on measured fvcore FLOPs (--constraint nominal).
 
     Examples:
 
       scaler search --budget 2x --proxy quick
 
-      scaler search --budget 2x
-
-      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2
+      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2 --no-confirm
 
       scaler search --storage postgresql://USER@HOST/DB --workers 2
     """
