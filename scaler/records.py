@@ -17,6 +17,9 @@ from typing import Any
 # Roles of the trials of a search that compete for "best"; the base is the reference.
 CANDIDATE_ROLES = ("paper", "grid", "sampled")
 SWEEP_ROLE = "sweep"
+# A search's confirmation trials: a finished network trained again with a longer proxy and more
+# seeds (its own role, so nothing that ranks search candidates ever mixes them in).
+CONFIRM_ROLE = "confirm"
 
 
 class Status(str, enum.Enum):
@@ -104,6 +107,14 @@ class TrialRecord:
     value_name: str | None = None
     point_value: float | None = None
     phi: int | None = None
+    # paired runs (version 0.3): seed k of every trial of a stage is the same seed
+    seed_list: list[int] | None = None  # the seed of each run, in the order of top1_seeds
+    val_correct: list[str] | None = None  # per run: which val images it got right (pack_bits)
+    test_correct: list[str] | None = None  # the same on the test split, when the data have one
+    test_top1_seeds: list[float] | None = None  # per run: top-1 on the test split (never ranked)
+    # confirmation trials
+    confirm_of: int | None = None  # the search trial whose network this one trains again
+    confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> TrialRecord:
@@ -136,7 +147,37 @@ RESULT_FIELDS = (
     "wall_time",
     "images_per_s",
     "loss_curve",
+    "seed_list",
+    "val_correct",
+    "test_correct",
+    "test_top1_seeds",
 )
+
+
+def pack_bits(flags) -> str:
+    """Per-image correctness (a boolean sequence or tensor) as ``"N:base64"``.
+
+    One bit per image, so a run over the embedded data's 650 val images stores 4 + 112
+    characters, and over a 10,000-image test split 6 + 1,668.
+    """
+    import base64
+
+    import numpy as np
+
+    bits = np.asarray(flags, dtype=bool).ravel()
+    packed = np.packbits(bits, bitorder="little").tobytes()
+    return f"{bits.size}:{base64.b64encode(packed).decode('ascii')}"
+
+
+def unpack_bits(text: str):
+    """The boolean numpy array :func:`pack_bits` stored."""
+    import base64
+
+    import numpy as np
+
+    n, _, data = text.partition(":")
+    raw = np.frombuffer(base64.b64decode(data), dtype=np.uint8)
+    return np.unpackbits(raw, count=int(n), bitorder="little").astype(bool)
 
 
 def write(trial, **values: Any) -> None:

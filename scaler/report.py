@@ -8,8 +8,10 @@ state and the reason of those without a result).
 
 The findings are computed from the data, never written in advance: what the curves show, and
 whether compound scaling beat every single dimension at equal measured FLOPs, judged against
-the noise floor (two candidates are tied when their gap is within two standard errors of the
-difference, the search's own rule). When the studies needed for a claim are missing, the report
+the noise floor. A search's leaderboard marks the candidates that could be the best
+(:data:`scaler.results.RULE`, t quantiles with σ's degrees of freedom; nothing is declared
+below 2 df), and its confirmation stage (:mod:`scaler.confirm`) gives proxy fidelity, P(best)
+and the test-split verdict. When the studies needed for a claim are missing, the report
 says which ones.
 """
 
@@ -25,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler import __version__
+from scaler.confirm import sentences, summarize
 from scaler.files import check_out_dir, write_files
 from scaler.plots import describe_setup, figures_for, multipliers_text, render, setup_key
 from scaler.records import CANDIDATE_ROLES
@@ -32,6 +35,7 @@ from scaler.results import (
     Noise,
     StudyData,
     best_candidate,
+    confirmed,
     finished,
     leaderboard,
     load_studies,
@@ -41,6 +45,7 @@ from scaler.results import (
 )
 from scaler.results import isnan as _nan
 from scaler.scaling import check_phi_max
+from scaler.stats import two_sided_p
 
 # A single-dimension point is "at equal FLOPs" with a compound point within this ratio.
 EQUAL_FLOPS = 1.5
@@ -387,12 +392,20 @@ def _noise_floors(studies: Sequence[StudyData]) -> tuple[dict[str, float], list[
         pooled = noise(pd.concat(frames, ignore_index=True)) if frames else Noise(math.nan, 0)
         sigmas[key] = pooled.sigma
         names = ", ".join(s.name for s in group)
-        if math.isfinite(pooled.sigma):
+        if pooled.usable:
+            crit = pooled.critical()
             shows.append(
-                f"Noise floor of {names}: σ = {pooled.sigma:.2f} points, pooled over "
-                f"{pooled.runs} repeated runs; two single runs differ by more than "
-                f"{2 * standard_error(pooled.sigma, 1, 1):.2f} points (2 standard errors) "
-                "before the difference means anything."
+                f"Noise floor of {names}: {pooled.describe()}, pooled over its repeated "
+                f"runs; two single runs must differ by more than "
+                f"{crit * standard_error(pooled.sigma, 1, 1):.2f} points ({crit:.2f} standard "
+                f"errors, the 95 % t quantile for {pooled.dof} df) before the difference means "
+                "anything."
+            )
+        elif math.isfinite(pooled.sigma):
+            lacks.append(
+                f"{names} has {pooled.describe()}: the 95 % t quantile for {pooled.dof} df is "
+                f"{pooled.critical():.1f}, so no difference can be called significant "
+                "(--base-seeds 3 or --seeds 2 give more degrees of freedom)."
             )
         else:
             lacks.append(
@@ -465,8 +478,9 @@ def _search_findings(s: StudyData) -> list[str]:
     b = best.iloc[0]
     out = []
     base = board[board["role"] == "base"]
-    # A reused twin is the best's own network: it is no rival, so it is not counted as tied.
-    tied = int((board["tied"] & ~board["best"] & (board["network_key"] != b["network_key"])).sum())
+    # A reused twin is the best's own network: it is no rival, so it is not counted.
+    rivals = board["possibly_best"] & ~board["best"] & (board["network_key"] != b["network_key"])
+    tied = int(rivals.sum())
     text = (
         f"{s.name}: the best candidate is {multipliers_text(b, ', ')} with {_top1(b)} % top-1 "
         f"at {float(b['cost_ratio']):.2f}× the base's measured FLOPs"
@@ -474,17 +488,26 @@ def _search_findings(s: StudyData) -> list[str]:
     if not base.empty:
         gap = float(b["top1_mean"]) - float(base.iloc[0]["top1_mean"])
         se = standard_error(nz.sigma, seeds_of(b), seeds_of(base.iloc[0]))
-        if math.isfinite(se) and se > 0:
-            text += f", {gap:+.2f} points over the base ({gap / se:.1f} standard errors)"
+        if math.isfinite(se) and se > 0 and nz.dof >= 1:
+            p = two_sided_p(gap / se, nz.dof)
+            side = "significant" if p < 0.05 else "not significant"
+            text += (
+                f", {gap:+.2f} points over the base (t = {gap / se:.1f} with {nz.dof} df, "
+                f"two-sided p = {p:.2f}: {side} at 5 %; picked and scored on the same val "
+                "split, so optimistic)"
+            )
         else:
-            text += f", {gap:+.2f} points over the base"
+            text += f", {gap:+.2f} points over the base (no noise estimate)"
     out.append(text + ".")
-    if math.isfinite(nz.sigma):
+    if nz.usable:
         out.append(
-            f"{s.name}: {tied} other network(s) are tied with the best within the noise"
+            f"{s.name}: {tied} other network(s) could be the best too (95 % set)"
             + (": the search cannot tell them apart." if tied else ".")
         )
-    return out
+    else:
+        out.append(f"{s.name}: which candidates could be the best is not stated: {nz.describe()}.")
+    conf = summarize(s.frame, s.attrs, s.config)
+    return out + [f"{s.name}: {x}" for x in sentences(conf)]
 
 
 def _compound_findings(studies: Sequence[StudyData], sigma: float) -> tuple[list[str], list[str]]:
@@ -563,7 +586,8 @@ def _config_section(s: StudyData) -> list[str]:
 
 
 def _no_result_section(frame) -> list[str]:
-    rest = frame[~frame.index.isin(finished(frame).index)]
+    done = finished(frame).index.union(confirmed(frame).index)
+    rest = frame[~frame.index.isin(done)]
     if rest.empty:
         return []
     rows = [
@@ -616,15 +640,67 @@ def _family_table(coeffs, phi_max: int, base_res: int) -> list[str]:
 def _search_section(s: StudyData, phi_max: int) -> list[str]:
     """A search's leaderboard, noise floor, costs and coefficients, and its trials without one."""
     nz, board = _ranked(s.frame)
-    lines = _leaderboard_lines(board) + _noise_lines(nz)
+    lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz)
     cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
+    conf = summarize(s.frame, s.attrs, s.config)
+    lines += _confirmation_lines(conf)
     if not cands.empty:
         lines += _cost_lines(s, cands)
-        lines += _coefficients_lines(s, cands[cands["best"]].iloc[0], phi_max)
+        chosen = cands[cands["best"]].iloc[0]
+        if conf.chosen is not None:
+            chosen = s.frame.set_index("number", drop=False).loc[conf.chosen.trial]
+        lines += _coefficients_lines(s, chosen, phi_max)
     return lines + _no_result_section(s.frame)
 
 
-def _leaderboard_lines(board) -> list[str]:
+CONFIRM_HEADERS = ("search #", "role", "α", "β", "γ", "search top-1 %", "confirm top-1 %")
+CONFIRM_HEADERS += ("runs", "P(best)", "95 % set", "test top-1 %")
+
+
+def _confirmation_lines(c) -> list[str]:
+    """The confirmation stage: its table and its sentences."""
+    lines = ["### Confirmation", ""]
+    if c.rows:
+        rows = [
+            [
+                r.trial,
+                r.role,
+                _f(r.alpha),
+                _f(r.beta),
+                _f(r.gamma),
+                f"{r.search_top1:.2f}",
+                f"{r.top1:.2f}" + (f" ± {r.std:.2f}" if r.std is not None else ""),
+                r.runs,
+                "" if r.p_best is None else f"{r.p_best:.2f}",
+                "" if r.possibly_best is None else ("possibly" if r.possibly_best else ""),
+                "" if r.test_top1 is None else f"{r.test_top1:.2f}",
+            ]
+            for r in c.rows
+        ]
+        proxy = c.proxy
+        images = proxy.get("images")
+        run = f"{images} images" if images else f"{proxy.get('epochs')} epochs"
+        lines += [
+            f"Settings: top {c.settings.get('top')}, {c.settings.get('seeds')} paired seeds, "
+            f"{run} per run ({c.state}). Top-1 on val; the test split is reported, never "
+            "used to choose.",
+            "",
+            md_table(CONFIRM_HEADERS, rows),
+            "",
+        ]
+    return lines + [f"- {x}" for x in sentences(c)] + [""]
+
+
+def _set_cell(r, usable: bool) -> str:
+    """best, possibly (in the 95 % set), or ? for a candidate without a usable noise estimate."""
+    if r["best"]:
+        return "best"
+    if r["role"] == "base":
+        return ""
+    return ("possibly" if r["possibly_best"] else "") if usable else "?"
+
+
+def _leaderboard_lines(board, usable: bool = True) -> list[str]:
     """The leaderboard table (or a line saying there is nothing to rank yet)."""
     lines = ["### Leaderboard", ""]
     if board.empty:
@@ -639,7 +715,7 @@ def _leaderboard_lines(board) -> list[str]:
             f"{_int(r['pixels'])}/{_int(r['cost_pixels'])}",
             _top1(r),
             seeds_of(r),
-            "best" if r["best"] else ("tied" if r["tied"] else ""),
+            _set_cell(r, usable),
             _m(r["params"]),
             _m(r["flops"], ".1f"),
             _status_text(r),
@@ -650,16 +726,16 @@ def _leaderboard_lines(board) -> list[str]:
 
 
 def _noise_lines(nz: Noise) -> list[str]:
-    """The noise floor and the rule that calls candidates tied."""
-    sigma = (
-        f"σ = {nz.sigma:.2f} points from {nz.runs} repeated runs"
-        if math.isfinite(nz.sigma)
-        else "no estimate (no point has 2 or more runs)"
+    """The noise floor with its degrees of freedom, and the "possibly best" rule."""
+    verdict = (
+        "The last column marks them (best, possibly)."
+        if nz.usable
+        else "Without a usable estimate no candidate is declared possibly best or ruled out (?)."
     )
     return [
-        "### Noise floor and ties",
+        "### Noise floor and the candidates that could be the best",
         "",
-        f"Noise floor: {sigma}. Rule: {nz.rule}.",
+        f"Noise floor: {nz.describe()}. Rule: {nz.rule}. {verdict}",
         "",
     ]
 

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, stale_key
+from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, TrialRecord, stale_key
+from scaler.stats import MIN_DOF, critical_value, pooled_sd, possibly_best
 from scaler.studies import (
     STORAGE_ENV,
     STUDIES_DIR,
@@ -55,6 +56,13 @@ FRAME_COLUMNS = (
     "top1_seeds",
     "series",
     "label",
+    # version 0.3: paired runs and confirmation trials
+    "seed_list",
+    "test_top1_seeds",
+    "confirm_of",
+    "confirm_role",
+    "val_correct",
+    "test_correct",
 )
 SWEEP_COLUMNS = (
     "sweep",
@@ -113,6 +121,8 @@ def _row(t, rec: TrialRecord, status: str, reason: str) -> dict[str, Any]:
     row["alpha"] = t.params.get("alpha", rec.alpha)
     row["beta"] = t.params.get("beta", rec.beta)
     row["seeds"] = len(rec.top1_seeds or []) or None
+    if (row["seeds"] or 0) < 2:  # undefined for one run (0.1 and 0.2 stored 0.0)
+        row["top1_std"] = None
     row["value"] = t.value
     return {col: row[col] for col in FRAME_COLUMNS}
 
@@ -169,10 +179,21 @@ def sweep_frame(study):
 
 
 def finished(frame):
-    """Rows with a result (trained or reused)."""
+    """Rows with a result (trained or reused), confirmation trials left out (see confirmed)."""
     if frame is None or frame.empty or "top1_mean" not in frame:
         return frame.iloc[0:0] if frame is not None else None
-    return frame[(frame["state"] == "COMPLETE") & frame["top1_mean"].notna()]
+    done = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
+    if "role" in frame:
+        done &= frame["role"] != CONFIRM_ROLE
+    return frame[done]
+
+
+def confirmed(frame):
+    """The finished confirmation trials of a search frame."""
+    if frame is None or frame.empty or "top1_mean" not in frame:
+        return frame.iloc[0:0] if frame is not None else None
+    done = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
+    return frame[done & (frame["role"] == CONFIRM_ROLE)]
 
 
 def best_candidate(done):
@@ -183,40 +204,91 @@ def best_candidate(done):
     return cands.sort_values("top1_mean", ascending=False).iloc[0]
 
 
+# The confidence of every "possibly best" set and interval scaler states.
+LEVEL = 0.95
+RULE = (
+    "possibly best at 95 % (Gupta's subset selection, i.e. Hsu's multiple comparisons with the "
+    "best, Bonferroni over the k − 1 comparisons): a candidate is kept unless another beats it "
+    "by more than q·σ·√(1/n_i + 1/n_j), q the one-sided t quantile at 1 − 0.05/(k − 1) with σ's "
+    f"degrees of freedom; at least {MIN_DOF} degrees of freedom are needed"
+)
+
+
 @dataclass(frozen=True)
 class Noise:
-    """The run-to-run spread of top-1 and the rule that calls two candidates tied."""
+    """The run-to-run spread of top-1, its degrees of freedom and the "possibly best" rule."""
 
     sigma: float  # pooled standard deviation of repeated runs (percentage points)
     runs: int  # number of repeated runs it is estimated from
-    rule: str = "tied with the best when the gap is within 2 standard errors of the difference"
+    dof: int = 0  # degrees of freedom of sigma: Σ (runs of a network − 1)
+    rule: str = RULE
+
+    @property
+    def usable(self) -> bool:
+        """Enough degrees of freedom to call anything (t quantiles below 2 df are huge)."""
+        return self.dof >= MIN_DOF and math.isfinite(self.sigma)
+
+    def critical(self, level: float = LEVEL) -> float:
+        """The two-sided t quantile for σ's degrees of freedom (nan without any)."""
+        return critical_value(level, self.dof) if self.dof >= 1 else math.nan
+
+    def describe(self) -> str:
+        """The estimate in words (σ, df, runs), saying when it is no usable estimate."""
+        if not math.isfinite(self.sigma):
+            return "no noise estimate (no network has 2 or more runs)"
+        text = f"σ = {self.sigma:.2f} points ({self.dof} df, from {self.runs} runs)"
+        if not self.usable:
+            return f"no usable noise estimate: {text}, fewer than {MIN_DOF} df"
+        return text
 
 
 def noise(frame) -> Noise:
-    """Pooled std over every trained group with >= 2 seeds (the base at least)."""
-    ss, dof, runs = 0.0, 0, 0
-    for seeds in frame.loc[frame["status"] == "trained", "top1_seeds"]:
-        if isinstance(seeds, list) and len(seeds) >= 2:
-            m = sum(seeds) / len(seeds)
-            ss += sum((s - m) ** 2 for s in seeds)
-            dof += len(seeds) - 1
-            runs += len(seeds)
-    return Noise(sigma=math.sqrt(ss / dof) if dof else float("nan"), runs=runs)
+    """Pooled std over every trained network with >= 2 runs (the base at least).
+
+    Confirmation trials are left out: their longer proxy has its own noise (see
+    :func:`confirmed`).
+    """
+    rows = frame[(frame["status"] == "trained") & (frame["role"] != CONFIRM_ROLE)]
+    groups = [s for s in rows["top1_seeds"] if isinstance(s, list) and len(s) >= 2]
+    sigma, dof = pooled_sd(groups)
+    return Noise(sigma=sigma, runs=sum(len(s) for s in groups), dof=dof)
+
+
+def mark_possibly_best(done, noise_: Noise, roles=CANDIDATE_ROLES) -> list[bool] | None:
+    """The "possibly best" flag of every row of ``done`` in ``roles`` (None: no usable σ).
+
+    Twins (one network_key) are one candidate: the set is computed over distinct networks and
+    every twin gets its network's flag.
+    """
+    cands = done[done["role"].isin(roles)]
+    nets = cands.drop_duplicates("network_key") if "network_key" in cands else cands
+    keep = possibly_best(
+        [float(m) for m in nets["top1_mean"]],
+        [seeds_of(r) for _, r in nets.iterrows()],
+        noise_.sigma,
+        noise_.dof,
+        LEVEL,
+    )
+    if keep is None:
+        return None
+    by_key = dict(zip(nets["network_key"], keep, strict=True))
+    return [bool(by_key[k]) for k in cands["network_key"]]
 
 
 def leaderboard(frame, noise_: Noise | None = None):
-    """Finished candidates (and the base) ranked by mean top-1, with the tied-with-best mark."""
+    """Finished candidates (and the base) ranked by mean top-1, with the best and the
+    candidates that could be the best (:data:`RULE`; all False without a usable σ)."""
     noise_ = noise_ or noise(frame)
     done = finished(frame).copy().sort_values("top1_mean", ascending=False)
-    done["tied"] = False
+    done["possibly_best"] = False
     done["best"] = False
     best = best_candidate(done)
     if best is not None:
         done.loc[best.name, "best"] = True
-        for idx, row in done[done["role"].isin(CANDIDATE_ROLES)].iterrows():
-            se = standard_error(noise_.sigma, seeds_of(best), seeds_of(row))
-            gap = best["top1_mean"] - row["top1_mean"]
-            done.loc[idx, "tied"] = bool(math.isfinite(se) and gap <= 2 * se)
+        keep = mark_possibly_best(done, noise_)
+        if keep is not None:
+            done.loc[done["role"].isin(CANDIDATE_ROLES), "possibly_best"] = keep
+    done["tied"] = done["possibly_best"]  # its name before 0.3, kept for one release
     return done
 
 

@@ -27,7 +27,6 @@ queue and how a point becomes a network; both are given to :func:`work_queue` by
 from __future__ import annotations
 
 import contextlib
-import math
 import os
 import socket
 import sys
@@ -38,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from scaler.records import Status, TrialRecord, write
+from scaler.stats import sample_sd
 from scaler.studies import heartbeat, warnings_silenced
 
 
@@ -77,6 +77,8 @@ class Job:
     seeds: int
     prune: bool  # feed the first seed's per-epoch accuracy to the study's pruner
     info: dict[str, Any]  # for the trial_start progress event
+    proxy: Any = None  # its own ProxyConfig (a confirmation's longer proxy); None: the trainer's
+    key: str | None = None  # the network_key twins share; None: spec.key_str
 
 
 # Turns a claimed trial into a Job, writing its record fields; raises optuna.TrialPruned (with
@@ -350,11 +352,11 @@ class Trainer:
 
     def __call__(self, trial) -> float:
         job = self.describe(trial)
-        reused = reuse_twin(trial, job.spec.key_str, job.seeds)
+        reused = reuse_twin(trial, job.key or job.spec.key_str, job.seeds)
         if reused is not None:
             return reused
         self.emit("trial_start", trial.number, job.info)
-        return train_point(trial, job, self.source, self.proxy, self.emit)
+        return train_point(trial, job, self.source, job.proxy or self.proxy, self.emit)
 
     def emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -402,12 +404,17 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
 def train_point(trial, job: Job, source, proxy, emit=None) -> float:
     """Train ``job`` with its seeds, record the results on ``trial``, return mean top-1.
 
-    Seed k of every point is ``proxy.seed + k``. With ``job.prune`` the first seed's per-epoch
-    accuracy feeds the study's pruner.
+    Seed k of every point is ``proxy.seed + k``: the same data order, augmentation stream and
+    initial seeding for every point trained with that proxy, so runs pair across points. Each
+    run's per-image correctness on val (and test, when the data have one) is stored too. With
+    ``job.prune`` the first seed's per-epoch accuracy feeds the study's pruner.
     """
     import optuna
 
+    from scaler.records import pack_bits
     from scaler.train import train
+
+    test = has_test_split(source, job.spec.pixels)
 
     def on_epoch(epoch: int, acc: float, k: int) -> None:
         if k == 0 and job.prune:
@@ -430,16 +437,25 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
                 seed=proxy.seed + k,
                 callback=lambda e, a, k=k: on_epoch(e, a, k),
                 progress=lambda *a, k=k: on_progress(*a, k),
+                test=test,
             )
         )
     top1 = [r.top1 for r in runs]
     mean = sum(top1) / len(top1)
+    if test:
+        write(
+            trial,
+            test_top1_seeds=[r.test.top1 for r in runs],
+            test_correct=[pack_bits(r.test.correct) for r in runs],
+        )
     write(
         trial,
+        seed_list=[r.seed for r in runs],
+        val_correct=[pack_bits(r.val_correct) for r in runs],
         top1_seeds=top1,
         top5_seeds=[r.top5 for r in runs],
         top1_mean=mean,
-        top1_std=_std(top1),
+        top1_std=sample_sd(top1),
         top5_mean=sum(r.top5 for r in runs) / len(runs),
         wall_time=sum(r.wall_time for r in runs),
         images_per_s=sum(r.images_per_s for r in runs) / len(runs),
@@ -451,11 +467,15 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
     return mean
 
 
-def _std(values: list[float]) -> float:
-    if len(values) < 2:
-        return 0.0
-    m = sum(values) / len(values)
-    return math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1))
+def has_test_split(source, pixels: int) -> bool:
+    """Whether ``source`` has a test split (an image folder without test/ has none)."""
+    from scaler.data import DataError
+
+    try:
+        source.load("test", pixels)
+    except DataError:
+        return False
+    return True
 
 
 class LineProgress:

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaler import confirm
 from scaler.data import DEFAULT_DATA
 from scaler.files import check_out_file, write_atomic
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
@@ -101,6 +102,10 @@ class SearchConfig:
     # Largest relative miss of the budget at the proxy's own input size (measured mode): the
     # candidates of one search train with equal compute, within this.
     proxy_tolerance: float = 0.10
+    # The confirmation stage (scaler.confirm) after the search; not part of the stored config.
+    confirm: bool = True  # off for a search alone (scaler confirm STUDY runs it later)
+    confirm_top: int | None = None  # networks confirmed, best first (None: confirm's default)
+    confirm_seeds: int | None = None  # paired runs of each (None: confirm's default)
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -188,7 +193,13 @@ class SearchConfig:
                 "the grid has more than 400 points: use a larger --alpha-step/--beta-step"
             )
         self._check_proxy()
+        self.confirm_config().check()
         return self
+
+    def confirm_config(self):
+        from scaler.confirm import ConfirmConfig
+
+        return ConfirmConfig(top=self.confirm_top, seeds=self.confirm_seeds, prefix="--confirm-")
 
     def _check_proxy(self) -> None:
         """The proxy settings, its device, and a budget the proxy's base can shrink to."""
@@ -465,6 +476,8 @@ class Describe:
     def __call__(self, trial) -> Job:
         import optuna
 
+        if confirm.is_confirmation(trial):
+            return confirm.describe(trial)
         cfg = self.cfg
         role = trial.user_attrs.get("role", "sampled")
         (a0, a1), (b0, b1) = cfg.ranges()
@@ -586,6 +599,9 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None):
         return 0 if p.cfg.sampler == "grid" else max(0, cap - count_candidates(study))
 
     work_queue(study, lambda: queued_points(p.cfg), trainer, sampled_left)
+    if p.cfg.confirm:
+        plan = confirm.plan(study, p.cfg.confirm_config(), p.source)
+        confirm.run(study, plan, trainer, lambda: queued_points(p.cfg))
     return study
 
 
@@ -626,6 +642,15 @@ class SearchResult:
     frame: Any  # pandas DataFrame, one row per trial
     board: Any  # leaderboard DataFrame
     noise: Noise
+    confirmation: Any = None  # scaler.confirm.Confirmation
+
+    @property
+    def chosen(self):
+        """The chosen candidate's search row: the confirmation's when it has one, else best."""
+        c = self.confirmation
+        if c is not None and c.chosen is not None:
+            return self.frame.set_index("number", drop=False).loc[c.chosen.trial]
+        return self.best
 
     @property
     def best(self):
@@ -644,6 +669,7 @@ def result(study, storage_url: str) -> SearchResult:
         frame=frame,
         board=leaderboard(frame, nz),
         noise=nz,
+        confirmation=confirm.summarize(frame, study.user_attrs, stored_config(study)),
     )
 
 
@@ -661,7 +687,7 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
     url = storage or default_storage(study_name)
     st = load_study(study_name, storage)
     res = result(st, url)
-    best = res.best
+    best = res.chosen
     if best is None:
         raise ValueError(f"study {study_name!r} has no finished candidate to export")
     cfg = res.config
@@ -681,7 +707,7 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
             "measured_cost": float(best["cost_ratio"]),
             "nominal_cost": float(best["nominal_cost"]),
             "top1_mean": float(best["top1_mean"]),
-            "top1_std": float(best["top1_std"] or 0.0),
+            "top1_std": None if (best["seeds"] or 1) < 2 else float(best["top1_std"]),
             "seeds": int(best["seeds"] or 1),
             "trial": int(best["number"]),
         },
@@ -693,10 +719,32 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
             "versions": st.user_attrs.get("versions", {}),
             "exported": now(),
         },
+        "statistics": _statistics(res),
         "family": family_rows,
     }
     # Plain Python types only (pandas hands out numpy scalars), so JSON and YAML agree.
     return json.loads(json.dumps(payload, default=lambda o: o.item()))
+
+
+def _statistics(res: SearchResult) -> dict:
+    """The search's noise and possibly-best set and its confirmation, for the export."""
+    board = res.board[res.board["role"].isin(CANDIDATE_ROLES)]
+    return {
+        "chosen_by": "confirmation" if res.confirmation.chosen is not None else "search",
+        "search_noise": {
+            "sigma": res.noise.sigma if res.noise.dof else None,
+            "dof": res.noise.dof,
+            "runs": res.noise.runs,
+            "usable": res.noise.usable,
+            "rule": res.noise.rule,
+        },
+        "possibly_best_trials": (
+            [int(n) for n in board.loc[board["possibly_best"], "number"]]
+            if res.noise.usable
+            else None
+        ),
+        "confirmation": res.confirmation.to_dict(),
+    }
 
 
 def export(
@@ -748,7 +796,7 @@ def search(
 
         import scaler
         res = scaler.search("2x", proxy="quick")
-        res.board[["alpha", "beta", "gamma", "top1_mean", "tied"]]
+        res.board[["alpha", "beta", "gamma", "top1_mean", "possibly_best"]]
     """
     from scaler.scaling import parse_budget
     from scaler.train import ProxyConfig

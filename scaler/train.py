@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import torch
@@ -326,12 +326,22 @@ class TrainResult:
     threads: int
     seed: int
     val_loss: float  # mean cross-entropy (no smoothing) on val after the last epoch
+    # Which val images the final model got right (bool, in split order): paired comparisons.
+    val_correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
+    # Scores on the test split after the last epoch, when train(test=True) asked for them.
+    test: Evaluation | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """The fields as a JSON-ready dict (curves become lists)."""
-        values = dataclasses.asdict(self)
+        """The fields as a JSON-ready dict (curves become lists; tensors are left out)."""
+        values = {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("val_correct", "test")
+        }
         values["loss_curve"] = list(self.loss_curve)
         values["val_top1_curve"] = list(self.val_top1_curve)
+        if self.test is not None:
+            values["test_top1"] = self.test.top1
         return values
 
 
@@ -342,6 +352,8 @@ class Evaluation:
     top1: float  # percent
     top5: float  # percent; top-k with k = min(5, number of classes)
     loss: float  # mean cross-entropy, no label smoothing
+    # Top-1 hit of every image (bool, on the CPU, in the split's order).
+    correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -501,6 +513,7 @@ def evaluate(
     correct1 = torch.zeros((), dtype=torch.int64, device=device)
     correct5 = torch.zeros((), dtype=torch.int64, device=device)
     loss = torch.zeros((), dtype=torch.float64, device=device)
+    hits1: list[torch.Tensor] = []
     order = torch.arange(images.shape[0])
     try:
         for start in range(0, images.shape[0], batch_size):
@@ -515,12 +528,16 @@ def evaluate(
             top = logits.topk(k, dim=1).indices
             hits = top == y[:, None]
             correct1 += hits[:, 0].sum()
+            hits1.append(hits[:, 0])
             correct5 += hits.any(dim=1).sum()
     finally:
         model.train(was_training)
     n = images.shape[0]
     return Evaluation(
-        top1=100.0 * int(correct1) / n, top5=100.0 * int(correct5) / n, loss=float(loss) / n
+        top1=100.0 * int(correct1) / n,
+        top5=100.0 * int(correct5) / n,
+        loss=float(loss) / n,
+        correct=torch.cat(hits1).cpu(),
     )
 
 
@@ -572,14 +589,17 @@ def train(
     seed: int | None = None,
     callback: Callback | None = None,
     progress: Progress | None = None,
+    test: bool = False,
 ) -> TrainResult:
     """Train the network ``spec`` describes on ``source``'s train split at ``spec.pixels``.
 
-    ``seed`` overrides ``config.seed``. ``callback(epoch, val_top1)`` runs after every epoch
-    (1-based; val is then evaluated every epoch whatever ``eval_every_epoch`` says) and whatever
-    it raises propagates unchanged, e.g. optuna's ``TrialPruned``. ``progress(epoch, epochs,
-    mean_loss, images_per_s)`` runs after every epoch too. Raises :class:`DivergedError` on a
-    NaN/inf loss, :class:`OutOfMemoryError` when memory runs out, :class:`TrainError` otherwise.
+    ``seed`` overrides ``config.seed``. ``test`` scores the final model on the test split too
+    (``result.test``; never used for anything during training). ``callback(epoch, val_top1)``
+    runs after every epoch (1-based; val is then evaluated every epoch whatever
+    ``eval_every_epoch`` says) and whatever it raises propagates unchanged, e.g. optuna's
+    ``TrialPruned``. ``progress(epoch, epochs, mean_loss, images_per_s)`` runs after every
+    epoch too. Raises :class:`DivergedError` on a NaN/inf loss, :class:`OutOfMemoryError` when
+    memory runs out, :class:`TrainError` otherwise.
     """
     config = config or ProxyConfig()
     if seed is None:
@@ -590,6 +610,7 @@ def train(
     config = for_device(config, device)
     train_split = source.load("train", spec.pixels)
     val_split = source.load("val", spec.pixels)
+    test_split = source.load("test", spec.pixels) if test else None
     if len(train_split) == 0 or len(val_split) == 0:
         raise TrainError(f"{source.name}: the train and val splits must not be empty")
     batch_size = min(config.batch_size, len(train_split))
@@ -600,7 +621,7 @@ def train(
         try:
             return _run(
                 spec,
-                (train_split, val_split),
+                (train_split, val_split, test_split),
                 source.num_classes,
                 config,
                 device,
@@ -698,7 +719,7 @@ class _Run:
 
 def _setup(
     spec: Spec,
-    splits: tuple[Split, Split],
+    splits: tuple[Split, ...],
     num_classes: int,
     config: ProxyConfig,
     device: torch.device,
@@ -706,7 +727,7 @@ def _setup(
     batch_size: int,
 ) -> _Run:
     """Build the model and optimizer, put the data on the device and plan the schedule."""
-    train_split, val_split = splits
+    train_split, val_split = splits[:2]
     amp = config.amp if config.amp is not None else device.type == "cuda"
 
     # Built on the CPU under the run's seed, so the initial weights do not depend on the device.
@@ -739,7 +760,7 @@ def _setup(
 
 def _run(
     spec: Spec,
-    splits: tuple[Split, Split],
+    splits: tuple[Split, Split, Split | None],
     num_classes: int,
     config: ProxyConfig,
     device: torch.device,
@@ -748,7 +769,10 @@ def _run(
     callback: Callback | None,
     progress: Progress | None,
 ) -> TrainResult:
-    """Set up and train one run inside :func:`train`'s forked RNG, evaluating as it goes."""
+    """Set up and train one run inside :func:`train`'s forked RNG, evaluating as it goes.
+
+    ``splits`` are (train, val, test); a test split is scored once, after the last epoch.
+    """
     run = _setup(spec, splits, num_classes, config, device, seed, batch_size)
     epochs = run.schedule.epochs
     evaluate_each = config.eval_every_epoch or callback is not None
@@ -767,6 +791,7 @@ def _run(
             progress(epoch, epochs, loss_curve[-1], images_per_s)
         if callback is not None:
             callback(epoch, val_curve[-1])
+    test = _evaluate_split(run, splits[2]) if splits[2] is not None else None
     wall_time = time.perf_counter() - start
     assert scores is not None  # the last epoch always evaluates
     return TrainResult(
@@ -784,6 +809,8 @@ def _run(
         threads=torch.get_num_threads(),
         seed=seed,
         val_loss=scores.loss,
+        val_correct=scores.correct,
+        test=test,
     )
 
 
@@ -857,6 +884,18 @@ def _evaluate_epoch(run: _Run, epoch: int) -> Evaluation:
             f"rate (e.g. lr={run.config.lr / 4:g})"
         )
     return scores
+
+
+def _evaluate_split(run: _Run, split: Split) -> Evaluation:
+    """Scores of ``run``'s final model on another split (the test split)."""
+    return evaluate(
+        run.net,
+        _place(split.images, run.device),
+        _place(split.labels, run.device),
+        device=run.device,
+        channels_last=run.config.channels_last,
+        amp=run.amp,
+    )
 
 
 def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) -> float:

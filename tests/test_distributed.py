@@ -61,6 +61,7 @@ def worker(url: str, study: str, *extra: str, cwd=None) -> subprocess.Popen:
         "--study",
         study,
         *PROXY,
+        "--no-confirm",  # these tests are about sharing the search's queue
         *extra,
     ]
     return subprocess.Popen(

@@ -259,7 +259,9 @@ def test_report_compound_beats_single_dimensions(store, tmp_path):
 def test_report_says_what_a_comparison_needs(store, tmp_path):
     text = R.write_report(["search"], store, tmp_path / "s", phi_max=1).read_text()
     assert "needs single-dimension sweeps" in text
-    assert "search: 0 other network(s) are tied with the best" in text  # the twin is no rival
+    # The base's 2 runs give 1 degree of freedom: too few to say which candidates could be best.
+    assert "search: which candidates could be the best is not stated: no usable noise" in text
+    assert "two-sided p = " in text and "1 df" in text
     text = R.write_report(["fig1"], store, tmp_path / "f").read_text()
     assert "needs a search or a compound sweep" in text
     assert "At equal FLOPs, d=2.0, r=1.0 is" in text

@@ -23,6 +23,7 @@ def tiny(**kw) -> S.SearchConfig:
         alpha_step=0.1,
         beta_step=0.1,
         proxy_tolerance=0.6,  # a 16 px proxy's cost is a coarse staircase
+        confirm=False,  # the confirmation stage has its own tests (test_confirm.py)
     )
     base.update(kw)
     return S.SearchConfig(**base)
@@ -208,6 +209,7 @@ def test_python_api_resumes_the_same_study(searched):
         alpha_step=0.1,
         beta_step=0.1,
         proxy_tolerance=0.6,
+        confirm=False,
         **dict(TINY_PROXY),
     )
     assert list(again.frame["value"]) == list(res.frame["value"])

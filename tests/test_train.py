@@ -134,6 +134,8 @@ def test_evaluate_counts_top1_and_top5() -> None:
     assert scores.top1 == pytest.approx(25.0)  # the two 0s
     assert scores.top5 == pytest.approx(75.0)  # labels 0..4
     assert math.isfinite(scores.loss)
+    # One top-1 hit per image, in order: what paired comparisons and bootstraps use.
+    assert scores.correct.tolist() == [True] + [False] * 6 + [True]
 
 
 # --------------------------------------------------------------------------- train
@@ -169,6 +171,17 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(small: EmbeddedSour
     # The run neither consumed the caller's global RNG nor kept its thread setting.
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert torch.get_num_threads() == threads_before
+
+
+def test_the_test_split_is_scored_only_when_asked(small: EmbeddedSource) -> None:
+    plain = train(TINY, small, tiny())
+    scored = train(TINY, small, tiny(), test=True)
+    assert plain.test is None and scored.top1 == plain.top1  # scoring test changes nothing
+    n_test = len(small.load("test", TINY.pixels))
+    assert scored.test.correct.shape == (n_test,)
+    assert 100 * scored.test.correct.float().mean().item() == pytest.approx(scored.test.top1)
+    assert 100 * scored.val_correct.float().mean().item() == pytest.approx(scored.top1)
+    assert "val_correct" not in scored.to_dict() and "test_top1" in scored.to_dict()
 
 
 def test_images_overrides_epochs(small: EmbeddedSource) -> None:

@@ -29,6 +29,7 @@ for command in (
     training.bench,
     training.calibrate,
     studies.search,
+    studies.confirm,
     studies.export,
     studies.studies,
 ):

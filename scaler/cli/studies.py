@@ -33,6 +33,15 @@ ProxyToleranceOpt = Annotated[
 CostPixelsOpt = Annotated[
     int, typer.Option(help="Input size of the base where the budget is measured (px).")
 ]
+ConfirmOpt = Annotated[
+    bool, typer.Option(help="Then confirm the leaders with a longer proxy (scaler confirm).")
+]
+ConfirmTopOpt = Annotated[
+    Optional[int], typer.Option(help="Networks confirmed (default 3; 1 for --proxy quick).")
+]
+ConfirmSeedsOpt = Annotated[
+    Optional[int], typer.Option(help="Paired runs of each (default 3; 2 for --proxy quick).")
+]
 
 
 @renamed(cost_resolution="cost_pixels")
@@ -56,6 +65,9 @@ def search(
     alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
     beta_step: Annotated[Optional[float], typer.Option(help="β grid/sampling step.")] = None,
     pruner: Annotated[str, typer.Option(help="none | median | hyperband.")] = "none",
+    confirm: ConfirmOpt = True,
+    confirm_top: ConfirmTopOpt = None,
+    confirm_seeds: ConfirmSeedsOpt = None,
     study: StudyOpt = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
@@ -63,18 +75,16 @@ def search(
     *,
     overrides: tuple = (),
 ) -> None:
-    """Search α, β (γ from the budget) with proxy training; resumable; stored in optuna.
+    """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    Running the same command again resumes the study. The budget is enforced on the measured
-    fvcore FLOPs of the real, rounded network (--constraint nominal: the paper's formula).
+    Running the same command again resumes the study; --no-confirm skips the confirmation
+    (`scaler confirm STUDY`). The budget is on measured fvcore FLOPs (--constraint nominal).
 
     Examples:
 
       scaler search --budget 2x --proxy quick
 
-      scaler search --budget 2x
-
-      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2
+      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2 --no-confirm
 
       scaler search --storage postgresql://USER@HOST/DB --workers 2
     """
@@ -101,10 +111,19 @@ def search(
         alpha_step=alpha_step,
         beta_step=beta_step,
         pruner=pruner,
+        confirm=confirm,
+        confirm_top=confirm_top,
+        confirm_seeds=confirm_seeds,
     )
     started = time.time()
     prepared = S.prepare(cfg, study, storage)  # every check before the display starts
     workers = check_workers(workers, workers_per_gpu, S.trial_bytes(prepared))
+    _run_search(prepared, workers, storage, started)
+
+
+def _run_search(prepared, workers: int, storage: str | None, started: float) -> None:
+    from scaler import searches as S
+
     with resumable(prepared.study_name, prepared.storage_url):
         if workers > 1:
             res = S.run_prepared(prepared, workers=workers)
@@ -119,7 +138,7 @@ def search(
     next_steps(res.study_name, storage, res.storage, "export")
 
 
-BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", "tied")
+BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", "95 % set")
 BOARD_COLUMNS += ("params (M)", "time (s)", "status")
 
 
@@ -135,6 +154,8 @@ def top1_cell(r) -> str:
 
 def print_board(res) -> None:
     """The leaderboard of a search, then its trials without a result and the noise floor."""
+    from scaler.results import confirmed
+
     table = Table(title=f"{res.study_name}: leaderboard (top-1 on the held-out split)")
     for c in BOARD_COLUMNS:
         table.add_column(c, justify="right")
@@ -148,24 +169,107 @@ def print_board(res) -> None:
             f"{int(r['pixels'])}/{int(r['cost_pixels'])}",
             f"{r['cost_ratio']:.3f}",
             top1_cell(r),
-            "best" if r["best"] else ("≈" if r["tied"] else ""),
+            best_cell(r, res.noise.usable),
             f"{r['params'] / 1e6:.2f}",
             f"{(r['wall_time'] or 0):.0f}",
             status_cell(r),
         )
     out.print(table)
     other = res.frame[~res.frame["number"].isin(res.board["number"])]
+    other = other[~other["number"].isin(confirmed(res.frame)["number"])]
     for _, r in other.iterrows():
         out.print(
             f"  trial {r['number']} ({r['role']}, α={r['alpha']:.3f}, β={r['beta']:.3f}): "
             f"{r['status']} {r['reason']}"
         )
-    sigma = res.noise.sigma
+    nz = res.noise
+    rule = nz.rule if nz.usable else "no candidate is declared possibly best or ruled out"
     out.print(
-        f"noise floor: σ = {sigma:.2f} points from {res.noise.runs} repeated runs; "
-        f"{res.noise.rule}. px = proxy/cost pixels; measured × = fvcore FLOPs ÷ base at "
-        f"the cost pixels."
+        f"noise floor: {nz.describe()}; {rule}. px = proxy/cost pixels; measured × = fvcore "
+        "FLOPs ÷ base at the cost pixels."
     )
+    if res.confirmation is not None:
+        print_confirmation(res.study_name, res.confirmation)
+
+
+def best_cell(r, usable: bool) -> str:
+    """best, possibly (in the 95 % set) or ? (no usable noise estimate) for a candidate."""
+    if r["best"]:
+        return "best"
+    if r["role"] == "base":
+        return ""
+    return ("possibly" if r["possibly_best"] else "") if usable else "?"
+
+
+CONFIRM_COLUMNS = ("search #", "role", "α", "β", "γ", "search top-1 %", "confirm top-1 %")
+CONFIRM_COLUMNS += ("P(best)", "95 % set", "test top-1 %")
+
+
+def print_confirmation(name: str, c) -> None:
+    """The confirmation table of a search and its sentences."""
+    from scaler.confirm import sentences
+
+    if c.rows:
+        table = Table(title=f"{name}: confirmation ({c.state}, top-1 on val; test never chosen on)")
+        for col in CONFIRM_COLUMNS:
+            table.add_column(col, justify="right")
+        for r in c.rows:
+            std = f" ± {r.std:.2f}" if r.std is not None else ""
+            keep = "" if r.possibly_best is None else ("possibly" if r.possibly_best else "")
+            table.add_row(
+                str(r.trial),
+                r.role,
+                f"{r.alpha:.3f}",
+                f"{r.beta:.3f}",
+                f"{r.gamma:.3f}",
+                f"{r.search_top1:.2f} ({r.search_runs})",
+                f"{r.top1:.2f}{std} ({r.runs})",
+                "" if r.p_best is None else f"{r.p_best:.2f}",
+                keep,
+                "" if r.test_top1 is None else f"{r.test_top1:.2f}",
+            )
+        out.print(table)
+    for line in sentences(c):
+        out.print(line, markup=False)
+
+
+@proxy_options("epochs", "images", "threads", "device")
+def confirm(
+    study: Annotated[str, typer.Argument(help="Study name (a search).")],
+    top: Annotated[
+        Optional[int], typer.Option(help="Networks confirmed, best first (default 3).")
+    ] = None,
+    seeds: Annotated[
+        Optional[int], typer.Option(help="Paired runs of each network (default 3).")
+    ] = None,
+    proxy: Annotated[
+        Optional[str],
+        typer.Option(help="Preset (e.g. long); default: the search's proxy, 2x as long."),
+    ] = None,
+    storage: StorageOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """Train a search's leaders, the base and the paper's point again, longer and with paired
+    seeds: proxy fidelity (Kendall τ), the candidates that could be the best, and the chosen
+    one on the test split. Resumable; the trials join the study.
+
+    Examples:
+
+      scaler confirm search-embedded-2x-standard-1a2b3c
+
+      scaler confirm search-embedded-2x-standard-1a2b3c --top 4 --seeds 4 --proxy long
+    """
+    from scaler import confirm as C
+    from scaler import searches as S
+
+    cfg = C.ConfirmConfig(top=top, seeds=seeds, proxy=proxy, proxy_overrides=overrides)
+    prepared = C.prepare(study, storage, cfg)
+    with resumable(study, prepared.storage_url), study_progress() as display:
+        C.run_alone(prepared, progress=display)
+    res = S.result(prepared.study, prepared.storage_url)
+    print_confirmation(res.study_name, res.confirmation)
+    next_steps(res.study_name, storage, res.storage, "export", "report")
 
 
 def export(

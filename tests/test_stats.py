@@ -1,0 +1,153 @@
+"""The statistics: t quantiles against published tables, Kendall's τ, the paired bootstrap, and
+the "possibly best" rule simulated over many studies (it keeps the true best at its rate)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from scaler.records import pack_bits, unpack_bits
+from scaler.stats import (
+    kendall_tau,
+    p_best,
+    paired_bootstrap,
+    percentile_interval,
+    pooled_sd,
+    possibly_best,
+    sample_sd,
+    t_quantile,
+    t_sf,
+    two_sided_p,
+)
+
+# Student's t quantiles as printed in standard tables (4 decimals).
+T_TABLE = [
+    (0.975, 1, 12.7062),
+    (0.975, 2, 4.3027),
+    (0.975, 3, 3.1824),
+    (0.975, 5, 2.5706),
+    (0.975, 10, 2.2281),
+    (0.975, 30, 2.0423),
+    (0.995, 4, 4.6041),
+    (0.995, 20, 2.8453),
+    (0.95, 7, 1.8946),
+    (0.9875, 10, 2.6338),
+    (0.975, math.inf, 1.9600),
+]
+
+
+@pytest.mark.parametrize("p, df, expected", T_TABLE)
+def test_t_quantiles_match_the_tables(p, df, expected):
+    assert t_quantile(p, df) == pytest.approx(expected, abs=6e-5)
+    assert t_quantile(1 - p, df) == pytest.approx(-expected, abs=6e-5)
+    assert t_sf(t_quantile(p, df), df) == pytest.approx(1 - p, abs=1e-9)
+
+
+def test_half_integer_degrees_of_freedom_and_p_values():
+    assert t_quantile(0.975, 3) < t_quantile(0.975, 2.5) < t_quantile(0.975, 2)
+    # The committed example's "+5.31 points (2.1 SE)" with 1 df: p ≈ 0.28, not significant.
+    assert two_sided_p(2.09, 1) == pytest.approx(0.28, abs=0.01)
+    assert two_sided_p(0.0, 5) == pytest.approx(1.0)
+    with pytest.raises(ValueError):
+        t_quantile(1.0, 3)
+
+
+def test_sd_is_undefined_for_one_run_and_pooled_with_its_dof():
+    assert sample_sd([70.0]) is None
+    assert sample_sd([70.0, 72.0]) == pytest.approx(math.sqrt(2))
+    sigma, dof = pooled_sd([[70.0, 72.0], [60.0], [50.0, 52.0, 54.0]])
+    assert dof == 3 and sigma == pytest.approx(math.sqrt((2 + 8) / 3))
+
+
+def test_kendall_tau_b():
+    assert kendall_tau([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert kendall_tau([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
+    assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(30))
+    assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+def test_bits_round_trip():
+    for n in (1, 7, 8, 9, 650):
+        flags = np.random.default_rng(n).random(n) < 0.5
+        text = pack_bits(flags)
+        assert np.array_equal(unpack_bits(text), flags)
+    assert len(pack_bits(np.ones(650, bool))) == 4 + 112  # the size README states
+
+
+def test_paired_bootstrap_sees_a_difference_of_one_image():
+    rng = np.random.default_rng(0)
+    a = rng.random((3, 1000)) < 0.7  # 3 seeds, 1000 images
+    b = a.copy()
+    b[:, 0] = False
+    a[:, 0] = True  # a beats b on exactly one image, in every run
+    (samples,) = paired_bootstrap([np.stack([a, b])], replicates=400)
+    diff = samples[:, 0] - samples[:, 1]
+    assert (diff >= 0).all() and diff.max() > 0  # paired: never reversed
+    assert p_best(samples)[0] > 0.5
+    lo, hi = percentile_interval(samples[:, 0])
+    assert lo < 100 * a.mean() < hi
+
+
+def test_p_best_shares_ties_and_sums_to_one():
+    same = np.ones((2, 2, 50), bool)
+    (samples,) = paired_bootstrap([same], replicates=100)
+    assert p_best(samples) == pytest.approx([0.5, 0.5])
+    rng = np.random.default_rng(1)
+    runs = rng.random((4, 3, 200)) < np.array([0.5, 0.6, 0.7, 0.8])[:, None, None]
+    (samples,) = paired_bootstrap([runs], replicates=300)
+    probs = p_best(samples)
+    assert sum(probs) == pytest.approx(1.0) and probs[3] == max(probs)
+
+
+def test_no_set_below_two_degrees_of_freedom():
+    assert possibly_best([70.0, 60.0], [1, 1], sigma=2.0, dof=1) is None
+    assert possibly_best([70.0], [1], sigma=math.nan, dof=0) == [True]
+    assert possibly_best([70.0, 60.0, 69.0], [3, 3, 3], sigma=2.0, dof=6) == [True, False, True]
+
+
+def exclusion_rate(
+    means, runs: int, sigma: float, seed_sd: float, studies: int, rule=possibly_best, seed=0
+):
+    """How often the truly best candidate (index 0) is left out of the set, over simulated
+    studies: paired seeds (a seed effect shared by all candidates) plus independent noise, σ
+    pooled over the candidates' own runs."""
+    rng = np.random.default_rng(seed)
+    k = len(means)
+    missed = 0
+    for _ in range(studies):
+        shared = rng.normal(0, seed_sd, size=runs)
+        x = np.asarray(means)[:, None] + shared[None, :] + rng.normal(0, sigma, size=(k, runs))
+        sd, dof = pooled_sd(x.tolist())
+        keep = rule(list(x.mean(axis=1)), [runs] * k, sd, dof, 0.95)
+        missed += not keep[0]
+    return missed / studies
+
+
+def naive_two_se(means, runs, sigma, dof, level):
+    """The rule of scaler 0.2: tied with the best within 2 standard errors of the difference."""
+    best = max(means)
+    return [best - m <= 2 * sigma * math.sqrt(2 / runs[0]) for m in means]
+
+
+@pytest.mark.parametrize(
+    "means, runs",
+    [
+        ([70.0] * 5, 3),  # five equally good candidates, the confirmation's 3 seeds
+        ([70.0] * 3, 2),  # three, 2 seeds: 3 df
+        ([71.0, 70.0, 70.0, 69.0], 4),  # a unique best, rivals close behind
+    ],
+)
+def test_the_true_best_is_kept_at_the_stated_rate(means, runs):
+    # 2,000 simulated studies: the binomial standard error at 5 % is 0.5 %.
+    rate = exclusion_rate(means, runs, sigma=2.5, seed_sd=1.5, studies=2000)
+    assert rate <= 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+
+
+def test_the_simulation_catches_a_rule_that_excludes_too_often():
+    # The same check fails the old "within 2 SE" rule (which ignored the degrees of freedom
+    # and the number of rivals): the test can fail.
+    rate = exclusion_rate([70.0] * 5, 2, sigma=2.5, seed_sd=0.0, studies=2000, rule=naive_two_se)
+    assert rate > 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
