@@ -28,7 +28,7 @@ variants=(
   "fractal-32 --data fractal --base-pixels 32 $same_images"
   "fractal-48 --data fractal --base-pixels 48 $same_images"
   "embedded-48-nozero --data embedded --base-pixels 48 --no-zero-init"
-  "embedded-32-nozero --data embedded --base-pixels 32 --no-zero-init"
+  "fractal-48-nozero --data fractal --base-pixels 48 --no-zero-init $same_images"
 )
 parallel=$([ "$device" = cuda ] && echo 1 || echo 0)
 pids=()
@@ -45,7 +45,7 @@ for data in embedded fractal; do
   [ "$data" = fractal ] && extra="$extra --set images=31200"
   # shellcheck disable=SC2086
   cmd=(timeout "$limit" "$py" "$repo/scripts/lr_range.py" --proxy standard --data "$data" \
-    --members b0,b3,d2 --lrs 0.0025,0.005,0.01,0.02,0.04 --out "$out/lr-$data.csv" $extra)
+    --members b0,b3 --lrs 0.0025,0.005,0.01,0.02 --out "$out/lr-$data.csv" $extra)
   if [ "$parallel" = 1 ]; then "${cmd[@]}" >"$out/lr-$data.log" 2>&1 & pids+=($!);
   else "${cmd[@]}" >"$out/lr-$data.log" 2>&1; fi
 done
