@@ -133,7 +133,7 @@ class ProxyConfig:
     """
 
     # Passes over the train split; raise it when rankings look noisy, lower it for smoke tests.
-    epochs: int = 12
+    epochs: int = 8
     # Total training images instead of epochs; set it to give sources of different sizes the
     # same budget (it overrides epochs; the last epoch may be partial).
     images: int | None = None
@@ -158,8 +158,10 @@ class ProxyConfig:
     # short runs or tiny images, where strong crops slow learning.
     crop_scale: float = 0.35
     # Input size of the unscaled network in proxy runs (resolution multipliers apply to it);
-    # train() itself trains at spec.pixels.
-    base_pixels: int = 32
+    # train() itself trains at spec.pixels. 48, not 32: at 32 px the last stage sees a 1x1 map
+    # and any larger input jumps it to 2x2, so equal-cost candidates could not train with equal
+    # compute (README, "The proxy").
+    base_pixels: int = 48
     # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes.
     eval_every_epoch: bool = True
     # Seed of model init, shuffling and augmentation; change it to measure seed variance.
@@ -248,15 +250,14 @@ def _check_fields(values: dict[str, Any]) -> None:
             )
 
 
-# Times are for B0 at 32 px on the embedded data on a 2-core CPU (about 800 img/s).
+# Times are for B0 on the embedded data on this project's 2-core CPU (README, "The proxy").
 PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
-    # ~10-15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher
-    # lr and milder crops to get anywhere.
-    "quick": ProxyConfig(epochs=3, lr=0.01, warmup_epochs=0.5, crop_scale=0.5),
-    # ~30-45 s: the default for searches (B0 at 32 px: ~65-75 % val top-1 on embedded).
+    # ~15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher lr and
+    # milder crops to get anywhere; 32 px keeps it quick (its candidates' proxy costs differ).
+    "quick": ProxyConfig(epochs=3, lr=0.01, warmup_epochs=0.5, crop_scale=0.5, base_pixels=32),
+    # ~85 s at 48 px: the default for searches, sweeps and scaler calibrate.
     "standard": ProxyConfig(),
-    # a few minutes: confirming the top candidates of a search; stronger regularisation
-    # for the longer schedule.
+    # several minutes: longer runs; stronger regularisation for the longer schedule.
     "long": ProxyConfig(epochs=50, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
 }
 

@@ -30,11 +30,25 @@ if [ "$wheels" != "-" ]; then
   "$python" -c 'import torch; print("torch==" + torch.__version__)' >"$out/constraints.txt"
   "$python" -m pip install -q --no-index --find-links "$wheels" -c "$out/constraints.txt" \
     --no-build-isolation "$repo" >"$out/install.log" 2>&1 || {
-    # No setuptools to build the checkout with: the dependencies from the folder, scaler from
-    # the checkout itself.
-    "$python" -m pip install -q --no-index --find-links "$wheels" -c "$out/constraints.txt" \
-      optuna fvcore >>"$out/install.log" 2>&1
-    export PYTHONPATH="$repo${PYTHONPATH:+:$PYTHONPATH}"
+    # pip's resolver refused (the machine's own packages can pin things the folder cannot
+    # meet): put each missing module's wheel, and nothing else, on a path of its own, and run
+    # scaler from the checkout. The machine's packages, torch first, stay as they are.
+    site="$out/site"
+    for pair in optuna:optuna alembic:alembic colorlog:colorlog mako:mako sqlalchemy:sqlalchemy \
+      fvcore:fvcore iopath:iopath yacs:yacs termcolor:termcolor tqdm:tqdm yaml:pyyaml \
+      typing_extensions:typing_extensions packaging:packaging markupsafe:markupsafe; do
+      module=${pair%%:*} dist=${pair#*:}
+      "$python" -c "import $module" 2>/dev/null && continue
+      for w in "$wheels"/"$dist"-*.whl; do
+        [ -e "$w" ] && "$python" -m pip install -q --no-index --no-deps --target "$site" "$w" \
+          >>"$out/install.log" 2>&1
+      done
+    done
+    export PYTHONPATH="$repo:$site${PYTHONPATH:+:$PYTHONPATH}"
+  }
+  "$python" -c "import scaler, optuna, fvcore" || {
+    echo "gpu_check.sh: scaler, optuna or fvcore does not import; see $out/install.log" >&2
+    exit 1
   }
 fi
 cd "$out"

@@ -52,7 +52,8 @@ def test_presets_are_valid_and_standard_is_the_default() -> None:
     assert PROXY_PRESETS["standard"] == ProxyConfig()
     quick, standard, long = (PROXY_PRESETS[k] for k in ("quick", "standard", "long"))
     assert quick.epochs < standard.epochs < long.epochs
-    assert all(p.base_pixels == 32 and p.device == "auto" for p in PROXY_PRESETS.values())
+    assert (quick.base_pixels, standard.base_pixels, long.base_pixels) == (32, 48, 48)
+    assert all(p.device == "auto" and p.zero_init for p in PROXY_PRESETS.values())
 
 
 def test_proxy_config_overrides_and_round_trips() -> None:

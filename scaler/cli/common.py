@@ -14,6 +14,7 @@ import inspect
 import json
 import shlex
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -205,7 +206,7 @@ def renamed(**old_to_new: str):
         sig = inspect.signature(fn, eval_str=True)
         extra = {}
         for old, new in old_to_new.items():
-            kind = typer.core.get_args(sig.parameters[new].annotation)[0]
+            kind = typing.get_args(sig.parameters[new].annotation)[0]
             hidden = typer.Option(f"--{old.replace('_', '-')}", hidden=True)
             extra[old] = (Optional[kind], hidden, None)
 
