@@ -4,7 +4,7 @@ Called by scripts/gpu_check.sh once scaler is installed; writes OUT/summary.json
 after every phase, so a run cut short still leaves what it measured) and one log per phase.
 
   python scripts/gpu_check.py OUT [--device cuda|cpu] [--tiny] [--time-limit S]
-                                  [--workers-per-gpu K] [--phases bench,search,calibrate,sweep]
+                                  [--workers-per-gpu K] [--phases bench,search,sweep,calibrate]
 """
 
 from __future__ import annotations
@@ -36,9 +36,9 @@ TINY = [
     "--threads",
     "1",
 ]
-PHASES = ("bench", "search", "calibrate", "sweep")
+PHASES = ("bench", "search", "sweep", "calibrate")
 # What a phase gets at most of what is left, so one slow phase cannot starve the rest.
-SHARE = {"bench": 0.15, "search": 0.45, "calibrate": 0.6, "sweep": 1.0}
+SHARE = {"bench": 0.1, "search": 0.45, "sweep": 0.7, "calibrate": 1.0}
 
 
 class GpuSampler:
