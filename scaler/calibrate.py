@@ -11,7 +11,6 @@ over seeds (all members resampled with the same seed indices).
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 import random
 from collections.abc import Callable
@@ -112,22 +111,12 @@ class Calibration:
 
 
 def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's τ-b of two paired lists (ties count as neither concordant nor discordant)."""
-    concordant = discordant = ties_x = ties_y = 0
-    for i, j in itertools.combinations(range(len(x)), 2):
-        dx, dy = x[i] - x[j], y[i] - y[j]
-        if dx == 0 and dy == 0:
-            continue
-        if dx == 0:
-            ties_x += 1
-        elif dy == 0:
-            ties_y += 1
-        elif (dx > 0) == (dy > 0):
-            concordant += 1
-        else:
-            discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom else 0.0
+    """Kendall's τ-b (:func:`scaler.stats.kendall_tau`), 0 where a seed ties every member: an
+    order the proxy did not give agrees with the paper's no more than it disagrees."""
+    from scaler.stats import kendall_tau as tau_b
+
+    tau = tau_b(x, y)
+    return 0.0 if math.isnan(tau) else tau
 
 
 def tau_statistics(

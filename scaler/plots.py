@@ -43,6 +43,17 @@ PALETTE = (
 )
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 FLOPS_LABEL = "FLOPs at the proxy resolution (M, fvcore: 1 multiply-add = 1 flop)"
+COST_FLOPS_LABEL = "FLOPs at r × 224 px, the cost resolution (M, fvcore: 1 multiply-add = 1 flop)"
+
+
+def flops_column(*frames) -> str:
+    """ "cost_flops" when every row of ``frames`` has it (studies since 0.3), else "flops"."""
+    for f in frames:
+        if f is None or len(f) == 0:
+            continue
+        if "cost_flops" not in f or f["cost_flops"].isna().any():
+            return "flops"
+    return "cost_flops"
 
 
 @contextlib.contextmanager
@@ -146,15 +157,17 @@ def plot_scaling(
     if not parts and _empty(stars):
         return message_figure("no finished trial to plot yet", title)
     done = pd.concat(parts, ignore_index=True) if parts else None
+    x = flops_column(done, stars)
     with style():
         fig, ax = _figure((8, 5.5))
         if done is not None:
-            _plot_series(ax, done)
+            _plot_series(ax, done, x)
         if not _empty(stars):
-            _plot_stars(ax, stars)
+            _plot_stars(ax, stars, x)
         ax.set_xscale("log")
         _plain_log_ticks(ax)
-        _finish_axes(ax, FLOPS_LABEL, "top-1 accuracy (%)", title)
+        label = COST_FLOPS_LABEL if x == "cost_flops" else FLOPS_LABEL
+        _finish_axes(ax, label, "top-1 accuracy (%)", title)
     return fig
 
 
@@ -172,17 +185,17 @@ def _finished_sweeps(frames: Sequence[Any]) -> list[Any]:
     return parts
 
 
-def _plot_series(ax, done) -> None:
+def _plot_series(ax, done, column: str = "flops") -> None:
     """One line per (study, series) of ``done``, each point annotated with its multiplier."""
     owners = done.groupby("label")["study"].nunique()
     based: set[tuple[float, float]] = set()
     for i, ((study, _), rows) in enumerate(done.groupby(["study", "series"], sort=False)):
-        rows = rows.sort_values("flops")
+        rows = rows.sort_values(column)
         label = str(rows["label"].iloc[0])
         if owners.get(label, 1) > 1:
             label += f" ({study})"
         colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
-        x = rows["flops"].astype(float) / 1e6
+        x = rows[column].astype(float) / 1e6
         y = rows["top1_mean"].astype(float)
         many, yerr = _seed_errors(rows)
         ax.errorbar(
@@ -222,12 +235,12 @@ def _annotate_series(ax, rows, x, y, colour: str, based: set[tuple[float, float]
         )
 
 
-def _plot_stars(ax, stars) -> None:
+def _plot_stars(ax, stars, column: str = "flops") -> None:
     """Each row of ``stars`` as a black star, with an error bar when it has several seeds."""
     for _, r in stars.iterrows():
         seeds = seeds_of(r)
         ax.errorbar(
-            [float(r["flops"]) / 1e6],
+            [float(r[column]) / 1e6],
             [float(r["top1_mean"])],
             yerr=[float(r["top1_std"] or 0)] if seeds > 1 else None,
             marker="*",
@@ -527,7 +540,7 @@ def search_best_points(search: StudyData):
         return None
     row = best.copy()
     row["label"] = f"search best {multipliers_text(best)} ({search.name})"
-    return row.to_frame().T.astype({"top1_mean": float, "flops": float})
+    return row.to_frame().T.astype({"top1_mean": float, "flops": float, "cost_flops": float})
 
 
 def setup_key(config: dict[str, Any]) -> str:

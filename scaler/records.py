@@ -80,6 +80,7 @@ class TrialRecord:
     params: int | None = None
     activations: int | None = None
     flops: int | None = None  # fvcore, at the proxy's pixels
+    cost_flops: int | None = None  # a sweep point's fvcore FLOPs at r × the cost pixels (224)
     nominal_cost: float | None = None
     cost_ratio: float | None = None  # measured FLOPs ÷ base at the cost pixels
     proxy_cost_ratio: float | None = None  # the same at the proxy's pixels

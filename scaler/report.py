@@ -29,7 +29,14 @@ from typing import Any
 from scaler import __version__
 from scaler.confirm import sentences, summarize
 from scaler.files import check_out_dir, write_files
-from scaler.plots import describe_setup, figures_for, multipliers_text, render, setup_key
+from scaler.plots import (
+    describe_setup,
+    figures_for,
+    flops_column,
+    multipliers_text,
+    render,
+    setup_key,
+)
 from scaler.records import CANDIDATE_ROLES
 from scaler.results import (
     Noise,
@@ -86,7 +93,8 @@ POINT_HEADERS = (
     "px",
     "layers",
     "params (M)",
-    "MFLOPs",
+    "MFLOPs (proxy)",
+    "MFLOPs (r × 224 px)",
     "top-1 %",
     "seeds",
     "status",
@@ -287,9 +295,13 @@ def match(compound_row, singles, sigma: float) -> list[Match]:
     return out
 
 
-def _interp(rows, flops: float) -> float | None:
+def _where(column: str) -> str:
+    return "r × 224 px" if column == "cost_flops" else "the proxy's pixels"
+
+
+def _interp(rows, flops: float, column: str = "flops") -> float | None:
     """Top-1 of a series at ``flops`` by linear interpolation in log FLOPs (None outside it)."""
-    pts = sorted(zip(rows["flops"].astype(float), rows["top1_mean"].astype(float), strict=True))
+    pts = sorted(zip(rows[column].astype(float), rows["top1_mean"].astype(float), strict=True))
     for (x0, y0), (x1, y1) in zip(pts, pts[1:], strict=False):
         if x0 <= flops <= x1:
             if x1 == x0:
@@ -326,41 +338,63 @@ def _series_findings(s: StudyData, sigma: float) -> list[str]:
             f"{name}={float(best['point_value']):g} with {float(best['top1_mean']):.2f} %."
         )
     if s.config.get("sweep") == "width-by-baseline":
-        out += _baseline_findings(done, sigma)
+        out += _baseline_findings(done, s.frame)
     return out
 
 
-def _baseline_findings(done, sigma: float) -> list[str]:
-    """Each baseline against the first (d=1, r=1) series at equal FLOPs (interpolated)."""
+def _baseline_findings(done, frame) -> list[str]:
+    """Each baseline against the first (d=1, r=1) series at equal FLOPs, by a t test, and the
+    one-line verdict on the paper's ordering (every other baseline above the first).
+
+    A baseline's points are compared with the first series interpolated (in log FLOPs) at their
+    FLOPs; the mean difference over m points has standard error σ·√(1/n + 1/n_ref)/√m, σ pooled
+    over the sweep's repeated runs with its degrees of freedom.
+    """
+
     groups = _series(done)
     if len(groups) < 2:
         return []
+    nz = noise(frame)
+    x = flops_column(done)  # the FLOPs Figure 1 is drawn at: the cost resolution's, if stored
     ref_label, ref = groups[0]
-    out = []
+    n_ref = max(1.0, float(ref["seeds"].fillna(1).mean()))
+    out, calls = [], []
     for label, rows in groups[1:]:
-        diffs = []
-        for _, r in rows.iterrows():
-            y = _interp(ref, float(r["flops"]))
-            if y is not None:
-                diffs.append(float(r["top1_mean"]) - y)
+        diffs = [
+            float(r["top1_mean"]) - y
+            for _, r in rows.iterrows()
+            if (y := _interp(ref, float(r[x]), x)) is not None
+        ]
         if not diffs:
             out.append(
                 f"{label} and {ref_label} share no FLOPs range: they cannot be compared at equal "
                 "FLOPs (more widths, or a higher --max-flops, would give them one)."
             )
+            calls.append(f"{label}: no common FLOPs")
             continue
-        mean = sum(diffs) / len(diffs)
-        se = standard_error(sigma, 1, 1)
-        sig = (
-            f"; single-run noise gives ±{2 * se:.2f} points (2 SE), so this is "
-            f"{'beyond' if abs(mean) > 2 * se else 'within'} the noise"
-            if math.isfinite(se)
-            else "; no noise estimate"
-        )
+        mean, m = sum(diffs) / len(diffs), len(diffs)
+        n = max(1.0, float(rows["seeds"].fillna(1).mean()))
+        if nz.usable:
+            se = nz.sigma * math.sqrt(1 / n + 1 / n_ref) / math.sqrt(m)
+            t = mean / se if se > 0 else math.inf
+            p = two_sided_p(t, nz.dof)
+            side = "above" if mean > 0 else "below"
+            call = side if p < 0.05 else "not distinguishable"
+            sig = f" (t = {t:.2f}, {nz.dof} df, two-sided p = {p:.3f}: {call})"
+        else:
+            call, sig = "no noise estimate", f" ({nz.describe()}: nothing can be called)"
+        calls.append(f"{label} {mean:+.2f} points, {call}")
         out.append(
             f"At equal FLOPs, {label} is {mean:+.2f} points against {ref_label} on average over "
-            f"{len(diffs)} point(s) (interpolated in log FLOPs){sig}."
+            f"{m} point(s) (interpolated in log FLOPs at {_where(x)}){sig}."
         )
+    holds = all(c.endswith("above") for c in calls)
+    against = any(c.endswith("below") for c in calls)
+    verdict = "holds" if holds else "is contradicted" if against else "is not shown"
+    out.append(
+        f"The paper's ordering (every deeper or higher-resolution baseline above {ref_label} at "
+        f"equal FLOPs) {verdict} here, at the 5 % level: {'; '.join(calls)}."
+    )
     return out
 
 
@@ -820,6 +854,7 @@ def _point_row(r) -> list[Any]:
         _int(r["layers"]),
         _m(r["params"]),
         _m(r["flops"]),
+        _m(r.get("cost_flops")),
         _top1(r),
         seeds_of(r),
         _status_text(r),

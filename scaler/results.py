@@ -41,6 +41,7 @@ FRAME_COLUMNS = (
     "params",
     "activations",
     "flops",
+    "cost_flops",
     "nominal_cost",
     "cost_ratio",
     "proxy_cost_ratio",

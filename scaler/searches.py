@@ -317,6 +317,7 @@ class Candidate:
     cost_ratio: float  # fvcore FLOPs ÷ base FLOPs at the cost pixels
     proxy_cost_ratio: float  # the same at the proxy's resolution
     flops: int  # fvcore FLOPs of the proxy network (its head has the data's classes)
+    cost_flops: int  # the same network's fvcore FLOPs at the cost pixels
     params: int
     activations: int
     layers: int
@@ -340,10 +341,9 @@ def realize(
 ) -> Candidate:
     """Turn (α, β) into the network a trial trains, solving γ under the budget.
 
-    In measured mode the budget holds twice: at the cost resolution (γ, within ``tolerance``)
-    and at the proxy's own input size (solved separately, within ``proxy_tolerance``), so the
-    candidates of one search also train with equal compute. Small inputs make the proxy's cost a
-    staircase (feature maps of side ceil(p / 32)), which is why the two sizes are solved apart.
+    In measured mode the budget holds at the cost pixels (γ, within ``tolerance``) and at the
+    proxy's own input size, solved apart (within ``proxy_tolerance``): small inputs make the
+    proxy's cost a staircase (maps of side ceil(p / 32)), and candidates train with equal compute.
     """
     from scaler.complexity import count
 
@@ -391,6 +391,7 @@ def realize(
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
         reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
     cost = count(spec, num_classes)
+    at_cost = count(cost_spec, num_classes).flops
     return Candidate(
         role=role,
         alpha=float(alpha),
@@ -400,9 +401,10 @@ def realize(
         cost_pixels=int(cost_pixels),
         pixels=int(spec.pixels),
         nominal_cost=float(alpha * beta**2 * gamma**2),
-        cost_ratio=count(cost_spec, num_classes).flops / base_cost,
+        cost_ratio=at_cost / base_cost,
         proxy_cost_ratio=cost.flops / base_proxy,
         flops=cost.flops,
+        cost_flops=at_cost,
         params=cost.params,
         activations=cost.activations,
         layers=spec.layers,

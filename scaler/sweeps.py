@@ -341,6 +341,7 @@ class Point:
     pixels: int
     layers: int
     flops: int  # at the proxy resolution, with the data's classes (exact cost model)
+    cost_flops: int  # at r × 224 px, where the budget of a search is measured
     network_key: str
     phi: int | None = None
     skip: str = ""  # the reason it is not trained; "" when it is
@@ -366,6 +367,7 @@ class Point:
             "pixels": self.pixels,
             "layers": self.layers,
             "flops": self.flops,
+            "cost_flops": self.cost_flops,
             "network_key": self.network_key,
         }
 
@@ -439,8 +441,9 @@ def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Poi
         spec = scale(d, w, base_pixels=base_px, pixels=min(max(pixels, MIN_PIXELS), MAX_PIXELS))
         model = cost_model(spec, num_classes)
         flops = int(model.flops(spec.pixels))
+        cost_flops = int(model.flops(round_pixels(r, B0_RESOLUTION)))
         if not reason and cfg.max_flops is not None:
-            reason = _over_cap(cfg, flops, int(model.flops(round_pixels(r, B0_RESOLUTION))))
+            reason = _over_cap(cfg, flops, cost_flops)
         if not reason and (params := param_count(spec, num_classes)) > MAX_NETWORK_PARAMS:
             reason = f"{params:.3g} parameters, past the ceiling of {MAX_NETWORK_PARAMS:.0e}"
         p = Point(
@@ -454,6 +457,7 @@ def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Poi
             pixels=int(pixels),
             layers=spec.layers,
             flops=flops,
+            cost_flops=cost_flops,
             network_key=spec.key_str,
             phi=phi,
             skip=reason,

@@ -38,7 +38,7 @@ TINY = [
 ]
 PHASES = ("bench", "search", "sweep", "calibrate")
 # What a phase gets at most of what is left, so one slow phase cannot starve the rest.
-SHARE = {"bench": 0.1, "search": 0.45, "sweep": 0.7, "calibrate": 1.0}
+SHARE = {"bench": 0.2, "search": 0.45, "sweep": 0.7, "calibrate": 1.0}
 
 
 class GpuSampler:

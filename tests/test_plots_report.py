@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 
 import optuna
 import pytest
@@ -318,3 +319,43 @@ def test_history_ticks_are_whole_trials_and_report_floats_are_short(store):
         ("alpha_step", "0.2"),
         ("r", "[0.3]"),
     ]
+
+
+def _fig1_frame(gap: float, spread: float):
+    import pandas as pd
+
+    rows = []
+    for series, label, shift, flops in (
+        ("a", "d=1.0, r=1.0", 0.0, (10e6, 20e6, 40e6)),
+        ("b", "d=2.0, r=1.0", gap, (15e6, 30e6)),
+    ):
+        for f in flops:
+            mean = 50.0 + 5 * math.log2(f / 10e6) + shift
+            seeds = [mean - spread, mean + spread]
+            rows.append(
+                dict(
+                    series=series,
+                    label=label,
+                    flops=f,
+                    top1_mean=mean,
+                    seeds=2,
+                    top1_seeds=seeds,
+                    status="trained",
+                    role="sweep",
+                )
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize(
+    "gap, spread, verdict",
+    [(4.0, 0.5, "holds"), (-4.0, 0.5, "is contradicted"), (0.5, 3.0, "is not shown")],
+)
+def test_figure1_verdict_is_a_t_test_on_the_sweeps_own_noise(gap, spread, verdict):
+    frame = _fig1_frame(gap, spread)
+    lines = R._baseline_findings(frame, frame)
+    assert lines[-1].startswith(
+        f"The paper's ordering (every deeper or higher-resolution "
+        f"baseline above d=1.0, r=1.0 at equal FLOPs) {verdict}"
+    )
+    assert "df, two-sided p = " in lines[0] and f"{gap:+.2f} points" in lines[0]
