@@ -391,7 +391,6 @@ def realize(
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
         reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
     cost = count(spec, num_classes)
-    at_cost = count(cost_spec, num_classes).flops
     return Candidate(
         role=role,
         alpha=float(alpha),
@@ -401,7 +400,7 @@ def realize(
         cost_pixels=int(cost_pixels),
         pixels=int(spec.pixels),
         nominal_cost=float(alpha * beta**2 * gamma**2),
-        cost_ratio=at_cost / base_cost,
+        cost_ratio=(at_cost := count(cost_spec, num_classes).flops) / base_cost,
         proxy_cost_ratio=cost.flops / base_proxy,
         flops=cost.flops,
         cost_flops=at_cost,
