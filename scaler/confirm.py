@@ -5,9 +5,9 @@ same val split it ranks on (winner's curse). The confirmation stage trains again
 the same study (resumable, shareable by workers, role ``confirm``):
 
 - the top ``top`` distinct networks of the search (default 3), the base and the paper's point,
-- with a longer proxy (default: the search's own proxy, ``length`` × as long: 2×; or a named
+- with a longer proxy (default: the search's own proxy, ``length`` × as long: 1.5×; or a named
   preset such as ``long`` with the search's base pixels, threads and device),
-- and ``seeds`` paired seeds each (default 3): seed k is the same seed for every network.
+- and ``seeds`` paired seeds each (default 2): seed k is the same seed for every network.
 
 and reports (:func:`summarize`, a :class:`Confirmation`):
 
@@ -71,6 +71,7 @@ COPIED = (
     "params",
     "activations",
     "flops",
+    "cost_flops",
     "nominal_cost",
     "cost_ratio",
     "proxy_cost_ratio",
@@ -82,7 +83,7 @@ class ConfirmConfig:
     """What to confirm and how; None takes the default (:data:`DEFAULTS`, :data:`SMOKE`)."""
 
     top: int | None = None  # distinct search networks to confirm, best first (default 3)
-    seeds: int | None = None  # paired runs of each confirmed network (default 3)
+    seeds: int | None = None  # paired runs of each confirmed network (default 2)
     proxy: str | None = None  # a preset; None: the search's own proxy, made longer
     proxy_overrides: tuple[tuple[str, Any], ...] = ()  # e.g. (("epochs", 30),)
     length: float | None = None  # × the search's run length when no epochs/images are given

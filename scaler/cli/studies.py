@@ -40,7 +40,7 @@ ConfirmTopOpt = Annotated[
     Optional[int], typer.Option(help="Networks confirmed (default 3; 1 for --proxy quick).")
 ]
 ConfirmSeedsOpt = Annotated[
-    Optional[int], typer.Option(help="Paired runs of each (default 3; 2 for --proxy quick).")
+    Optional[int], typer.Option(help="Paired runs of each (default 2; 2 for --proxy quick).")
 ]
 
 
@@ -240,11 +240,11 @@ def confirm(
         Optional[int], typer.Option(help="Networks confirmed, best first (default 3).")
     ] = None,
     seeds: Annotated[
-        Optional[int], typer.Option(help="Paired runs of each network (default 3).")
+        Optional[int], typer.Option(help="Paired runs of each network (default 2).")
     ] = None,
     proxy: Annotated[
         Optional[str],
-        typer.Option(help="Preset (e.g. long); default: the search's proxy, 2x as long."),
+        typer.Option(help="Preset (e.g. long); default: the search's proxy, 1.5x as long."),
     ] = None,
     storage: StorageOpt = None,
     *,
