@@ -255,7 +255,7 @@ PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     # ~15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher lr and
     # milder crops to get anywhere; 32 px keeps it quick (its candidates' proxy costs differ).
     "quick": ProxyConfig(epochs=3, lr=0.01, warmup_epochs=0.5, crop_scale=0.5, base_pixels=32),
-    # ~85 s at 48 px: the default for searches, sweeps and scaler calibrate.
+    # ~100 s at 48 px: the default for searches, sweeps and scaler calibrate.
     "standard": ProxyConfig(),
     # several minutes: longer runs; stronger regularisation for the longer schedule.
     "long": ProxyConfig(epochs=50, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
