@@ -62,6 +62,8 @@ def test_zero_init_starts_every_residual_block_as_the_identity():
         assert torch.equal(block(x), x)
     # the first block of each stage has no shortcut, so it keeps its BN scale
     first = [b for b in net.blocks if not b.residual]
-    assert all(float(b.block[-1][1].weight.abs().sum()) > 0 for b in first)
+    assert all(float(b.block[-1][1].weight.detach().abs().sum()) > 0 for b in first)
     assert count_params(net) == count_params(plain)
-    assert any(float(b.block[-1][1].weight.abs().sum()) > 0 for b in plain.blocks if b.residual)
+    assert any(
+        float(b.block[-1][1].weight.detach().abs().sum()) > 0 for b in plain.blocks if b.residual
+    )

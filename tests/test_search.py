@@ -223,11 +223,12 @@ def test_every_default_candidate_trains_within_the_proxy_tolerance():
     cands = [S.realize(cfg, "grid", a, b, num_classes=13, max_pixels=None) for a, b in points]
     feasible = [c for c in cands if not c.infeasible]
     assert len(feasible) >= len(cands) // 2
-    for c in cands:
-        miss = c.proxy_cost_ratio / cfg.budget - 1
-        assert abs(miss) <= cfg.proxy_tolerance or "at the proxy's input size" in c.infeasible
+    for c in feasible:  # every trained candidate costs the budget at the proxy, within 10 %
+        assert abs(c.proxy_cost_ratio / cfg.budget - 1) <= cfg.proxy_tolerance
+    assert any("at the proxy's input size" in c.infeasible for c in cands)  # the rule acts
     loose = S.SearchConfig(proxy_tolerance=0.99)
-    assert all(not S.realize(loose, "grid", a, b, 13, None).infeasible for a, b in points)
+    loose_cands = [S.realize(loose, "grid", a, b, 13, None) for a, b in points]
+    assert not any("at the proxy's input size" in c.infeasible for c in loose_cands)
 
 
 def test_proxy_tolerance_is_validated():
