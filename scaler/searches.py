@@ -41,7 +41,7 @@ from scaler import confirm
 from scaler.data import DEFAULT_DATA
 from scaler.files import check_out_file, write_atomic
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
-from scaler.results import Noise, leaderboard, noise, trials_frame
+from scaler.results import Noise, finished, leaderboard, noise, trials_frame
 from scaler.runner import (
     Job,
     LineProgress,
@@ -74,6 +74,7 @@ PRUNERS = ("none", "median", "hyperband")
 PAPER_POINT = (1.2, 1.1)
 # A quick search is a smoke run: the paper's point and the two grid points farthest from it.
 QUICK_TRIALS = {"quick": 3}
+DEFAULT_PROXY_TOLERANCE = 0.10
 
 
 @dataclass(frozen=True)
@@ -100,14 +101,22 @@ class SearchConfig:
     pruner: str = "none"  # none | median | hyperband, fed by the proxy's per-epoch accuracy
     sampler_seed: int = 0  # seed of the TPE/random sampler
     # Largest relative miss of the budget at the proxy's own input size (measured mode): the
-    # candidates of one search train with equal compute, within this.
-    proxy_tolerance: float = 0.10
+    # candidates of one search train with equal compute, within this. None: 10 %, except for
+    # the quick preset, a smoke run at 32 px where no check is made (its costs are recorded).
+    proxy_tolerance: float | None = None
     # The confirmation stage (scaler.confirm) after the search; not part of the stored config.
     confirm: bool = True  # off for a search alone (scaler confirm STUDY runs it later)
     confirm_top: int | None = None  # networks confirmed, best first (None: confirm's default)
     confirm_seeds: int | None = None  # paired runs of each (None: confirm's default)
 
     # -- derived ------------------------------------------------------------------------------
+    @property
+    def proxy_limit(self) -> float | None:
+        """The proxy tolerance in force: ``proxy_tolerance``, its default, or None (quick)."""
+        if self.proxy_tolerance is not None:
+            return self.proxy_tolerance
+        return None if self.proxy in QUICK_TRIALS else DEFAULT_PROXY_TOLERANCE
+
     @property
     def phi(self) -> float:
         return math.log2(self.budget)
@@ -178,7 +187,7 @@ class SearchConfig:
             raise ValueError(f"--base-seeds {self.base_seeds} is invalid: it must be in 2..100")
         if not 0 < self.tolerance < 1:
             raise ValueError(f"--tolerance {self.tolerance} is invalid: it must be in (0, 1)")
-        if not 0 < self.proxy_tolerance < 1:
+        if self.proxy_tolerance is not None and not 0 < self.proxy_tolerance < 1:
             raise ValueError(
                 f"--proxy-tolerance {self.proxy_tolerance} is invalid: it must be in (0, 1)"
             )
@@ -232,7 +241,7 @@ class SearchConfig:
             "base_seeds": self.base_seeds,
             "constraint": self.constraint,
             "tolerance": self.tolerance,
-            "proxy_tolerance": self.proxy_tolerance,
+            "proxy_tolerance": self.proxy_limit,
             "cost_pixels": self.cost_pixels,
             "base_pixels": proxy["base_pixels"],
             "alpha_range": list(a),
@@ -374,7 +383,7 @@ def realize(
                 base_px,
                 num_classes,
                 "at the proxy's input size, ",
-                f"--proxy-tolerance {cfg.proxy_tolerance}",
+                f"--proxy-tolerance {cfg.proxy_limit or math.inf}",
             )
             reason = reason or proxy_reason
         else:
@@ -590,6 +599,12 @@ def count_candidates(study) -> int:
     return n
 
 
+def count_finished_candidates(study) -> int:
+    """Candidates of ``study`` with a result (trained or reused)."""
+    frame = trials_frame(study)
+    return int(finished(frame)["role"].isin(CANDIDATE_ROLES).sum()) if len(frame) else 0
+
+
 def run_worker(p: Prepared, progress: ProgressFn | None = None):
     """Work on the study until no queued point is left (and the cap is reached)."""
     study = open_search_study(p)
@@ -600,7 +615,8 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None):
         return 0 if p.cfg.sampler == "grid" else max(0, cap - count_candidates(study))
 
     work_queue(study, lambda: queued_points(p.cfg), trainer, sampled_left)
-    if p.cfg.confirm:
+    if p.cfg.confirm and count_finished_candidates(study):
+        # Without a finished candidate there is nothing to confirm; the summary says so.
         plan = confirm.plan(study, p.cfg.confirm_config(), p.source)
         confirm.run(study, plan, trainer, lambda: queued_points(p.cfg))
     return study

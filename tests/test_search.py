@@ -224,7 +224,7 @@ def test_every_default_candidate_trains_within_the_proxy_tolerance():
     feasible = [c for c in cands if not c.infeasible]
     assert len(feasible) >= len(cands) // 2
     for c in feasible:  # every trained candidate costs the budget at the proxy, within 10 %
-        assert abs(c.proxy_cost_ratio / cfg.budget - 1) <= cfg.proxy_tolerance
+        assert abs(c.proxy_cost_ratio / cfg.budget - 1) <= cfg.proxy_limit
     assert any("at the proxy's input size" in c.infeasible for c in cands)  # the rule acts
     loose = S.SearchConfig(proxy_tolerance=0.99)
     loose_cands = [S.realize(loose, "grid", a, b, 13, None) for a, b in points]
@@ -236,3 +236,12 @@ def test_proxy_tolerance_is_validated():
         S.SearchConfig(proxy_tolerance=0.0).validate()
     with pytest.raises(ValueError, match="--proxy-tolerance 'x'"):
         S.parse_tolerance("x", "--proxy-tolerance")
+
+
+def test_quick_smoke_runs_do_not_check_the_proxy_cost():
+    assert S.SearchConfig().proxy_limit == 0.10
+    assert S.SearchConfig(proxy="quick").proxy_limit is None
+    assert S.SearchConfig(proxy="quick", proxy_tolerance=0.2).proxy_limit == 0.2
+    quick = S.SearchConfig(proxy="quick")
+    cands = [S.realize(quick, "grid", a, b, 13, None) for a, b in quick.grid()]
+    assert not any("at the proxy's input size" in c.infeasible for c in cands)

@@ -28,7 +28,11 @@ from scaler.cli.common import (
 
 ToleranceOpt = Annotated[str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")]
 ProxyToleranceOpt = Annotated[
-    str, typer.Option(help="Largest miss of the budget at the proxy's own input size: 10%.")
+    Optional[str],
+    typer.Option(
+        help="Largest miss of the budget at the proxy's own input size (default 10%; "
+        "--proxy quick, a smoke run, does not check it)."
+    ),
 ]
 CostPixelsOpt = Annotated[
     int, typer.Option(help="Input size of the base where the budget is measured (px).")
@@ -58,7 +62,7 @@ def search(
         "measured"
     ),
     tolerance: ToleranceOpt = "5%",
-    proxy_tolerance: ProxyToleranceOpt = "10%",
+    proxy_tolerance: ProxyToleranceOpt = None,
     cost_pixels: CostPixelsOpt = 224,
     alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
     beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
@@ -104,7 +108,11 @@ def search(
         base_seeds=base_seeds,
         constraint=constraint,
         tolerance=S.parse_tolerance(tolerance),
-        proxy_tolerance=S.parse_tolerance(proxy_tolerance, "--proxy-tolerance"),
+        proxy_tolerance=(
+            None
+            if proxy_tolerance is None
+            else S.parse_tolerance(proxy_tolerance, "--proxy-tolerance")
+        ),
         cost_pixels=cost_pixels,
         alpha_range=S.parse_range("--alpha-range", alpha_range),
         beta_range=S.parse_range("--beta-range", beta_range),
