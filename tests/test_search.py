@@ -245,3 +245,13 @@ def test_quick_smoke_runs_do_not_check_the_proxy_cost():
     quick = S.SearchConfig(proxy="quick")
     cands = [S.realize(quick, "grid", a, b, 13, None) for a, b in quick.grid()]
     assert not any("at the proxy's input size" in c.infeasible for c in cands)
+
+
+@pytest.mark.slow
+def test_a_search_without_a_finished_candidate_skips_its_confirmation(tmp_path):
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    cfg = tiny(proxy_tolerance=1e-6, confirm=True)  # every candidate misses at the proxy
+    res = S.run(cfg, study="none", storage=url)
+    cands = res.frame[res.frame["role"].isin(S.CANDIDATE_ROLES)]
+    assert (cands["status"] == "infeasible").all() and len(cands)
+    assert res.confirmation.chosen is None
