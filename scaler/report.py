@@ -789,6 +789,16 @@ def _cost_lines(s: StudyData, cands) -> list[str]:
         for _, r in cands.iterrows()
     ]
     miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
+    trained = cands[cands["status"] == "trained"]["proxy_cost_ratio"].astype(float)
+    spread = (
+        [
+            f"At the proxy's pixels the trained candidates cost {trained.min():.2f}–"
+            f"{trained.max():.2f}× the base.",
+            "",
+        ]
+        if len(trained)
+        else []
+    )
     return [
         "### Nominal vs measured cost",
         "",
@@ -799,6 +809,7 @@ def _cost_lines(s: StudyData, cands) -> list[str]:
         "",
         md_table(COST_HEADERS, rows),
         "",
+        *spread,
     ]
 
 

@@ -29,6 +29,7 @@ CHANGED_0_3 = (
     " df",
     "onfirm",
     "paper's ordering",
+    "At the proxy's pixels",
 )
 
 

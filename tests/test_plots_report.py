@@ -244,6 +244,7 @@ def test_report_compound_beats_single_dimensions(store, tmp_path):
     assert "width: +5.00 points vs width w=1.4" in text and "2.5 SE → better" in text
     assert "σ = 1.41 points" in text and "### Leaderboard" in text
     assert "### Nominal vs measured cost" in text and "### Exported coefficients" in text
+    assert "At the proxy's pixels the trained candidates cost " in text
     assert "| 2 | 1.440 | 1.210 |" in text  # the family φ = 2 row: d = 1.2², w = 1.1²
     assert "![scaling.png](scaling.png)" in text and "[search.map.svg](search.map.svg)" in text
     for name in ("scaling.png", "scaling.svg", "search.map.png", "search.history.svg"):
