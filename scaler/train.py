@@ -718,6 +718,45 @@ class _Run:
         return _throughput(self.step, self.batch_size, self.train_time, self.first_step_time)
 
 
+# Compiled networks of this process, keyed by what their compiled graphs depend on. A worker
+# trains many runs of few networks (seeds, the base, confirmation runs): the second run of a
+# network copies its fresh weights into the compiled copy instead of compiling again, since a
+# compile (~1 min) costs more than a proxy run on a GPU. Inductor's on-disk cache
+# (TORCHINDUCTOR_CACHE_DIR) shares kernels between processes on top of this.
+_COMPILED: dict[tuple, tuple[nn.Module, nn.Module]] = {}
+COMPILE_CACHE_SIZE: Final = 8  # networks kept; a study rarely trains more at one worker
+
+
+def compile_key(spec: Spec, num_classes: int, config: ProxyConfig, device, amp: bool) -> tuple:
+    """What a compiled network's graphs depend on: the realized network, pixels and numerics."""
+    return (
+        spec.key_str,
+        spec.pixels,
+        num_classes,
+        str(device),
+        config.channels_last,
+        amp,
+        config.zero_init,
+    )
+
+
+def _compiled(model: nn.Module, spec: Spec, num_classes: int, config, device, amp: bool):
+    """(module, compiled module) for ``model``: a cached compiled copy holding its weights."""
+    key = compile_key(spec, num_classes, config, device, amp)
+    hit = _COMPILED.get(key)
+    if hit is None:
+        if len(_COMPILED) >= COMPILE_CACHE_SIZE:
+            _COMPILED.pop(next(iter(_COMPILED)))  # the oldest network goes first
+        hit = _COMPILED[key] = (model, torch.compile(model))
+        return hit
+    cached, net = hit
+    # In place, so the compiled graphs keep their tensors: no guard fails, nothing recompiles.
+    with torch.no_grad():
+        cached.load_state_dict(model.state_dict())
+    cached.zero_grad(set_to_none=True)
+    return cached, net
+
+
 def _setup(
     spec: Spec,
     splits: tuple[Split, ...],
@@ -737,7 +776,10 @@ def _setup(
     model = model.to(device)
     if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    net: nn.Module = torch.compile(model) if config.compile else model  # type: ignore[assignment]
+    if config.compile:
+        model, net = _compiled(model, spec, num_classes, config, device, amp)
+    else:
+        net = model
     optimizer = _optimizer(model, config)
 
     return _Run(

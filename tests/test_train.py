@@ -271,3 +271,31 @@ def test_cuda_batch_scales_the_lr_linearly_and_only_on_cuda():
     assert T.for_device(plain, torch.device("cuda")) is plain
     with pytest.raises(ValueError, match="cuda_batch_size"):
         T.ProxyConfig(cuda_batch_size=0)
+
+
+def test_a_compiled_network_is_compiled_once_per_process_and_reseeded(
+    small: EmbeddedSource, monkeypatch
+) -> None:
+    # torch.compile stands in as a counting wrapper: what is tested is the cache around it.
+    compiles: list[nn.Module] = []
+
+    def fake_compile(module: nn.Module) -> nn.Module:
+        compiles.append(module)
+        return module
+
+    monkeypatch.setattr(T.torch, "compile", fake_compile)
+    monkeypatch.setattr(T, "_COMPILED", {})
+    cfg = proxy_config("quick", images=64, compile=True, base_pixels=32)
+    first = train(TINY, small, cfg, seed=1)
+    again = train(TINY, small, cfg, seed=1)
+    other_seed = train(TINY, small, cfg, seed=2)
+    plain = train(TINY, small, dataclasses.replace(cfg, compile=False), seed=2)
+    assert len(compiles) == 1  # one network, three runs
+    # The cached copy takes each run's own initial weights: results equal uncompiled runs.
+    assert first.top1 == again.top1
+    assert other_seed.top1 == plain.top1
+    assert other_seed.loss_curve == plain.loss_curve
+    wider = scale(0.5, 0.5, pixels=32, base_pixels=32)
+    train(wider, small, cfg, seed=1)
+    train(TINY, small, dataclasses.replace(cfg, base_pixels=32), seed=1)
+    assert len(compiles) == 2  # another network compiles; the first is still cached
