@@ -5,7 +5,7 @@ same val split it ranks on (winner's curse). The confirmation stage trains again
 the same study (resumable, shareable by workers, role ``confirm``):
 
 - the top ``top`` distinct networks of the search (default 3), the base and the paper's point,
-- with a longer proxy (default: the search's own proxy, ``length`` × as long: 1.5×; or a named
+- with a longer proxy (default: the search's own proxy, ``length`` × as long: 2×; or a named
   preset such as ``long`` with the search's base pixels, threads and device),
 - and ``seeds`` paired seeds each (default 2): seed k is the same seed for every network.
 
@@ -21,12 +21,13 @@ and reports (:func:`summarize`, a :class:`Confirmation`):
   used for any choice, with its 95 % interval, against the base's, and their difference;
 - a warning when the chosen candidate lies on an edge of the α/β box that could be widened.
 
-**Defaults, by arithmetic** (the lead tunes them): the confirmation trains (top + 2) networks ×
-``seeds`` runs × ``length`` the search's run length, i.e. 5 × 3 × 2 = 30 search-run equivalents
-at most (fewer when the paper's point is among the top), against the 8 runs (base × 2 and 6
-candidates) of the default grid search: about 3.75× the search's own time. A quick search is a
-smoke run: its confirmation is minimal (top 1, 2 seeds, 4/3 × as long, i.e. 4 epochs instead of
-3: at most 3 networks × 2 runs) and says so.
+**Defaults, by arithmetic**: the confirmation trains (top + 2) networks × ``seeds`` runs ×
+``length`` the search's run length, i.e. 5 × 2 × 2 = 20 search-run equivalents at most (16 when
+the paper's point is among the top), against the 7 runs (base × 2, the paper's point and 4 grid
+points) the default 2× grid search trains: about 2.9× the search's own time, which keeps the
+whole default search within 20 minutes on 2 CPU cores (README, "The confirmation stage"). A
+quick search is a smoke run: its confirmation is minimal (top 1 and the base only, 2 seeds, 1.5
+× as long: 2 networks × 2 runs of 1.5 epochs) and says so.
 
 The settings and the chosen networks are stored on the study the first time (attribute
 ``confirm``): every later run and every worker confirms the same networks with the same proxy,
@@ -54,10 +55,11 @@ from scaler.stats import (
 
 ATTR = "confirm"  # the study attribute holding the confirmation's settings and networks
 # Sized so that the default search, this stage included, stays near its time goal on 2 CPU
-# cores (README, "The confirmation stage"): 2 paired runs, each 1.5x the search's length.
-DEFAULTS = {"top": 3, "seeds": 2, "length": 1.5}
+# cores (README, "The confirmation stage"): 2 paired runs, each twice the search's length.
+# ``anchors``: the search's reference roles confirmed besides the top networks.
+DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": ("base", "paper")}
 # A search with one of these proxy presets is a smoke run; so is its confirmation.
-SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 4 / 3}}
+SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": ("base",)}}
 BOOTSTRAP = 2000  # replicates of every bootstrap (seeded: the same numbers on every read)
 # The network attributes a confirmation trial copies from the search trial it confirms.
 COPIED = (
@@ -153,8 +155,10 @@ def _resolve(cfg: ConfirmConfig, search, n_train: int):
     if cfg.proxy is None and not {"epochs", "images"} & set(overrides):
         if own.images is not None:
             proxy = dataclasses.replace(proxy, images=math.ceil(factor * own.images))
-        else:
-            proxy = dataclasses.replace(proxy, epochs=math.ceil(factor * own.epochs))
+        elif (factor * own.epochs).is_integer():
+            proxy = dataclasses.replace(proxy, epochs=int(factor * own.epochs))
+        else:  # a fraction of an epoch more: counted in images, not rounded up to a whole epoch
+            proxy = dataclasses.replace(proxy, images=math.ceil(factor * own.epochs * n_train))
     _check_longer(cfg, proxy, own, n_train)
     return top, seeds, smoke, proxy
 
@@ -180,14 +184,14 @@ def _check_longer(cfg: ConfirmConfig, proxy, own, n_train: int) -> None:
     )
 
 
-def _choose(frame, top: int) -> list[Any]:
-    """The search rows to confirm: the top distinct networks, then the base and the paper's."""
+def _choose(frame, top: int, anchors: tuple[str, ...]) -> list[Any]:
+    """The search rows to confirm: the top distinct networks, then the ``anchors`` roles."""
     done = finished(frame).sort_values(["top1_mean", "number"], ascending=[False, True])
     done = done.drop_duplicates("network_key")  # a reused twin is its network's trial again
     cands = done[done["role"].isin(CANDIDATE_ROLES)]
     chosen = list(cands.head(top).itertuples(index=False))
     keys = {r.network_key for r in chosen}
-    for role in ("base", "paper"):
+    for role in anchors:
         rows = done[done["role"] == role]
         if not rows.empty and rows.iloc[0]["network_key"] not in keys:
             chosen.append(next(rows.head(1).itertuples(index=False)))
@@ -235,7 +239,8 @@ def plan(study, cfg: ConfirmConfig, source) -> Plan:
     if stored is not None:
         _refuse_changed(name, stored, settings, proxy)
         return Plan(stored["settings"], proxy, tuple(stored["points"]))
-    points = tuple(_point(r) for r in _choose(frame, top))
+    anchors = SMOKE.get(preset, DEFAULTS)["anchors"]
+    points = tuple(_point(r) for r in _choose(frame, top, anchors))
     return Plan(settings, proxy, points)
 
 
@@ -572,8 +577,8 @@ def _limits(c: Confirmation, rows: list[ConfirmedRow]) -> list[str]:
     notes = []
     if c.settings.get("smoke"):
         notes.append(
-            "This confirmation is a smoke run (quick proxy: top 1, 2 seeds, a few epochs): "
-            "its numbers check the wiring and are no evidence."
+            "This confirmation is a smoke run (quick proxy: top 1 and the base, 2 seeds, "
+            "a few epochs): its numbers check the wiring and are no evidence."
         )
     if not c.noise.usable:
         notes.append(

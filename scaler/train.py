@@ -132,8 +132,9 @@ class ProxyConfig:
     The defaults are the "standard" preset. Invalid values raise ``ValueError`` (one line).
     """
 
-    # Passes over the train split; raise it when rankings look noisy, lower it for smoke tests.
-    epochs: int = 8
+    # Passes over the train split; raise it when rankings look noisy (the confirmation stage
+    # does, 2x), lower it for smoke tests. 2 keeps the default search within 20 min on 2 cores.
+    epochs: int = 2
     # Total training images instead of epochs; set it to give sources of different sizes the
     # same budget (it overrides epochs; the last epoch may be partial).
     images: int | None = None
@@ -141,7 +142,8 @@ class ProxyConfig:
     batch_size: int = 64
     # "sgd" (nesterov momentum), "adamw" or "rmsprop" (the paper's); lr must suit the choice.
     optimizer: str = "sgd"
-    # Peak learning rate after warm-up; lower it on DivergedError (adamw wants ~1e-3).
+    # Peak learning rate after warm-up, from a range test (README, "The proxy"); lower it on
+    # DivergedError (adamw wants ~1e-3).
     lr: float = 0.005
     # Momentum of sgd and rmsprop (ignored by adamw, which keeps its default betas).
     momentum: float = 0.9
@@ -149,21 +151,22 @@ class ProxyConfig:
     # long runs that overfit.
     weight_decay: float = 5e-5
     # Epochs of linear warm-up before the per-step cosine decay; raise it with the lr.
-    warmup_epochs: float = 1.0
+    warmup_epochs: float = 0.5
     # Cross-entropy label smoothing; 0 for a plain loss.
     label_smoothing: float = 0.1
     # Random-resized-crop + horizontal flip on the device; turn off to study raw capacity.
     augment: bool = True
     # Smallest crop area (fraction of the image) of the random-resized-crop; raise it for
-    # short runs or tiny images, where strong crops slow learning.
-    crop_scale: float = 0.35
+    # short runs or tiny images, where strong crops slow learning; lower it for long runs.
+    crop_scale: float = 0.5
     # Input size of the unscaled network in proxy runs (resolution multipliers apply to it);
     # train() itself trains at spec.pixels. 48, not 32: at 32 px the last stage sees a 1x1 map
     # and any larger input jumps it to 2x2, so equal-cost candidates could not train with equal
     # compute (README, "The proxy").
     base_pixels: int = 48
-    # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes.
-    eval_every_epoch: bool = True
+    # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes
+    # (a pruner's callback gets every epoch's accuracy either way).
+    eval_every_epoch: bool = False
     # Seed of model init, shuffling and augmentation; change it to measure seed variance.
     seed: int = 0
     # torch CPU threads during the run (None = torch's default); 1 when several workers share
@@ -252,13 +255,16 @@ def _check_fields(values: dict[str, Any]) -> None:
 
 # Times are for B0 on the embedded data on this project's 2-core CPU (README, "The proxy").
 PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
-    # ~15 s: smoke tests and wiring checks; rankings are noisy. Few epochs want a higher lr and
-    # milder crops to get anywhere; 32 px keeps it quick (its candidates' proxy costs differ).
-    "quick": ProxyConfig(epochs=3, lr=0.01, warmup_epochs=0.5, crop_scale=0.5, base_pixels=32),
-    # ~100 s at 48 px: the default for searches, sweeps and scaler calibrate.
+    # ~7 s: smoke tests and wiring checks; its accuracies and rankings are no evidence. One
+    # epoch wants a higher lr to get anywhere; 32 px keeps it quick (its candidates' proxy
+    # costs differ).
+    "quick": ProxyConfig(epochs=1, lr=0.02, base_pixels=32),
+    # ~25 s at 48 px: the default for searches, sweeps and scaler calibrate.
     "standard": ProxyConfig(),
     # several minutes: longer runs; stronger regularisation for the longer schedule.
-    "long": ProxyConfig(epochs=50, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
+    "long": ProxyConfig(
+        epochs=50, lr=0.005, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4
+    ),
 }
 
 

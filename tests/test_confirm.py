@@ -16,7 +16,7 @@ from scaler.studies import load_study
 
 
 def tiny(**kw) -> S.SearchConfig:
-    # The quick cap trains the paper's point and the 2 grid points farthest from it.
+    # The quick cap trains the paper's point and the grid point farthest from it.
     base = dict(
         budget=2.0,
         proxy="quick",
@@ -43,7 +43,7 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     conf = frame[frame["role"] == CONFIRM_ROLE]
     plan = load_study("conf", confirmed[1]).user_attrs[C.ATTR]
     assert plan["settings"] == {"top": 2, "seeds": 2, "smoke": True, "proxy_preset": "quick"}
-    assert plan["proxy"]["images"] == 86  # 4/3 × the search's 64: a quick search's smoke run
+    assert plan["proxy"]["images"] == 96  # 1.5 × the search's 64: a quick search's smoke run
     assert len(conf) == len(plan["points"]) >= 3
     assert set(conf["confirm_role"]) >= {"base", "paper"}
     for _, r in conf.iterrows():

@@ -168,7 +168,10 @@ def test_same_seed_is_bit_identical_and_another_seed_differs(small: EmbeddedSour
     assert first.val_top1_curve == second.val_top1_curve
     assert (first.top1, first.top5, first.val_loss) == (second.top1, second.top5, second.val_loss)
     assert other.loss_curve != first.loss_curve and other.seed == 1
-    assert len(first.loss_curve) == len(first.val_top1_curve) == first.epochs == 2
+    assert len(first.loss_curve) == first.epochs == 2
+    assert len(first.val_top1_curve) == 1  # evaluated once, at the end, unless asked for more
+    each = train(TINY, small, dataclasses.replace(tiny(), eval_every_epoch=True))
+    assert len(each.val_top1_curve) == 2 and each.val_top1_curve[-1] == first.top1
     # The run neither consumed the caller's global RNG nor kept its thread setting.
     assert torch.equal(torch.get_rng_state(), rng_before)
     assert torch.get_num_threads() == threads_before
