@@ -81,6 +81,12 @@ def family_dropout(phi: float) -> float:
     return rates[index]
 
 
+def member_dropout(base: Base, phi: float) -> float:
+    """Classifier dropout of member φ of a family of ``base``: EfficientNet's steps by member
+    (:func:`family_dropout`); another base keeps its own rate at every size."""
+    return family_dropout(phi) if base.dropout_by_phi else base.dropout
+
+
 def round_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
     """Channels x width: nearest multiple of ``divisor``, >= divisor, >= 90 % of the request."""
     request = channels * width
