@@ -309,6 +309,47 @@ def solve_pixels(
     return Solution(spec=spec, flops=flops, target=int(round(target_flops)))
 
 
+WIDTH_STEP = 0.005  # the grid a width-only solve scans (channels move in steps of the divisor)
+
+
+def solve_dimension(
+    dim: str,
+    target_flops: float,
+    base_pixels: int,
+    num_classes: int = 1000,
+    base: Base = EFFICIENTNET_B0,
+) -> tuple[float, int]:
+    """(multiplier, fvcore FLOPs) of ``dim`` scaled alone, the other two at 1, whose measured
+    FLOPs at r × ``base_pixels`` come closest to ``target_flops``: the single-dimension rows of
+    the paper's Tables 3 and 7, at the compound network's measured cost instead of nominal.
+
+    Depth takes the smallest d of each distinct network (k / layers of a stage); width scans a
+    grid of WIDTH_STEP; resolution is :func:`solve_pixels` at d = w = 1 (r = pixels / base).
+    """
+    import numpy as np
+
+    if dim == "resolution":
+        sol = solve_pixels(1.0, 1.0, target_flops, base_pixels, num_classes, base=base)
+        return sol.spec.pixels / base_pixels, sol.flops
+    if dim == "depth":
+        counts = {s.layers for s in base.stages}
+        values = sorted({k / n for n in counts for k in range(1, int(MAX_MULTIPLIER * n) + 1)})
+    elif dim == "width":
+        root = math.sqrt(target_flops / base_flops(base_pixels, num_classes, base))
+        lo, hi = max(WIDTH_STEP, root / 4), min(MAX_MULTIPLIER, root * 4)
+        values = [round(float(w), 6) for w in np.arange(lo, hi + WIDTH_STEP, WIDTH_STEP)]
+    else:
+        raise ValueError(f"dimension {dim!r} is unknown: valid are depth, width, resolution")
+    d_or_w = {"depth": lambda v: (v, 1.0), "width": lambda v: (1.0, v)}[dim]
+    flops = [
+        cost_model(realize(*d_or_w(v), 1.0, base_pixels, base), num_classes).flops_at(base_pixels)
+        for v in values
+    ]
+    misses = [abs(f / target_flops - 1.0) for f in flops]
+    best = misses.index(min(misses))  # ties: the first, the smallest multiplier
+    return values[best], flops[best]
+
+
 def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -> dict:
     """The official B0..B7 (TF builder tuples) measured like a family."""
     from scaler.spec import PRESETS, preset
@@ -374,9 +415,13 @@ def load_coefficients(path) -> tuple[Coefficients, int]:
 def export_base(path) -> Base:
     """The base network an export's family scales (none stated: EfficientNet-B0)."""
     try:
-        return base_from_config(read_export(path))
+        data = read_export(path)
     except ValueError as e:
-        raise ValueError(f"coefficients file {str(path)!r}: {e}") from None
+        raise ValueError(f"--coefficients: {e}") from None
+    try:
+        return base_from_config(data)
+    except ValueError as e:
+        raise ValueError(f"--coefficients {str(path)!r}: {e}") from None
 
 
 def choose_base(base: Base | None, coefficients=None) -> Base:
