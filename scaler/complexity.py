@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
-from scaler.spec import SE_RATIO, Spec, Stage
+from scaler.bases import StageDef
+from scaler.spec import Spec, Stage
 
 if TYPE_CHECKING:
     import torch
@@ -169,16 +170,17 @@ def breakdown(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> list
     def down(size: int, stride: int) -> int:
         return -(-size // stride)  # "same" padding: ceil(size / stride)
 
-    rows = [StageCost(1, "Conv3x3", spec.pixels, spec.stem, 1, *cost(["stem"]))]
-    size, index = down(spec.pixels, 2), 0
-    for number, stage in enumerate(spec.stages, start=2):
+    stem = spec.base.stem
+    rows = [StageCost(1, stem_label(spec), spec.pixels, spec.stem, 1, *cost(["stem"]))]
+    size, index = down(down(spec.pixels, stem.stride), 2 if stem.pool else 1), 0
+    for number, (d, stage) in enumerate(zip(spec.base.stages, spec.stages, strict=True), start=2):
         names = [f"blocks.{index + i}" for i in range(stage.layers)]
         rows.append(
             StageCost(
                 number,
                 f"{stage.operator}, k{stage.kernel}x{stage.kernel}",
                 size,
-                stage.channels,
+                d.outputs(stage.channels),
                 stage.layers,
                 *cost(names),
             )
@@ -188,14 +190,25 @@ def breakdown(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> list
     rows.append(
         StageCost(
             len(spec.stages) + 2,
-            "Conv1x1 & Pooling & FC",
+            head_label(spec),
             size,
-            spec.head,
+            spec.head or _last_channels(spec),
             1,
             *cost(head),
         )
     )
     return rows
+
+
+def stem_label(spec: Spec) -> str:
+    """The stem's row in a stage table: "Conv3x3" (B0), "Conv7x7 & MaxPool" (ResNet)."""
+    k = spec.base.stem.kernel
+    return f"Conv{k}x{k}" + (" & MaxPool" if spec.base.stem.pool else "")
+
+
+def head_label(spec: Spec) -> str:
+    """The head's row: "Conv1x1 & Pooling & FC", or "Pooling & FC" without a head conv."""
+    return "Conv1x1 & Pooling & FC" if spec.head else "Pooling & FC"
 
 
 @dataclass(frozen=True)
@@ -204,21 +217,24 @@ class CostModel:
 
     Every op fvcore counts (conv, linear, batch norm, adaptive pooling) costs a constant times
     the area of a feature map, and EfficientNet's maps sit at five stride levels of side
-    ceil(p / 2^s). So FLOPs(p) = c0 + sum_s c_s * ceil(p / 2^s)^2, with the c_s read off the
+    ceil(p / 2^s) (odd kernels with "same" padding and ResNet's 3x3/2 max pool all halve to the
+    ceiling). So FLOPs(p) = c0 + sum_s c_s * ceil(p / 2^s)^2 (+ area * p^2 for a stride-1
+    stem), with the c_s read off the
     realized network using fvcore's own per-op rules (conv: Cout * Cin/groups * k^2 per output
     pixel; eval batch norm: 2 per element; adaptive pooling: 1 per input element; linear:
     in * out). Tests pin it to fvcore's traced counts; the pixel solver uses it to scan every
     input size at once instead of tracing one network per size.
     """
 
-    coefficients: tuple[int, ...]  # c0, c1..c5
+    coefficients: tuple[int, ...]  # c0, c1..c5 (more levels for a base with more strides)
+    area: int = 0  # FLOPs per input pixel: ops at full size (a stride-1 stem), p²
 
     def flops(self, pixels):
         """FLOPs at ``pixels`` (an int or a numpy array of ints), as numpy int64."""
         import numpy as np
 
         p = np.asarray(pixels, dtype=np.int64)
-        total = np.full(p.shape, self.coefficients[0], dtype=np.int64)
+        total = np.full(p.shape, self.coefficients[0], dtype=np.int64) + self.area * p**2
         for s, c in enumerate(self.coefficients[1:], start=1):
             total = total + c * (-(-p // 2**s)) ** 2
         return total
@@ -227,33 +243,50 @@ class CostModel:
         """FLOPs at one size as a Python int: exact at any size (int64 wraps past 9.2e18)."""
         p = int(pixels)
         c0, *levels = self.coefficients
-        return c0 + sum(c * (-(-p // 2**s)) ** 2 for s, c in enumerate(levels, start=1))
+        total = c0 + self.area * p * p
+        return total + sum(c * (-(-p // 2**s)) ** 2 for s, c in enumerate(levels, start=1))
 
 
 @dataclass(frozen=True)
 class _BlockCost:
-    """One MBConv block's parameters and fvcore FLOPs, split by where they run."""
+    """One block's parameters and fvcore FLOPs, split by where they run."""
 
     params: int
-    expand: int  # FLOPs per output pixel of the expand 1x1 + BN, at the block's input level
-    spatial: int  # FLOPs per pixel at the block's output level: depthwise, SE pool, project
+    expand: int  # FLOPs per pixel at the block's input level (before its stride): 1x1 convs
+    spatial: int  # FLOPs per pixel at the block's output level: depthwise/kxk, SE pool, project
     fixed: int  # FLOPs at 1x1: the SE reduce and expand convs
 
 
-def _block_cost(cin: int, stage: Stage) -> _BlockCost:
-    """What ``model.MBConv(cin, stage.channels, ...)`` costs (the builder's layout, read once)."""
-    mid, k, cout = cin * stage.expand, stage.kernel, stage.channels
-    squeeze = max(1, int(cin * SE_RATIO))
-    expand = cin * mid + 2 * mid if stage.expand != 1 else 0  # conv (no bias) + BN
-    depthwise = mid * k * k + 2 * mid  # conv (no bias) + BN
-    project = mid * cout + 2 * cout  # conv (no bias) + BN
-    se_params = (mid * squeeze + squeeze) + (squeeze * mid + mid)  # two 1x1 convs with bias
-    return _BlockCost(
-        params=expand + depthwise + se_params + project,
-        expand=expand,
-        spatial=depthwise + mid + project,  # + mid: the SE pooling reads every element
-        fixed=2 * mid * squeeze,
-    )
+def _conv(cin: int, cout: int, k: int = 1, groups: int = 1) -> int:
+    """A bias-free conv + BN: its parameters, and equally its fvcore FLOPs per output pixel
+    (conv: cout·cin/groups·k² multiply-adds; eval BN: 2 per element, as it has 2 per channel)."""
+    return cout * (cin // groups) * k * k + 2 * cout
+
+
+def _block_cost(cin: int, stage: Stage, d: StageDef, stride: int) -> _BlockCost:
+    """What ``model.make_block`` builds for this stage costs (the builder's layout, read once)."""
+    k, c = stage.kernel, stage.channels
+    if d.block == "mbconv":
+        mid = cin * stage.expand
+        squeeze = max(1, int(cin * d.se)) if d.se > 0 else 0
+        expand = _conv(cin, mid) if stage.expand != 1 else 0
+        depthwise = _conv(mid, mid, k, groups=mid)
+        project = _conv(mid, c)
+        se_params = (mid * squeeze + squeeze) + (squeeze * mid + mid) if squeeze else 0
+        return _BlockCost(
+            params=expand + depthwise + se_params + project,
+            expand=expand,
+            spatial=depthwise + (mid if squeeze else 0) + project,  # SE pooling reads every element
+            fixed=2 * mid * squeeze,
+        )
+    cout = d.outputs(c)
+    shortcut = _conv(cin, cout) if stride != 1 or cin != cout else 0
+    if d.block == "bottleneck":
+        reduce = _conv(cin, c)  # runs before the stride, on the kxk conv
+        spatial = _conv(c, c, k) + _conv(c, cout) + shortcut
+        return _BlockCost(params=reduce + spatial, expand=reduce, spatial=spatial, fixed=0)
+    spatial = _conv(cin, c, k) + _conv(c, c, k) + shortcut
+    return _BlockCost(params=spatial, expand=0, spatial=spatial, fixed=0)
 
 
 def _stages(spec: Spec):
@@ -263,32 +296,52 @@ def _stages(spec: Spec):
     identical, which makes every total below closed-form in the number of layers.
     """
     cin = spec.stem
-    for stage in spec.stages:
+    for d, stage in zip(spec.base.stages, spec.stages, strict=True):
         if stage.layers < 1:
             continue  # the builder makes no block and leaves the channels as they are
-        yield stage, _block_cost(cin, stage), _block_cost(stage.channels, stage), stage.layers - 1
-        cin = stage.channels
+        cout = d.outputs(stage.channels)
+        first, later = _block_cost(cin, stage, d, stage.stride), _block_cost(cout, stage, d, 1)
+        yield stage, first, later, stage.layers - 1
+        cin = cout
 
 
 def _last_channels(spec: Spec) -> int:
     """Channels entering the head: those of the last stage that has blocks."""
-    return next((s.channels for s in reversed(spec.stages) if s.layers > 0), spec.stem)
+    pairs = zip(spec.base.stages, spec.stages, strict=True)
+    outs = [d.outputs(s.channels) for d, s in pairs if s.layers > 0]
+    return outs[-1] if outs else spec.stem
+
+
+def _stem_params(spec: Spec, in_channels: int) -> int:
+    return _conv(in_channels, spec.stem, spec.base.stem.kernel)
 
 
 def cost_model(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> CostModel:
     """The exact FLOPs-versus-pixels function of the network ``spec`` realizes (any depth)."""
+    stem = spec.base.stem
     c = [0] * 6
-    c[1] += in_channels * spec.stem * 9 + 2 * spec.stem  # stem conv + BN, at level 1
-    level = 1
+    levels = [0]  # FLOPs per pixel of the full-size input (a stride-1 stem)
+    level = int(stem.stride == 2)
+
+    def add(at: int, flops: int) -> None:
+        target = levels if at == 0 else c
+        while len(c) <= at:
+            c.append(0)
+        target[at] += flops
+
+    add(level, _stem_params(spec, in_channels))  # stem conv + BN (the max pool is not counted)
+    level += stem.pool
     for stage, first, later, n in _stages(spec):
-        c[level] += first.expand  # the expand conv runs before the stride
+        add(level, first.expand)  # 1x1 convs that run before the stride
         if stage.stride == 2:
             level += 1
-        c[level] += first.spatial + n * (later.expand + later.spatial)
+        add(level, first.spatial + n * (later.expand + later.spatial))
         c[0] += first.fixed + n * later.fixed
-    c[level] += _last_channels(spec) * spec.head + 3 * spec.head  # head conv + BN + global pool
-    c[0] += spec.head * num_classes
-    return CostModel(tuple(c))
+    last = _last_channels(spec)
+    # head conv + BN + global pool; without a head, the pool reads the last stage.
+    add(level, last * spec.head + 3 * spec.head if spec.head else last)
+    c[0] += (spec.head or last) * num_classes
+    return CostModel(tuple(c), area=levels[0])
 
 
 def train_memory(spec: Spec, batch_size: int, num_classes: int = 1000) -> int:
@@ -308,11 +361,13 @@ def param_count(spec: Spec, num_classes: int = 1000, in_channels: int = 3) -> in
         raise ValueError(f"num_classes {num_classes} is invalid: it must be >= 1")
     if in_channels < 1:
         raise ValueError(f"in_channels {in_channels} is invalid: it must be >= 1")
-    total = in_channels * spec.stem * 9 + 2 * spec.stem  # stem conv (no bias) + BN
+    total = _stem_params(spec, in_channels)  # stem conv (no bias) + BN
     for _, first, later, n in _stages(spec):
         total += first.params + n * later.params
-    total += _last_channels(spec) * spec.head + 2 * spec.head  # head conv (no bias) + BN
-    return total + spec.head * num_classes + num_classes  # the classifier
+    last = _last_channels(spec)
+    if spec.head:
+        total += _conv(last, spec.head)  # head conv (no bias) + BN
+    return total + (spec.head or last) * num_classes + num_classes  # the classifier
 
 
 def summary(spec: Spec, num_classes: int = 1000) -> dict:
@@ -321,7 +376,9 @@ def summary(spec: Spec, num_classes: int = 1000) -> dict:
         raise ValueError(f"--classes {num_classes} is invalid: it must be >= 1")
     rows = breakdown(spec, num_classes)
     total = count(spec, num_classes)
+    named = {} if spec.base.name == "efficientnet-b0" else {"base": spec.base.name}
     return {
+        **named,
         "depth": spec.depth,
         "width": spec.width,
         "resolution": spec.resolution,

@@ -282,13 +282,17 @@ def check_idle(study) -> None:
 def describe(trial) -> Job:
     """The Job of a claimed confirmation trial: its network at its search pixels, trained with
     the study's confirmation proxy and seeds (a twin key of its own: never a search twin)."""
+    from scaler.bases import from_config
     from scaler.spec import scale
     from scaler.train import ProxyConfig
 
     stored = trial.study.user_attrs[ATTR]
     proxy = ProxyConfig.from_dict(stored["proxy"])
     a = trial.user_attrs
-    spec = scale(a["alpha"], a["beta"], base_pixels=proxy.base_pixels, pixels=int(a["pixels"]))
+    base = from_config(trial.study.user_attrs.get("config", {}))  # the search's base network
+    spec = scale(
+        a["alpha"], a["beta"], base_pixels=proxy.base_pixels, pixels=int(a["pixels"]), base=base
+    )
     info = {**a, "role": f"confirm {a['confirm_role']}"}
     return Job(
         spec=spec,

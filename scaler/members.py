@@ -13,6 +13,12 @@ of 8, +8 under 90 %; layers up), so only what they would get wrong is given expl
 - timm keeps the input size only in its ``pretrained_cfg``, hence ``pretrained_cfg_overlay``;
 - Keras and the official code take it as ``default_size`` and ``--input_image_size``.
 
+A family of another base (``--base``) states it at the top of the file (``base``, and for a
+stage-table file ``base_table``: the whole table), exactly as a study's configuration does, and
+its members carry no ``build`` section: the other libraries' EfficientNet builders cannot make
+it, and ``scaler build`` (or ``scaler.build_member``) builds it here. An export without ``base``
+is a family of EfficientNet-B0.
+
 Files of version 1 (scaler 0.1–0.2) still load: their members are recomputed from the
 coefficients and checked against the parameter counts the file states.
 """
@@ -24,16 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaler import bases
+from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.complexity import cost_model, param_count
 from scaler.scaling import (
     EXPORT_VERSION,
     Coefficients,
+    export_base,
     family,
     load_coefficients,
     member,
     read_export,
 )
-from scaler.spec import CHANNEL_DIVISOR, DROP_CONNECT, Spec, Stage
+from scaler.spec import CHANNEL_DIVISOR, Spec, Stage
 
 BN_EPS = 1e-3  # the official BatchNorm epsilon (Keras and official TF have it by default)
 
@@ -58,17 +67,23 @@ class Network:
     head: int
     divisor: int = CHANNEL_DIVISOR
 
+    head_rule: str = "scale"  # the base's head rule (MobileNetV2's grows only)
+
     @classmethod
     def of(cls, spec: Spec) -> Network:
-        return cls(spec.stem, spec.stages, spec.head)
+        base = spec.base
+        return cls(spec.stem, spec.stages, spec.head, base.divisor, base.head.width)
 
     def to_dict(self) -> dict[str, Any]:
+        rounding = dict(ROUNDING)
+        if self.head_rule == "grow":
+            rounding["head"] = "channels rule applied to head*max(1, w): never under the base's"
         return {
             "stem": self.stem,
             "stages": [dataclasses.asdict(s) for s in self.stages],
             "head": self.head,
             "divisor": self.divisor,
-            "rounding": dict(ROUNDING),
+            "rounding": rounding,
         }
 
     @classmethod
@@ -97,6 +112,7 @@ class Member:
     network: Network
     num_classes: int = 1000
     limit: str = ""  # why scaler's builder refuses this member; "" when it builds
+    base: Base = EFFICIENTNET_B0  # stored once, at the top of the export, not per member
 
     def spec(self) -> Spec:
         """The Spec this member realizes (multipliers, pixels and rounded sizes as stored)."""
@@ -111,6 +127,7 @@ class Member:
             n.stages,
             n.head,
             self.dropout,
+            self.base,
         )
 
     @property
@@ -120,27 +137,34 @@ class Member:
 
     def to_dict(self) -> dict[str, Any]:
         """The member as stored in an export (plain JSON/YAML types)."""
-        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base"}
         data["network"] = self.network.to_dict()
-        data["build"] = self.build
+        if self.base == EFFICIENTNET_B0:  # the other libraries build EfficientNet only
+            data["build"] = self.build
         if not self.limit:
             del data["limit"]  # named only where there is one, as in version 1
         return data
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Member:
-        fields = {f.name for f in dataclasses.fields(cls)} - {"network"}
+    def from_dict(cls, data: dict[str, Any], base: Base = EFFICIENTNET_B0) -> Member:
+        fields = {f.name for f in dataclasses.fields(cls)} - {"network", "base"}
         kwargs = {k: v for k, v in data.items() if k in fields}
-        return cls(network=Network.from_dict(data["network"]), **kwargs)
+        network = Network.from_dict(data["network"])
+        network = dataclasses.replace(network, head_rule=base.head.width)
+        return cls(network=network, base=base, **kwargs)
 
 
 def family_members(
-    coefficients: Coefficients, phi_max: int, base_pixels: int, num_classes: int = 1000
+    coefficients: Coefficients,
+    phi_max: int,
+    base_pixels: int,
+    num_classes: int = 1000,
+    base: Base = EFFICIENTNET_B0,
 ) -> list[Member]:
     """The members φ = 0..phi_max of these coefficients (exact counts; nothing is built)."""
     members = []
-    for row in family(coefficients, phi_max, base_pixels, num_classes):
-        spec, _ = member(coefficients, row.phi, base_pixels)
+    for row in family(coefficients, phi_max, base_pixels, num_classes, base):
+        spec, _ = member(coefficients, row.phi, base_pixels, base)
         members.append(
             Member(
                 phi=row.phi,
@@ -155,28 +179,36 @@ def family_members(
                 nominal_cost=row.nominal_cost,
                 measured_cost=row.measured_cost,
                 dropout=spec.dropout,
-                drop_path=DROP_CONNECT,
+                drop_path=base.drop_connect,
                 network=Network.of(spec),
                 num_classes=num_classes,
                 limit=row.limit,
+                base=base,
             )
         )
     return members
 
 
 def family_payload(
-    coefficients: Coefficients, phi_max: int, base_pixels: int, num_classes: int = 1000
+    coefficients: Coefficients,
+    phi_max: int,
+    base_pixels: int,
+    num_classes: int = 1000,
+    base: Base = EFFICIENTNET_B0,
 ) -> dict[str, Any]:
-    """The schema's own part of an export: version, coefficients, units, the members."""
+    """The schema's own part of an export: version, coefficients, units, the members.
+
+    A base other than EfficientNet-B0 is stated as a study's configuration states it.
+    """
+    members = family_members(coefficients, phi_max, base_pixels, num_classes, base)
     return {
         "scaler_export": EXPORT_VERSION,
         "coefficients": dataclasses.asdict(coefficients),
         "phi_base": 2.0,
         "base_resolution": base_pixels,
         "macs_unit": MACS_UNIT,
-        "family": [
-            m.to_dict() for m in family_members(coefficients, phi_max, base_pixels, num_classes)
-        ],
+        **bases.stored(base),
+        "family": [m.to_dict() for m in members],
     }
 
 
@@ -277,7 +309,7 @@ def _call(name: str, kwargs: dict[str, Any], first: str = "", indent: str = "") 
 
 def snippet(m: Member, target: str) -> str:
     """The few lines of Python that build member ``m`` in ``target`` (one of TARGETS)."""
-    check_target(target)
+    check_target(target, m.base)
     b = build_arguments(m)[target]
     module, name = b["call"].rsplit(".", 1)
     head = f"# EfficientNet φ = {m.phi}: {m.params:,} parameters, input 3x{m.pixels}x{m.pixels}"
@@ -318,10 +350,15 @@ def snippet(m: Member, target: str) -> str:
     return "\n".join([head, *lines]) + "\n"
 
 
-def check_target(target: str) -> str:
+def check_target(target: str, base: Base = EFFICIENTNET_B0) -> str:
     """``target`` if another library scaler writes arguments for, else a one-line ValueError."""
     if target not in TARGETS:
         raise ValueError(f"--to {target!r} is invalid: valid targets are {', '.join(TARGETS)}")
+    if base != EFFICIENTNET_B0:
+        raise ValueError(
+            f"--to {target} builds EfficientNet families only, and this export scales "
+            f"{base.name}: build it here (scaler build without --to, or scaler.build_member)"
+        )
     return target
 
 
@@ -339,6 +376,7 @@ class Export:
     coefficients: Coefficients
     base_pixels: int
     members: tuple[Member, ...]
+    base: Base = EFFICIENTNET_B0
 
     def member(self, phi: float) -> Member:
         """Member φ; a one-line ValueError naming --phi and the exported φ otherwise."""
@@ -355,19 +393,20 @@ class Export:
 def load_export(path: str | Path) -> Export:
     """Read an export of any schema version this scaler reads (see :func:`read_export`)."""
     data = read_export(path)
-    coeffs, base = load_coefficients(path)
+    coeffs, pixels = load_coefficients(path)
+    base = export_base(path)
     version = int(data.get("scaler_export", 1))
     rows = data.get("family") or []
     if version >= 2:
         try:
-            members = tuple(Member.from_dict(r) for r in rows)
+            members = tuple(Member.from_dict(r, base) for r in rows)
         except (KeyError, TypeError, ValueError) as e:
             raise ValueError(
                 f"coefficients file {str(path)!r} has a malformed member: {e}"
             ) from None
     else:
-        members = _complete(path, coeffs, base, rows)
-    return Export(str(path), version, coeffs, base, members)
+        members = _complete(path, coeffs, pixels, rows)
+    return Export(str(path), version, coeffs, pixels, members, base)
 
 
 def _complete(path, coeffs: Coefficients, base: int, rows: list) -> tuple[Member, ...]:
@@ -391,7 +430,7 @@ def check_member(exp: Export, m: Member) -> Spec:
     if m.limit:
         raise ValueError(f"--phi {m.phi} gives a network past the builder's limit ({m.limit})")
     spec = m.spec()
-    expected, _ = member(exp.coefficients, m.phi, exp.base_pixels)
+    expected, _ = member(exp.coefficients, m.phi, exp.base_pixels, exp.base)
     counted = (param_count(spec, m.num_classes), cost_model(spec, m.num_classes).flops_at(m.pixels))
     if expected.key != spec.key or counted != (m.params, m.macs):
         raise ValueError(

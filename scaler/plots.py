@@ -4,6 +4,9 @@
   with the multiplier it varies (w, d, r or φ), error bars when points have several seeds.
   Several studies can share one axes (single-dimension curves plus the compound line, plus a
   search's best candidate as a star).
+- Compare sweeps (the paper's Tables 3 and 7): top-1 of the base, the compound network and each
+  single-dimension network at equal measured FLOPs, every seed drawn and joined across networks
+  (the runs pair seed by seed).
 - Searches: the α–β map of accuracy (γ and pixels written at each point), accuracy against the
   measured cost, and the optimisation history with the running best.
 
@@ -515,17 +518,19 @@ def plot_search_history(frame, title: str = "") -> Figure:
 
 
 def describe_setup(config: dict[str, Any]) -> str:
-    """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...")."""
+    """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...");
+    a base other than EfficientNet-B0 first ("mobilenetv2 · embedded · ...")."""
     proxy = config.get("proxy") or {}
+    base = f"{config['base']} · " if config.get("base") else ""
     if not proxy:
-        return str(config.get("data", "unknown data"))
+        return base + str(config.get("data", "unknown data"))
     run = (
         f"{proxy['images']} images"
         if proxy.get("images")
         else f"{proxy.get('epochs')} epoch{'s' if proxy.get('epochs') != 1 else ''}"
     )
     seeds = config.get("seeds", 1)
-    return (
+    return base + (
         f"{config.get('data')} · proxy {config.get('proxy_preset')}: {run}, batch "
         f"{proxy.get('batch_size')}, lr {proxy.get('lr')}, {proxy.get('optimizer')}, base "
         f"{proxy.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
@@ -548,7 +553,45 @@ def setup_key(config: dict[str, Any]) -> str:
     import json
 
     proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
-    return json.dumps([config.get("data_fingerprint"), proxy], sort_keys=True, default=str)
+    key: list[Any] = [config.get("data_fingerprint"), proxy]
+    if config.get("base"):  # only another base's networks differ: B0 keys stay as they were
+        key.append([config.get("base"), config.get("base_table")])
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def plot_compare(frame, title: str = "") -> Figure:
+    """A compare sweep: top-1 per network (base, compound, each dimension alone), every seed a
+    dot joined to the same seed of the other networks, the mean ± sd beside them."""
+    from scaler.sweeps import COMPARE_ORDER, paired_runs
+
+    done = finished(frame)
+    if _empty(done):
+        return message_figure("no finished trial to plot yet", title)
+    order = ["base", "compound", *COMPARE_ORDER]
+    rows = [r for key in order for _, r in done[done["series"] == key].iterrows()]
+    runs = [paired_runs(r) for r in rows]
+    with style():
+        fig, ax = _figure((8, 5))
+        for seed in sorted({s for run in runs for s in run}):
+            xs = [i for i, run in enumerate(runs) if seed in run]
+            ax.plot(xs, [runs[i][seed] for i in xs], color="#999999", lw=0.8, alpha=0.6)
+        for i, (r, run) in enumerate(zip(rows, runs, strict=True)):
+            colour = PALETTE[i % len(PALETTE)]
+            ax.scatter([i] * len(run), list(run.values()), color=colour, s=14, zorder=3)
+            many, err = _seed_errors(r.to_frame().T)
+            ax.errorbar(
+                [i + 0.15],
+                [float(r["top1_mean"])],
+                yerr=[float(err.iloc[0])] if bool(many.iloc[0]) else None,
+                fmt=MARKERS[i % len(MARKERS)],
+                color=colour,
+                capsize=3,
+                zorder=4,
+            )
+        labels = [f"{r['label']}\n{float(r['cost_flops']) / 1e6:,.0f} MFLOPs" for r in rows]
+        ax.set_xticks(range(len(rows)), labels, rotation=15, ha="right", fontsize=8)
+        _finish_axes(ax, "", "top-1 accuracy (%)", title, legend=False)
+    return fig
 
 
 def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
@@ -557,6 +600,14 @@ def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
     figs: dict[str, Figure] = {}
     sweeps = [s for s in studies if s.kind == "sweep"]
     searches = [s for s in studies if s.kind == "search"]
+    for s in [s for s in sweeps if s.config.get("sweep") == "compare"]:
+        budget = s.config.get("budget")
+        title = (
+            f"{s.name}: compound against one dimension at {budget:g}× the base's measured "
+            f"FLOPs\n{describe_setup(s.config)}"
+        )
+        figs[f"{s.name}.compare"] = plot_compare(s.frame, title)
+    sweeps = [s for s in sweeps if s.config.get("sweep") != "compare"]  # not curves
     if sweeps:
         import pandas as pd
 

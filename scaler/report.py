@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from scaler import __version__
+from scaler.bases import EFFICIENTNET_B0, from_config
 from scaler.confirm import sentences, summarize
 from scaler.files import check_out_dir, write_files
 from scaler.plots import (
@@ -342,6 +343,38 @@ def _series_findings(s: StudyData, sigma: float) -> list[str]:
     return out
 
 
+def _compare_findings(s: StudyData) -> list[str]:
+    """A compare sweep's verdicts: compound against each dimension alone, paired by seed."""
+    from scaler.sweeps import compare_verdicts
+
+    versus = compare_verdicts(s.frame)
+    if not versus:
+        return [f"{s.name}: the compound network or every single-dimension one has no result yet."]
+    where = f"{s.config.get('base', 'efficientnet-b0')} at {s.config.get('budget'):g}×"
+    return [f"{s.name} ({where}): {v.describe()}" for v in versus]
+
+
+def _is_compare(s: StudyData) -> bool:
+    return s.kind == "sweep" and s.config.get("sweep") == "compare"
+
+
+def _compare_caveats(s: StudyData) -> list[str]:
+    """What a compare sweep's equal FLOPs do not cover: the proxy's own input size."""
+    done = s.finished
+    rows = {r["series"]: r for _, r in done.iterrows()}
+    compound = rows.get("compound")
+    others = [r for key, r in rows.items() if key not in ("base", "compound")]
+    if compound is None or not others:
+        return []
+    ratios = [float(r["flops"]) / float(compound["flops"]) for r in others]
+    return [
+        f"{s.name}: its networks cost the same at r × {s.config.get('cost_pixels', 224)} px, "
+        f"where the budget is matched, but at the proxy's small inputs the single-dimension "
+        f"networks cost {min(ratios):.2f}× to {max(ratios):.2f}× the compound one's FLOPs "
+        "(feature maps round differently there): the proxy compares them at unequal compute."
+    ]
+
+
 def _baseline_findings(done, frame) -> list[str]:
     """Each baseline against the first (d=1, r=1) series at equal FLOPs, by a t test, and the
     one-line verdict on the paper's ordering (every other baseline above the first).
@@ -455,14 +488,18 @@ def _study_findings(s: StudyData, sigmas: dict[str, float]) -> tuple[list[str], 
     if s.finished is None or s.finished.empty:
         return [f"{s.name} has no finished trial yet ({_states(s.frame)})."], []
     shows: list[str] = []
+    lacks: list[str] = []
     if s.kind == "search":
         shows += _search_findings(s)
+    elif _is_compare(s):
+        shows += _compare_findings(s)
+        lacks += _compare_caveats(s)
     elif s.kind == "sweep":
         shows += _series_findings(s, sigmas[setup_key(s.config)])
     skipped = s.frame[s.frame["status"] == "skipped"] if not s.frame.empty else s.frame
     if not len(skipped):
-        return shows, []
-    return shows, [
+        return shows, lacks
+    return shows, lacks + [
         f"{s.name}: {len(skipped)} point(s) were not trained (over --max-flops or beyond "
         "the pixels the data serve), so its curves stop early: they say nothing about "
         "larger networks."
@@ -470,7 +507,13 @@ def _study_findings(s: StudyData, sigmas: dict[str, float]) -> tuple[list[str], 
 
 
 def _comparison_findings(studies: Sequence[StudyData], sigma: float) -> tuple[list[str], list[str]]:
-    """Compound against single dimensions, when every study was trained with the same setup."""
+    """Compound against single dimensions, when every study was trained with the same setup.
+
+    Compare sweeps hold their own comparison (:func:`_compare_findings`) and stay out of this one.
+    """
+    studies = [s for s in studies if not _is_compare(s)]
+    if not studies:
+        return [], []
     if len({setup_key(s.config) for s in studies if s.kind != "unknown"}) > 1:
         return [], [
             "The studies were trained with different data or proxy settings, so they are not "
@@ -655,11 +698,11 @@ def _family_rows(rows) -> list[list[str]]:
     ]
 
 
-def _family_table(coeffs, phi_max: int, base_res: int) -> list[str]:
+def _family_table(coeffs, phi_max: int, base_res: int, net=EFFICIENTNET_B0) -> list[str]:
     """The family φ = 0..phi_max (members past the builder's limit too, marked and footnoted)."""
     from scaler.scaling import family
 
-    rows = family(coeffs, phi_max, base_res)
+    rows = family(coeffs, phi_max, base_res, base=net)
     lines = [md_table(FAMILY_HEADERS, _family_rows(rows)), ""]
     past = [f"φ = {r.phi} ({r.limit})" for r in rows if r.limit]
     if past:
@@ -820,6 +863,7 @@ def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
     budget = s.config.get("budget")
     phi = float(s.config.get("phi", math.log2(float(budget or 2))))
     base_res = int(s.config.get("cost_pixels", 224))
+    net = from_config(s.config)
     coeffs = Coefficients.from_multipliers(
         float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
     )
@@ -831,12 +875,69 @@ def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
         f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
         "classes (FLOPs: fvcore's convention, from the exact cost model):",
         "",
-        *_family_table(coeffs, phi_max, base_res),
+        *_family_table(coeffs, phi_max, base_res, net),
+    ]
+
+
+COMPARE_HEADERS = ("network", "d", "w", "r", "px (proxy)", "MFLOPs (cost px)", "× base")
+COMPARE_HEADERS += ("MFLOPs (proxy)", "top-1 %", "runs", "compound − it", "paired t (df)", "p")
+COMPARE_HEADERS += ("verdict",)
+
+
+def _compare_lines(s: StudyData) -> list[str]:
+    """A compare sweep in the layout of the paper's Table 3, with each paired test."""
+    from scaler.sweeps import COMPARE_ORDER, compare_verdicts
+
+    done = s.finished
+    if done is None or done.empty:
+        return []
+    tests = {v.dim: v for v in compare_verdicts(s.frame)}
+    by_series = {r["series"]: r for _, r in done.iterrows()}
+    base = by_series.get("base")
+    rows = []
+    for key in ("base", "compound", *COMPARE_ORDER):
+        r = by_series.get(key)
+        if r is None:
+            continue
+        v = tests.get(key)
+        ratio = float(r["cost_flops"]) / float(base["cost_flops"]) if base is not None else None
+        rows.append(
+            [
+                r["label"],
+                _f(r["depth"], ".3g"),
+                _f(r["width"], ".3g"),
+                _f(r["resolution"], ".3g"),
+                _int(r["pixels"]),
+                _m(r["cost_flops"]),
+                _f(ratio, ".2f"),
+                _m(r["flops"]),
+                _top1(r),
+                seeds_of(r),
+                f"{v.diff:+.2f}" if v else "",
+                f"{v.t:.2f} ({v.df})" if v and v.n >= 2 else "",
+                _f(v.p, ".3g") if v and v.n >= 2 else "",
+                v.verdict if v else "",
+            ]
+        )
+    budget, px = s.config.get("budget"), s.config.get("cost_pixels", 224)
+    return [
+        "### Compound against one dimension (the paper's Table 3 layout)",
+        "",
+        f"Every network is solved to {budget:g}× the base's measured FLOPs at r × {px} px; "
+        "each trains with the same seeds, so compound − it is the mean of per-seed differences, "
+        "tested by a paired t-test (df = pairs − 1). A verdict needs the difference's interval "
+        "to exclude 0 at 95 % over the comparisons together (Bonferroni); otherwise it is not "
+        "resolved by the noise.",
+        "",
+        md_table(COMPARE_HEADERS, rows),
+        "",
     ]
 
 
 def _sweep_section(s: StudyData) -> list[str]:
     """A sweep's points, one table per series, the FLOPs cap and its trials without a result."""
+    if s.config.get("sweep") == "compare":
+        return _compare_lines(s) + _no_result_section(s.frame)
     lines = ["### Points", ""]
     done = s.finished
     if done is None or done.empty:

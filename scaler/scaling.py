@@ -25,6 +25,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from scaler.bases import EFFICIENTNET_B0, Base
+from scaler.bases import from_config as base_from_config
 from scaler.complexity import cost_model, count, param_count
 from scaler.spec import (
     B0_RESOLUTION,
@@ -32,7 +34,7 @@ from scaler.spec import (
     MAX_PIXELS,
     MIN_PIXELS,
     Spec,
-    family_dropout,
+    member_dropout,
     round_pixels,
     scale,
 )
@@ -101,7 +103,11 @@ class Coefficients:
         return self.product**phi
 
     def spec(
-        self, phi: float, base_pixels: int = B0_RESOLUTION, pixel_limit: int = MAX_PIXELS
+        self,
+        phi: float,
+        base_pixels: int = B0_RESOLUTION,
+        pixel_limit: int = MAX_PIXELS,
+        base: Base = EFFICIENTNET_B0,
     ) -> Spec:
         return scale(
             self.alpha**phi,
@@ -109,7 +115,8 @@ class Coefficients:
             self.gamma**phi,
             base_pixels=base_pixels,
             pixel_limit=pixel_limit,
-            dropout=family_dropout(phi),
+            dropout=member_dropout(base, phi),
+            base=base,
         )
 
     @classmethod
@@ -128,14 +135,16 @@ def multipliers(coefficients: Coefficients, phi: float) -> tuple[float, float, f
         raise ValueError(f"--phi {phi:g} is invalid: α^φ, β^φ or γ^φ overflows") from None
 
 
-def realize(depth: float, width: float, resolution: float, base_pixels: int) -> Spec:
+def realize(
+    depth: float, width: float, resolution: float, base_pixels: int, base: Base = EFFICIENTNET_B0
+) -> Spec:
     """The Spec ``spec.scale`` makes of these multipliers, without its size limits.
 
     For costs only (the exact cost model and parameter count take it at any size); whether the
     builder may have it is :func:`builder_limit`.
     """
     pixels = round_pixels(resolution, base_pixels)
-    return spec_realize(depth, width, resolution, base_pixels, pixels)
+    return spec_realize(depth, width, resolution, base_pixels, pixels, base=base)
 
 
 def builder_limit(spec: Spec) -> str:
@@ -153,13 +162,16 @@ def builder_limit(spec: Spec) -> str:
     return "; ".join(reasons)
 
 
-def member(coefficients: Coefficients, phi: float, base_pixels: int) -> tuple[Spec, str]:
+def member(
+    coefficients: Coefficients, phi: float, base_pixels: int, base: Base = EFFICIENTNET_B0
+) -> tuple[Spec, str]:
     """The family member at φ, past the builder's limits too, and :func:`builder_limit`.
 
-    Its classifier dropout is the official member's at the same φ (``spec.family_dropout``).
+    Its classifier dropout is, for EfficientNet, the official member's at the same φ
+    (``spec.family_dropout``); another base keeps its own (``spec.member_dropout``).
     """
-    spec = realize(*multipliers(coefficients, phi), base_pixels)
-    spec = dataclasses.replace(spec, dropout=family_dropout(phi))
+    spec = realize(*multipliers(coefficients, phi), base_pixels, base)
+    spec = dataclasses.replace(spec, dropout=member_dropout(base, phi))
     return spec, builder_limit(spec)
 
 
@@ -203,10 +215,12 @@ def _family_row(phi: int, spec: Spec, nominal: float, base_flops: int, num_class
     )
 
 
-def base_flops(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -> int:
+def base_flops(
+    base_pixels: int = B0_RESOLUTION, num_classes: int = 1000, base: Base = EFFICIENTNET_B0
+) -> int:
     """fvcore FLOPs of the unscaled network at ``base_pixels`` (from the exact cost model)."""
-    base = scale(base_pixels=base_pixels)  # validates base_pixels
-    return cost_model(base, num_classes).flops_at(base.pixels)
+    unscaled = scale(base_pixels=base_pixels, base=base)  # validates base_pixels
+    return cost_model(unscaled, num_classes).flops_at(unscaled.pixels)
 
 
 def _sci(value: float) -> str:
@@ -233,6 +247,7 @@ def family(
     phi_max: int = 7,
     base_pixels: int = B0_RESOLUTION,
     num_classes: int = 1000,
+    base: Base = EFFICIENTNET_B0,
 ) -> list[FamilyRow]:
     """The family φ = 0..phi_max with realized sizes and both costs, built by nothing.
 
@@ -241,11 +256,11 @@ def family(
     one-line ValueError naming --phi-max and the largest φ under the ceilings.
     """
     check_phi_max(phi_max)
-    base = base_flops(base_pixels, num_classes)
+    unscaled = base_flops(base_pixels, num_classes, base)
     rows = []
     for phi in range(phi_max + 1):
-        spec, _ = member(coefficients, phi, base_pixels)
-        row = _family_row(phi, spec, coefficients.nominal_cost(phi), base, num_classes)
+        spec, _ = member(coefficients, phi, base_pixels, base)
+        row = _family_row(phi, spec, coefficients.nominal_cost(phi), unscaled, num_classes)
         _check_ceiling(row, coefficients, phi_max)
         rows.append(row)
     return rows
@@ -273,6 +288,7 @@ def solve_pixels(
     num_classes: int = 1000,
     min_pixels: int = MIN_PIXELS,
     max_pixels: int = MAX_PIXELS,
+    base: Base = EFFICIENTNET_B0,
 ) -> Solution:
     """Integer input size in [min_pixels, max_pixels] whose fvcore FLOPs are closest to target.
 
@@ -281,16 +297,57 @@ def solve_pixels(
     """
     import numpy as np
 
-    probe = scale(depth, width, base_pixels=base_pixels, pixels=min_pixels)
+    probe = scale(depth, width, base_pixels=base_pixels, pixels=min_pixels, base=base)
     sizes = np.arange(min_pixels, max_pixels + 1)
     misses = np.abs(cost_model(probe, num_classes).flops(sizes) / target_flops - 1.0)
     # Sizes with equal feature maps cost the same; ties go to the larger input (more detail).
     pixels = int(sizes[len(sizes) - 1 - int(np.argmin(misses[::-1]))])
-    spec = scale(depth, width, base_pixels=base_pixels, pixels=pixels)
+    spec = scale(depth, width, base_pixels=base_pixels, pixels=pixels, base=base)
     flops = count(spec, num_classes).flops
     if flops != int(cost_model(spec, num_classes).flops(pixels)):
         raise RuntimeError(f"cost model disagrees with fvcore for {spec.key_str}")
     return Solution(spec=spec, flops=flops, target=int(round(target_flops)))
+
+
+WIDTH_STEP = 0.005  # the grid a width-only solve scans (channels move in steps of the divisor)
+
+
+def solve_dimension(
+    dim: str,
+    target_flops: float,
+    base_pixels: int,
+    num_classes: int = 1000,
+    base: Base = EFFICIENTNET_B0,
+) -> tuple[float, int]:
+    """(multiplier, fvcore FLOPs) of ``dim`` scaled alone, the other two at 1, whose measured
+    FLOPs at r × ``base_pixels`` come closest to ``target_flops``: the single-dimension rows of
+    the paper's Tables 3 and 7, at the compound network's measured cost instead of nominal.
+
+    Depth takes the smallest d of each distinct network (k / layers of a stage); width scans a
+    grid of WIDTH_STEP; resolution is :func:`solve_pixels` at d = w = 1 (r = pixels / base).
+    """
+    import numpy as np
+
+    if dim == "resolution":
+        sol = solve_pixels(1.0, 1.0, target_flops, base_pixels, num_classes, base=base)
+        return sol.spec.pixels / base_pixels, sol.flops
+    if dim == "depth":
+        counts = {s.layers for s in base.stages}
+        values = sorted({k / n for n in counts for k in range(1, int(MAX_MULTIPLIER * n) + 1)})
+    elif dim == "width":
+        root = math.sqrt(target_flops / base_flops(base_pixels, num_classes, base))
+        lo, hi = max(WIDTH_STEP, root / 4), min(MAX_MULTIPLIER, root * 4)
+        values = [round(float(w), 6) for w in np.arange(lo, hi + WIDTH_STEP, WIDTH_STEP)]
+    else:
+        raise ValueError(f"dimension {dim!r} is unknown: valid are depth, width, resolution")
+    d_or_w = {"depth": lambda v: (v, 1.0), "width": lambda v: (1.0, v)}[dim]
+    flops = [
+        cost_model(realize(*d_or_w(v), 1.0, base_pixels, base), num_classes).flops_at(base_pixels)
+        for v in values
+    ]
+    misses = [abs(f / target_flops - 1.0) for f in flops]
+    best = misses.index(min(misses))  # ties: the first, the smallest multiplier
+    return values[best], flops[best]
 
 
 def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -> dict:
@@ -355,6 +412,31 @@ def load_coefficients(path) -> tuple[Coefficients, int]:
     return coeffs, base
 
 
+def export_base(path) -> Base:
+    """The base network an export's family scales (none stated: EfficientNet-B0)."""
+    try:
+        data = read_export(path)
+    except ValueError as e:
+        raise ValueError(f"--coefficients: {e}") from None
+    try:
+        return base_from_config(data)
+    except ValueError as e:
+        raise ValueError(f"--coefficients {str(path)!r}: {e}") from None
+
+
+def choose_base(base: Base | None, coefficients=None) -> Base:
+    """``--base`` (default EfficientNet-B0), or the base of ``--coefficients``; both must agree."""
+    if coefficients is None:
+        return base or EFFICIENTNET_B0
+    stated = export_base(coefficients)
+    if base is not None and base != stated:
+        raise ValueError(
+            f"--base {base.name} does not match --coefficients {str(coefficients)!r}, "
+            f"a family of {stated.name}: leave --base out or give --base {stated.name}"
+        )
+    return stated
+
+
 def check_phi_max(phi_max: int, option: str = "--phi-max") -> int:
     """``phi_max`` if it is an integer in 0..MAX_PHI, else a one-line ValueError."""
     if isinstance(phi_max, bool) or not isinstance(phi_max, int) or not 0 <= phi_max <= MAX_PHI:
@@ -414,15 +496,23 @@ def network_spec(
     phi: float = 1.0,
     *,
     resolution: float | None = None,
+    base: Base | None = None,
 ) -> Spec:
     """The network named by a preset, by multipliers (``resolution`` × the base pixels) or
-    pixels, or by an export and φ; refused past the builder's limits and MAX_NETWORK_PARAMS."""
+    pixels, or by an export and φ; refused past the builder's limits and MAX_NETWORK_PARAMS.
+
+    ``base`` is the network scaled (default EfficientNet-B0; an export's own base with
+    ``coefficients``); presets are EfficientNet's.
+    """
+    chosen = choose_base(base, coefficients)
     return check_buildable(
-        _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution)
+        _named_spec(
+            preset, depth, width, pixels, base_pixels, coefficients, phi, resolution, chosen
+        )
     )
 
 
-def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution):
+def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution, base):
     from scaler.spec import preset as preset_spec
 
     if resolution is not None and pixels is not None:
@@ -434,8 +524,8 @@ def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, re
                 "--coefficients cannot be combined with "
                 "--preset/--depth/--width/--resolution/--pixels"
             )
-        coeffs, base = load_coefficients(coefficients)
-        spec, limit = member(coeffs, phi, base_pixels or base)
+        coeffs, stated = load_coefficients(coefficients)
+        spec, limit = member(coeffs, phi, base_pixels or stated, base)
         if limit:
             raise ValueError(_past_limit_message(phi, limit, coefficients))
         return spec
@@ -444,12 +534,17 @@ def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, re
             raise ValueError(
                 "--preset cannot be combined with --depth/--width/--resolution/--pixels"
             )
+        if base != EFFICIENTNET_B0:
+            raise ValueError(
+                f"--preset {preset} is an EfficientNet member: it cannot scale --base {base.name} "
+                "(give --depth/--width/--resolution instead)"
+            )
         return preset_spec(preset, base_pixels or B0_RESOLUTION)
-    base = B0_RESOLUTION if base_pixels is None else base_pixels
     return scale(
         1.0 if depth is None else depth,
         1.0 if width is None else width,
         1.0 if resolution is None else resolution,
-        base_pixels=base,
+        base_pixels=base.pixels if base_pixels is None else base_pixels,
         pixels=pixels,
+        base=base,
     )

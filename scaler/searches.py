@@ -23,6 +23,10 @@ How a study runs (every decision has its reason here):
   heartbeats and resume are the runner's (:mod:`scaler.runner`), shared with sweeps; the
   study's storage and stored configuration are :mod:`scaler.studies`'.
 
+- **The base** (``--base``, :mod:`scaler.bases`) is part of the configuration: every candidate
+  scales it, and a base other than EfficientNet-B0 is stored (and named in the study's default
+  name); a study that stores none is a search of EfficientNet-B0.
+
 This module holds what is particular to a search: its configuration and grid, how (α, β)
 becomes a candidate network, its result, the export and the Python API :func:`search`.
 """
@@ -37,7 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler import confirm
+from scaler import bases, confirm
+from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
 from scaler.files import check_out_file, write_atomic
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
@@ -108,6 +113,7 @@ class SearchConfig:
     confirm: bool = True  # off for a search alone (scaler confirm STUDY runs it later)
     confirm_top: int | None = None  # networks confirmed, best first (None: confirm's default)
     confirm_seeds: int | None = None  # paired runs of each (None: confirm's default)
+    base: Base = EFFICIENTNET_B0  # the network scaled (--base); stored when not B0
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -250,6 +256,7 @@ class SearchConfig:
             "beta_step": sb,
             "pruner": self.pruner,
             "sampler_seed": self.sampler_seed,
+            **bases.stored(self.base),
         }
 
 
@@ -358,8 +365,13 @@ def realize(
 
     base_px = cfg.proxy_config().base_pixels
     res = cfg.cost_pixels
-    base_cost = count(scale(base_pixels=res), num_classes).flops
-    base_proxy = count(scale(base_pixels=base_px), num_classes).flops
+    net = cfg.base
+
+    def solve(target: float, px: int, where: str, limit: str) -> tuple[int, str]:
+        return _solve(alpha, beta, target, px, num_classes, where, limit, net)
+
+    base_cost = count(scale(base_pixels=res, base=net), num_classes).flops
+    base_proxy = count(scale(base_pixels=base_px, base=net), num_classes).flops
     reason, pixels = "", base_px
     if role == "base":
         alpha = beta = gamma = gamma_nominal = 1.0
@@ -367,21 +379,12 @@ def realize(
     else:
         gamma_nominal = math.sqrt(cfg.budget / (alpha * beta**2))
         if cfg.constraint == "measured":
-            cost_pixels, reason = _solve(
-                alpha,
-                beta,
-                cfg.budget * base_cost,
-                res,
-                num_classes,
-                "",
-                f"--tolerance {cfg.tolerance}",
+            cost_pixels, reason = solve(
+                cfg.budget * base_cost, res, "", f"--tolerance {cfg.tolerance}"
             )
-            pixels, proxy_reason = _solve(
-                alpha,
-                beta,
+            pixels, proxy_reason = solve(
                 cfg.budget * base_proxy,
                 base_px,
-                num_classes,
                 "at the proxy's input size, ",
                 f"--proxy-tolerance {cfg.proxy_limit or math.inf}",
             )
@@ -395,8 +398,8 @@ def realize(
             side = "< 1" if cfg.budget > 1 else "> 1"
             # The more basic reason wins: depth and width alone already spend the budget.
             reason = f"needs γ {side} (γ = {gamma:.3f}): depth and width alone exceed the budget"
-    cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels)
-    spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels))
+    cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels, base=net)
+    spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels), base=net)
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
         reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
     cost = count(spec, num_classes)
@@ -423,7 +426,14 @@ def realize(
 
 
 def _solve(
-    alpha: float, beta: float, target: float, base_px: int, num_classes: int, where: str, limit: str
+    alpha: float,
+    beta: float,
+    target: float,
+    base_px: int,
+    num_classes: int,
+    where: str,
+    limit: str,
+    base: Base = EFFICIENTNET_B0,
 ) -> tuple[int, str]:
     """The input size whose measured cost is closest to ``target``, and why it misses, if so.
 
@@ -431,7 +441,7 @@ def _solve(
     """
     from scaler.scaling import solve_pixels
 
-    sol = solve_pixels(alpha, beta, target, base_px, num_classes)
+    sol = solve_pixels(alpha, beta, target, base_px, num_classes, base=base)
     option, tolerance = limit.split()
     if abs(sol.error) <= float(tolerance):
         return sol.spec.pixels, ""
@@ -506,7 +516,9 @@ class Describe:
         if cand.infeasible:
             write(trial, status=Status.INFEASIBLE, reason=cand.infeasible)
             raise optuna.TrialPruned(f"infeasible: {cand.infeasible}")
-        spec = scale(alpha, beta, base_pixels=self.proxy.base_pixels, pixels=cand.pixels)
+        spec = scale(
+            alpha, beta, base_pixels=self.proxy.base_pixels, pixels=cand.pixels, base=cfg.base
+        )
         base = role == "base"
         return Job(
             spec=spec,
@@ -540,7 +552,11 @@ def _make_pruner(cfg: SearchConfig):
 def default_study_name(cfg: SearchConfig, fingerprint: str) -> str:
     """Name from the data, the budget and the proxy settings."""
     hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config())}"
-    return default_name("search", cfg.data, f"{cfg.budget:g}x-{cfg.proxy}", hashed)
+    stored = bases.stored(cfg.base)
+    if stored:  # B0 keeps the names it had before bases existed
+        hashed += "|" + json.dumps(stored, sort_keys=True)
+    named = "" if not stored else f"{cfg.base.name}-"
+    return default_name("search", cfg.data, f"{named}{cfg.budget:g}x-{cfg.proxy}", hashed)
 
 
 @dataclass(frozen=True)
@@ -569,7 +585,7 @@ def trial_bytes(p: Prepared) -> int:
     from scaler.complexity import train_memory
 
     proxy = p.cfg.proxy_config()
-    base = scale(base_pixels=proxy.base_pixels)
+    base = scale(base_pixels=proxy.base_pixels, base=p.cfg.base)
     run = train_memory(base, proxy.batch_size, p.source.num_classes)
     return int(run * max(1.0, p.cfg.budget))
 
@@ -695,7 +711,9 @@ def result(study, storage_url: str) -> SearchResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7) -> dict:
+def export_payload(
+    study_name: str, storage: str | None = None, phi_max: int = 7, base: Base | None = None
+) -> dict:
     """The export of a study's best candidate: coefficients, provenance (the proxy regime that
     chose it) and the family φ = 0..phi_max in the schema of :mod:`scaler.members`."""
     from scaler.members import family_payload
@@ -710,7 +728,13 @@ def export_payload(study_name: str, storage: str | None = None, phi_max: int = 7
     cfg = res.config
     budget, phi = float(cfg["budget"]), float(cfg["phi"])
     coeffs = Coefficients.from_multipliers(best["alpha"], best["beta"], best["gamma"], phi)
-    schema = family_payload(coeffs, phi_max, int(cfg["cost_pixels"]))
+    net = bases.from_config(cfg)
+    if base is not None and base != net:
+        raise ValueError(
+            f"--base {base.name} does not match study {study_name!r}, a search of {net.name}: "
+            f"leave --base out or give --base {net.name}"
+        )
+    schema = family_payload(coeffs, phi_max, int(cfg["cost_pixels"]), base=net)
     family_rows = schema.pop("family")
     payload = {
         **schema,
@@ -770,6 +794,7 @@ def export(
     out: Path | None = None,
     fmt: str | None = None,
     phi_max: int = 7,
+    base: Base | None = None,
 ) -> Path:
     """Write the chosen coefficients with provenance and the family φ = 0..phi_max.
 
@@ -778,7 +803,7 @@ def export(
     """
     if fmt is not None:
         _choice("--format", fmt, ("json", "yaml"))
-    payload = export_payload(study_name, storage, phi_max)
+    payload = export_payload(study_name, storage, phi_max, base)
     out = check_out_file(out or Path(f"{study_name}.coefficients.{fmt or 'json'}"))
     fmt = fmt or ("yaml" if out.suffix.lower() in (".yaml", ".yml") else "json")
     if fmt == "yaml":
@@ -835,6 +860,8 @@ def search(
     if unknown:
         raise ValueError(f"unknown search option(s): {', '.join(sorted(unknown))}")
     value = parse_budget(budget) if isinstance(budget, str) else float(budget)
+    if "base" in cfg_kwargs:  # a name or a stage-table file, as --base takes
+        cfg_kwargs["base"] = bases.get_base(cfg_kwargs["base"], "base")
     cfg = SearchConfig(
         budget=value,
         data=data,

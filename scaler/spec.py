@@ -1,10 +1,12 @@
-"""The base network as data and the rules that scale it.
+"""The rules that scale a base network, and the realized network they make (:class:`Spec`).
 
-EfficientNet-B0 is written once, as the paper's stage table (Tan & Le 2019, Table 1). Scaling a
-network means three named rounding rules applied to that table:
+A base is a stage table (:mod:`scaler.bases`; EfficientNet-B0, the paper's Table 1, by default).
+Scaling a network means three named rounding rules applied to that table:
 
-- ``round_channels``: channels x width to the nearest multiple of 8, at least 8, bumped by 8 when
-  the rounded value falls under 90 % of the request (the official ``round_filters``);
+- ``round_channels``: channels x width to the nearest multiple of the base's divisor (8), at
+  least the divisor, bumped by it when the rounded value falls under 90 % of the request (the
+  official ``round_filters``, torchvision's ``_make_divisible``); the head follows its base's
+  rule (``head_channels``: MobileNetV2's never shrinks);
 - ``round_layers``: ceil(depth x layers) (the official ``round_repeats``);
 - ``round_pixels``: resolution multiplier × base pixels to the nearest integer, halves up.
 
@@ -21,43 +23,29 @@ trains at (one step of 4 px at 32 px moves FLOPs by ~25 %), so scaler keeps the 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+# DROP_CONNECT and SE_RATIO live beside the stage tables now; importable from here as before.
+from scaler.bases import (  # noqa: F401
+    CHANNEL_DIVISOR,
+    DROP_CONNECT,
+    EFFICIENTNET_B0,
+    SE_RATIO,
+    Base,
+    HeadDef,
+    StageDef,
+)
 
 MIN_PIXELS = 8
 MAX_PIXELS = 2048
 MAX_MULTIPLIER = 32.0  # largest depth or width multiplier the builder takes
-CHANNEL_DIVISOR = 8
-SE_RATIO = 0.25  # of the block's input channels, as in the official implementation
-# Stochastic depth: block i of N drops its residual branch with probability DROP_CONNECT·i/N, as
-# the official code, timm, torchvision and Keras do (the last block stays under the rate).
-DROP_CONNECT = 0.2
 
-
-@dataclass(frozen=True)
-class StageDef:
-    """One row of the paper's Table 1: a stage of identical MBConv blocks."""
-
-    operator: str  # "MBConv1" / "MBConv6": the number is the expansion ratio
-    expand: int
-    kernel: int
-    stride: int  # stride of the stage's first block; the others use 1
-    channels: int
-    layers: int
-
-
-# EfficientNet-B0 (paper Table 1; strides as in the official code). The one source of truth.
-B0_STAGES: tuple[StageDef, ...] = (
-    StageDef("MBConv1", 1, 3, 1, 16, 1),
-    StageDef("MBConv6", 6, 3, 2, 24, 2),
-    StageDef("MBConv6", 6, 5, 2, 40, 2),
-    StageDef("MBConv6", 6, 3, 2, 80, 3),
-    StageDef("MBConv6", 6, 5, 1, 112, 3),
-    StageDef("MBConv6", 6, 5, 2, 192, 4),
-    StageDef("MBConv6", 6, 3, 1, 320, 1),
-)
-B0_STEM = 32  # conv3x3, stride 2
-B0_HEAD = 1280  # conv1x1 before global pooling
-B0_RESOLUTION = 224
+# EfficientNet-B0 (paper Table 1; strides as in the official code), from scaler.bases.
+B0 = EFFICIENTNET_B0
+B0_STAGES: tuple[StageDef, ...] = B0.stages
+B0_STEM = B0.stem.channels  # conv3x3, stride 2
+B0_HEAD = B0.head.channels  # conv1x1 before global pooling
+B0_RESOLUTION = B0.pixels
 
 
 @dataclass(frozen=True)
@@ -93,6 +81,12 @@ def family_dropout(phi: float) -> float:
     return rates[index]
 
 
+def member_dropout(base: Base, phi: float) -> float:
+    """Classifier dropout of member φ of a family of ``base``: EfficientNet's steps by member
+    (:func:`family_dropout`); another base keeps its own rate at every size."""
+    return family_dropout(phi) if base.dropout_by_phi else base.dropout
+
+
 def round_channels(channels: int, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
     """Channels x width: nearest multiple of ``divisor``, >= divisor, >= 90 % of the request."""
     request = channels * width
@@ -113,6 +107,14 @@ def round_pixels(resolution: float, base_pixels: int) -> int:
     return int(math.floor(resolution * base_pixels + 0.5))
 
 
+def head_channels(head: HeadDef, width: float, divisor: int = CHANNEL_DIVISOR) -> int:
+    """The head's channels at width ``width``: scaled, or only grown (MobileNetV2); 0 stays 0."""
+    if not head.channels:
+        return 0
+    scaled = max(1.0, width) if head.width == "grow" else width
+    return round_channels(head.channels, scaled, divisor)
+
+
 @dataclass(frozen=True)
 class Stage:
     """A realized stage: the definition with its scaled channels and layer count."""
@@ -127,9 +129,10 @@ class Stage:
 
 @dataclass(frozen=True)
 class Spec:
-    """A scaled EfficientNet: the multipliers and the realized network they round to.
+    """A scaled base network: the multipliers and the realized network they round to.
 
     Build one with :func:`scale` or :func:`preset`; ``key`` identifies the realized network.
+    ``base`` holds what the realized numbers do not (block types, activations, stem, head rule).
     """
 
     depth: float
@@ -139,26 +142,30 @@ class Spec:
     pixels: int
     stem: int
     stages: tuple[Stage, ...]
-    head: int
+    head: int  # 0: no head convolution (ResNet)
     dropout: float = 0.2
+    base: Base = field(default=B0)
 
     @property
     def layers(self) -> int:
-        """Total number of MBConv blocks."""
+        """Total number of blocks."""
         return sum(s.layers for s in self.stages)
 
     @property
     def key(self) -> tuple:
         """Identity of the realized network and input size (for caches and dedupe)."""
         stages = tuple((s.channels, s.layers) for s in self.stages)
-        return (self.stem, stages, self.head, self.pixels)
+        # B0's key is what it was before bases existed; another base is part of the identity.
+        other = () if self.base == B0 else (self.base,)
+        return (self.stem, stages, self.head, self.pixels, *other)
 
     @property
     def key_str(self) -> str:
         """``key`` as a short readable string (stored with optuna trials)."""
         ch = "-".join(str(s.channels) for s in self.stages)
         ly = "-".join(str(s.layers) for s in self.stages)
-        return f"s{self.stem}_c{ch}_l{ly}_h{self.head}_p{self.pixels}"
+        name = "" if self.base == B0 else f"{self.base.name}_"
+        return f"{name}s{self.stem}_c{ch}_l{ly}_h{self.head}_p{self.pixels}"
 
     def describe(self) -> str:
         """One-line summary: multipliers and pixels."""
@@ -188,13 +195,15 @@ def scale(
     *,
     base_pixels: int = B0_RESOLUTION,
     pixels: int | None = None,
-    dropout: float = 0.2,
+    dropout: float | None = None,
     pixel_limit: int = MAX_PIXELS,
     base_resolution: int | None = None,
+    base: Base = B0,
 ) -> Spec:
-    """Scale B0 by depth, width and resolution multipliers.
+    """Scale a base (B0 by default) by depth, width and resolution multipliers.
 
     ``pixels`` overrides the resolution rule (the resolution multiplier is then pixels / base).
+    ``dropout`` defaults to the base's (0.2 for B0).
     Raises ``ValueError`` with a one-line message for invalid inputs. ``base_resolution`` is
     the name ``base_pixels`` had before version 0.2 (kept for one release, with a warning).
     """
@@ -221,7 +230,7 @@ def scale(
     else:
         resolution = pixels / base_pixels
     check_pixels(pixels, limit=pixel_limit)
-    return realize(depth, width, resolution, base_pixels, pixels, dropout)
+    return realize(depth, width, resolution, base_pixels, pixels, dropout, base)
 
 
 def realize(
@@ -230,20 +239,22 @@ def realize(
     resolution: float,
     base_pixels: int,
     pixels: int,
-    dropout: float = 0.2,
+    dropout: float | None = None,
+    base: Base = B0,
 ) -> Spec:
     """The Spec the rounding rules make of these multipliers, with no limit checked: what
     :func:`scale` returns once its checks pass, and what cost tables use past them."""
+    divisor = base.divisor
     stages = tuple(
         Stage(
             s.operator,
             s.expand,
             s.kernel,
             s.stride,
-            round_channels(s.channels, width),
+            round_channels(s.channels, width, divisor),
             round_layers(s.layers, depth),
         )
-        for s in B0_STAGES
+        for s in base.stages
     )
     return Spec(
         depth=float(depth),
@@ -251,15 +262,17 @@ def realize(
         resolution=float(resolution),
         base_pixels=int(base_pixels),
         pixels=int(pixels),
-        stem=round_channels(B0_STEM, width),
+        stem=round_channels(base.stem.channels, width, divisor),
         stages=stages,
-        head=round_channels(B0_HEAD, width),
-        dropout=dropout,
+        head=head_channels(base.head, width, divisor),
+        dropout=base.dropout if dropout is None else dropout,
+        base=base,
     )
 
 
 def preset(name: str, base_pixels: int = B0_RESOLUTION) -> Spec:
-    """An official member b0..b7; its resolution multiplier is applied to ``base_pixels``."""
+    """An official member b0..b7 (of EfficientNet-B0); its resolution multiplier is applied to
+    ``base_pixels``."""
     key = name.lower()
     if key not in PRESETS:
         raise ValueError(f"preset {name!r} is unknown: valid presets are {', '.join(PRESETS)}")

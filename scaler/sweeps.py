@@ -10,6 +10,16 @@ measured FLOPs and compared with the search's compound point.
   resolution), the other two multipliers at 1. Several dimensions can share one study, and then
   the (1, 1, 1) point they all start from is trained once.
 - ``compound``: the family φ = 0..K of exported coefficients, d = α^φ, w = β^φ, r = γ^φ.
+- ``compare`` (the paper's Table 3, and Table 7 for B0): at one budget B, the compound network
+  (d, w given, γ solved) against depth-only, width-only and resolution-only networks, each
+  solved to the same *measured* FLOPs (B × the base's at its cost pixels), with the base; every
+  point trained with the same seeds, so compound and each single dimension pair seed by seed
+  (:func:`compare_verdicts`: a paired t-test per dimension, its df, and a verdict). As in a
+  search, the networks that scale resolution train at the proxy input size solved to B × the
+  base's proxy FLOPs (not round(r × proxy pixels)); the report states the proxy costs.
+
+Every kind scales the configuration's base network (``--base``, :mod:`scaler.bases`); a base
+other than EfficientNet-B0 is stored and named in the default study name.
 
 How a sweep runs (the reasons):
 
@@ -41,6 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaler import bases
+from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
 from scaler.records import SWEEP_ROLE, Status, write
 from scaler.results import Noise, finished, noise, sweep_frame
@@ -54,7 +66,7 @@ from scaler.runner import (
     work_queue,
 )
 from scaler.scaling import MAX_NETWORK_PARAMS, check_phi_max
-from scaler.spec import B0_RESOLUTION, MAX_MULTIPLIER, MAX_PIXELS, MIN_PIXELS, round_pixels, scale
+from scaler.spec import MAX_MULTIPLIER, MAX_PIXELS, MIN_PIXELS, round_pixels, scale
 from scaler.studies import (
     StudySpec,
     default_name,
@@ -68,7 +80,9 @@ from scaler.studies import (
 )
 from scaler.workers import run_workers
 
-SWEEP_KINDS = ("width-by-baseline", "single", "compound")
+SWEEP_KINDS = ("width-by-baseline", "single", "compound", "compare")
+PAPER_PER_PHI = (1.2, 1.1)  # the paper's (α, β): a compare sweep's default compound is (α, β)^φ
+COMPARE_LEVEL = 0.95  # family-wise: Bonferroni over the single dimensions compared
 DIMENSIONS = ("width", "depth", "resolution")
 # The paper's Figure 4 (our Figure 1) and Figure 3 values.
 FIG1_WIDTHS = (1.0, 1.4, 1.8, 2.2, 2.6)
@@ -133,6 +147,23 @@ def parse_baselines(text: str | None) -> tuple[tuple[float, float], ...] | None:
                 f"--baselines {text!r} is invalid: {item!r} is not D:R; {hint}"
             ) from None
     return _check_baselines(tuple(pairs))
+
+
+def parse_compound(text: str | None) -> tuple[float, float] | None:
+    """A compare sweep's compound network: "1.4:1.2" → (d, w) = (1.4, 1.2)."""
+    if text is None:
+        return None
+    parts = str(text).split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        pair = (float(parts[0]), float(parts[1]))
+    except ValueError:
+        raise ValueError(
+            f"--compound {text!r} is invalid: give D:W, e.g. 1.4:1.2 (γ is solved)"
+        ) from None
+    _check_values("--compound", pair)
+    return pair
 
 
 _FLOPS = re.compile(
@@ -222,6 +253,9 @@ class SweepConfig:
     seeds: int = 1  # proxy runs per point; >= 2 gives error bars and a noise floor
     max_flops: float | None = None  # skip points above this many fvcore FLOPs ...
     max_flops_at: str = "proxy"  # ... at the proxy's pixels, or at the "cost" pixels (r × 224)
+    base: Base = EFFICIENTNET_B0  # the network scaled (--base); stored when not B0
+    budget: float | None = None  # compare: measured FLOPs budget, a multiple of the base's
+    compound: tuple[float, float] | None = None  # compare: (d, w); None: the paper's (1.2, 1.1)^φ
 
     def proxy_config(self):
         from scaler.train import proxy_config
@@ -244,6 +278,10 @@ class SweepConfig:
                 f"sweep {self.kind!r} is unknown: valid sweeps are {', '.join(SWEEP_KINDS)}"
             )
         self._check_values_given()
+        if self.kind == "compare":
+            self._check_compare()
+        elif self.budget is not None or self.compound is not None:
+            raise ValueError(f"--budget and --compound apply to the compare sweep, not {self.kind}")
         if self.kind == "compound":
             if self.coefficients is None:
                 raise ValueError("--coefficients is missing: give a file written by scaler export")
@@ -293,6 +331,21 @@ class SweepConfig:
             else:
                 _check_values(option, tuple(value))
 
+    def _check_compare(self) -> None:
+        if self.budget is None:
+            raise ValueError("--budget is missing: give the FLOPs budget to compare at, e.g. 4x")
+        if not (math.isfinite(self.budget) and 0 < self.budget <= 1e4 and self.budget != 1):
+            raise ValueError(f"--budget {self.budget:g} is invalid: it must be > 0 and not 1x")
+        if self.compound is not None:
+            _check_values("--compound", tuple(self.compound))
+
+    def compound_point(self) -> tuple[float, float]:
+        """A compare sweep's compound (d, w): given, or the paper's (α, β) at the budget's φ."""
+        if self.compound is not None:
+            return float(self.compound[0]), float(self.compound[1])
+        phi = math.log2(self.budget or 2.0)
+        return tuple(round(x**phi, 6) for x in PAPER_PER_PHI)  # type: ignore[return-value]
+
     def compound_coefficients(self):
         """The Coefficients of a compound sweep (ValueError naming --coefficients if unreadable)."""
         from scaler.scaling import load_coefficients
@@ -321,10 +374,14 @@ class SweepConfig:
             out["dims"] = list(self.dims)
             for d in self.dims:
                 out[f"{d}s"] = list(self.values(d))
+        elif self.kind == "compare":
+            out["budget"] = self.budget
+            out["compound"] = list(self.compound_point())
+            out["cost_pixels"] = self.base.pixels
         else:
             out["coefficients"] = dataclasses.asdict(self.compound_coefficients())
             out["phi_max"] = self.phi_max
-        return out
+        return {**out, **bases.stored(self.base)}
 
 
 @dataclass(frozen=True)
@@ -386,9 +443,13 @@ def num(x: float) -> str:
     return s if any(c in s for c in ".e") else s + ".0"
 
 
-def _raw_points(cfg: SweepConfig) -> list[tuple[str, str, float, float, float, str, float, Any]]:
+def _raw_points(
+    cfg: SweepConfig, num_classes: int = 1000
+) -> list[tuple[str, str, float, float, float, str, float, Any]]:
     """(series, label, d, w, r, value_name, value, phi) for every point, in sweep order."""
     rows: list[tuple[str, str, float, float, float, str, float, Any]] = []
+    if cfg.kind == "compare":
+        return compare_points(cfg, num_classes)
     if cfg.kind == "width-by-baseline":
         for d, r in cfg.baselines or FIG1_BASELINES:
             series = f"d={num(d)}, r={num(r)}"
@@ -410,10 +471,149 @@ def _raw_points(cfg: SweepConfig) -> list[tuple[str, str, float, float, float, s
     return rows
 
 
+COMPARE_ORDER = ("depth", "width", "resolution")  # the rows of the paper's Table 3
+
+
+def compare_points(cfg: SweepConfig, num_classes: int) -> list[tuple]:
+    """A compare sweep's points: the base, the compound network and one network per dimension
+    alone, each solved to B × the base's measured FLOPs at the base's cost pixels."""
+    from scaler.scaling import base_flops, solve_dimension, solve_pixels
+
+    net, px = cfg.base, cfg.base.pixels
+    target = float(cfg.budget or 2.0) * base_flops(px, num_classes, net)
+    d, w = cfg.compound_point()
+    r = solve_pixels(d, w, target, px, num_classes, base=net).spec.pixels / px
+    phi = round(math.log2(cfg.budget or 2.0), 6)
+    rows: list[tuple] = [
+        ("base", "base (d = w = r = 1)", 1.0, 1.0, 1.0, "φ", 0.0, None),
+        ("compound", f"compound d={num(d)}, w={num(w)}, r={r:.3g}", d, w, r, "φ", phi, None),
+    ]
+    for dim in COMPARE_ORDER:
+        value, _ = solve_dimension(dim, target, px, num_classes, net)
+        m = {"depth": 1.0, "width": 1.0, "resolution": 1.0, dim: value}
+        label = f"{dim} only ({_SYMBOL[dim]}={value:.4g})"
+        rows.append(
+            (dim, label, m["depth"], m["width"], m["resolution"], _SYMBOL[dim], value, None)
+        )
+    return rows
+
+
+def _compare_proxy_pixels(cfg: SweepConfig, d: float, w: float, base_px: int, classes: int) -> int:
+    """The proxy's input size of a compare network that scales resolution: solved to B × the
+    base's FLOPs at the proxy's own pixels, as a search solves its candidates', because
+    round(r × base_px) misses the budget by up to ~30 % at 32–64 px (maps of side ceil(p / 32))."""
+    from scaler.scaling import base_flops, solve_pixels
+
+    target = float(cfg.budget or 2.0) * base_flops(base_px, classes, cfg.base)
+    return solve_pixels(d, w, target, base_px, classes, base=cfg.base).spec.pixels
+
+
+@dataclass(frozen=True)
+class Versus:
+    """The compound network against one single-dimension network, paired seed by seed."""
+
+    dim: str
+    label: str
+    flops_ratio: float  # the compound network's measured FLOPs at the cost pixels ÷ its
+    diff: float  # compound − it: the mean of the paired differences (top-1 points)
+    n: int  # paired seeds
+    t: float  # paired t statistic (nan below 2 pairs)
+    df: int
+    p: float  # two-sided
+    low: float  # the difference's interval at the family-wise level (Bonferroni)
+    high: float
+    level: float  # each interval's own level: 1 - (1 - COMPARE_LEVEL) / comparisons
+
+    @property
+    def verdict(self) -> str:
+        if self.n < 2:
+            return "not tested: one paired seed (give --seeds 2 or more)"
+        if self.low > 0:
+            return "compound higher"
+        if self.high < 0:
+            return "compound lower"
+        return "not resolved by the noise"
+
+    def describe(self) -> str:
+        """One line: the difference, its test and its verdict."""
+        head = (
+            f"compound vs {self.label} ({self.flops_ratio:.2f}× its FLOPs): {self.diff:+.2f} "
+            f"points over {self.n} paired seed{'s' if self.n != 1 else ''}"
+        )
+        if self.n < 2:
+            return f"{head} → {self.verdict}."
+        return (
+            f"{head}, paired t = {self.t:.2f}, df = {self.df}, p = {self.p:.3g}; "
+            f"{self.level:.1%} interval [{self.low:+.2f}, {self.high:+.2f}] → {self.verdict}."
+        )
+
+
+def paired_runs(row) -> dict[int, float]:
+    """Seed → top-1 of one finished point (seed k is the same seed for every point)."""
+    tops, seeds = row.get("top1_seeds"), row.get("seed_list")
+    if isinstance(tops, str):
+        tops, seeds = json.loads(tops), json.loads(seeds) if isinstance(seeds, str) else seeds
+    if not isinstance(tops, list):
+        return {}
+    if not isinstance(seeds, list) or len(seeds) != len(tops):
+        seeds = list(range(len(tops)))  # written before seeds were stored: k-th run, seed k
+    return {int(s): float(t) for s, t in zip(seeds, tops, strict=True)}
+
+
+def compare_verdicts(frame, level: float = COMPARE_LEVEL) -> list[Versus]:
+    """Compound against each single dimension of a compare sweep (none without the compound).
+
+    A paired t-test on the per-seed differences (df = pairs − 1); the intervals hold
+    family-wise at ``level`` by Bonferroni over the dimensions compared.
+    """
+    from statistics import mean, stdev
+
+    from scaler.stats import t_quantile, two_sided_p
+
+    done = finished(frame)
+    if done is None or done.empty:
+        return []
+    by_series = {r["series"]: r for _, r in done.iterrows()}
+    compound = by_series.get("compound")
+    singles = [by_series[d] for d in COMPARE_ORDER if d in by_series]
+    if compound is None or not singles:
+        return []
+    mine, each = paired_runs(compound), 1.0 - (1.0 - level) / len(singles)
+    out = []
+    for row in singles:
+        theirs = paired_runs(row)
+        diffs = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))]
+        n, nan = len(diffs), math.nan
+        t = p = low = high = nan
+        diff = mean(diffs) if diffs else nan
+        if n >= 2:
+            se = stdev(diffs) / math.sqrt(n)
+            half = t_quantile(0.5 + each / 2, n - 1) * se
+            t = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
+            p = two_sided_p(t, n - 1) if se > 0 else float(diff == 0)
+            low, high = diff - half, diff + half
+        out.append(
+            Versus(
+                dim=str(row["series"]),
+                label=str(row["label"]),
+                flops_ratio=float(compound["cost_flops"]) / float(row["cost_flops"]),
+                diff=diff,
+                n=n,
+                t=t,
+                df=max(n - 1, 0),
+                p=p,
+                low=low,
+                high=high,
+                level=each,
+            )
+        )
+    return out
+
+
 def _over_cap(cfg: SweepConfig, proxy_flops: int, cost_flops: int) -> str:
     """Why a point exceeds ``--max-flops`` where the cap is measured, or ""."""
     flops, where = (
-        (cost_flops, f"at r × {B0_RESOLUTION} px")
+        (cost_flops, f"at r × {cfg.base.pixels} px")
         if cfg.max_flops_at == "cost"
         else (proxy_flops, "at the proxy's pixels")
     )
@@ -431,17 +631,21 @@ def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Poi
 
     base_px = cfg.proxy_config().base_pixels
     points: dict[str, Point] = {}
-    for series, label, d, w, r, name, value, phi in _raw_points(cfg):
+    net = cfg.base
+    for series, label, d, w, r, name, value, phi in _raw_points(cfg, num_classes):
         pixels = round_pixels(r, base_px)
+        if cfg.kind == "compare" and series in ("compound", "resolution"):
+            pixels = _compare_proxy_pixels(cfg, d, w, base_px, num_classes)
         reason = ""
         if pixels < MIN_PIXELS or pixels > MAX_PIXELS:
             reason = f"needs {pixels} px, outside {MIN_PIXELS}..{MAX_PIXELS} px"
         elif max_pixels is not None and pixels > max_pixels:
             reason = f"needs {pixels} px but the data serve at most {max_pixels} px"
-        spec = scale(d, w, base_pixels=base_px, pixels=min(max(pixels, MIN_PIXELS), MAX_PIXELS))
+        px = min(max(pixels, MIN_PIXELS), MAX_PIXELS)
+        spec = scale(d, w, base_pixels=base_px, pixels=px, base=net)
         model = cost_model(spec, num_classes)
         flops = int(model.flops(spec.pixels))
-        cost_flops = int(model.flops(round_pixels(r, B0_RESOLUTION)))
+        cost_flops = int(model.flops(round_pixels(r, net.pixels)))
         if not reason and cfg.max_flops is not None:
             reason = _over_cap(cfg, flops, cost_flops)
         if not reason and (params := param_count(spec, num_classes)) > MAX_NETWORK_PARAMS:
@@ -489,6 +693,14 @@ def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
     extra = ""
     if cfg.kind == "compound":
         extra = json.dumps(dataclasses.asdict(cfg.compound_coefficients()), sort_keys=True)
+    stored = bases.stored(cfg.base)
+    if cfg.kind == "compare":
+        kind += f"-{cfg.base.name}-{cfg.budget:g}x"
+        extra += json.dumps([cfg.budget, cfg.compound_point()])
+    elif stored:  # B0 keeps the names it had before bases existed
+        kind += f"-{cfg.base.name}"
+    if stored:
+        extra += json.dumps(stored, sort_keys=True)
     hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)}|{extra}"
     return default_name(f"sweep-{kind}", cfg.data, cfg.proxy, hashed)
 
@@ -503,7 +715,7 @@ def trial_bytes(p: PreparedSweep) -> int:
     if not trained:
         return 0
     big = max(trained, key=lambda q: q.flops)
-    spec = realize(big.depth, big.width, big.resolution, proxy.base_pixels)
+    spec = realize(big.depth, big.width, big.resolution, proxy.base_pixels, p.cfg.base)
     return train_memory(spec, proxy.batch_size, p.source.num_classes)
 
 
@@ -564,7 +776,11 @@ class Describe:
             v = getattr(point, name)
             trial.suggest_float(name, min(v, 0.01), max(v, MAX_MULTIPLIER))
         spec = scale(
-            point.depth, point.width, base_pixels=self.proxy.base_pixels, pixels=point.pixels
+            point.depth,
+            point.width,
+            base_pixels=self.proxy.base_pixels,
+            pixels=point.pixels,
+            base=self.p.cfg.base,
         )
         cost = count(spec, self.p.source.num_classes)
         write(

@@ -177,3 +177,27 @@ def _residual_drops(exp, phi) -> dict[str, float]:
             if b.residual and b.drop_rate > 0:
                 rates[f"block{s}{chr(ord('a') + j)}_drop"] = b.drop_rate
     return rates
+
+
+@pytest.mark.parametrize(
+    ("base", "builder"),
+    [("mobilenetv2", "mobilenet_v2"), ("resnet18", "resnet18"), ("resnet50", "resnet50")],
+)
+def test_torchvision_bases_are_the_same_network(base, builder):
+    """scaler's --base at multiplier 1 is torchvision's network: the same tensors in the same
+    order, and with torchvision's weights loaded into it, the same outputs."""
+    import torch
+
+    from scaler.bases import get_base
+    from scaler.model import build
+    from scaler.spec import scale
+
+    tv = _library("torchvision")
+    theirs = getattr(tv.models, builder)(weights=None).eval()
+    ours = build(scale(base=get_base(base), pixels=64)).eval()
+    a, b = theirs.state_dict(), ours.state_dict()
+    assert [tuple(v.shape) for v in a.values()] == [tuple(v.shape) for v in b.values()]
+    ours.load_state_dict(dict(zip(b, a.values(), strict=True)))
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-4)

@@ -220,7 +220,8 @@ def test_result_fields_are_record_fields():
 
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
-    ("spec", "files", "records", "workers", "stats"),
+    ("bases", "files", "records", "workers", "stats"),
+    ("spec",),
     ("model",),
     ("complexity",),
     ("scaling",),

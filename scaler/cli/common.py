@@ -46,6 +46,13 @@ if hasattr(typer.core.TyperOption, "display_type_rich"):  # typer >= 0.2x; older
     typer.core.TyperOption.display_type_rich = _flag_type(typer.core.TyperOption.display_type_rich)
 
 
+def base_option(text: str | None):
+    """The :class:`~scaler.bases.Base` ``--base`` names, or None when it was not given."""
+    from scaler.bases import get_base
+
+    return None if text is None else get_base(text)
+
+
 def note(message: str) -> None:
     """One line on stderr that is not an error (a renamed option, a hint)."""
     err.print(f"note: {message}", markup=False)
@@ -107,6 +114,14 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
         typer.Option(help="Trials each CUDA GPU trains at once (instead of --workers)."),
     ),
 }
+BaseOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--base",
+        help="Base network: efficientnet-b0 (default), mobilenetv2, resnet50, resnet18, or a "
+        "stage table FILE.yaml.",
+    ),
+]
 DataOpt = Annotated[str, SHARED_OPTIONS["data"][1]]
 ProxyOpt = Annotated[str, SHARED_OPTIONS["proxy"][1]]
 StudyOpt = Annotated[Optional[str], SHARED_OPTIONS["study"][1]]

@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from scaler.cli.common import JsonOpt, legacy_pixels, out, print_json, renamed
+from scaler.cli.common import BaseOpt, JsonOpt, base_option, legacy_pixels, out, print_json, renamed
 
 FLOPS_NOTE = "* fvcore: one multiply-add = one flop"
 
@@ -42,6 +42,7 @@ def info(
     ] = None,
     phi: Annotated[float, typer.Option(help="φ to apply to --coefficients.")] = 1.0,
     classes: Annotated[int, typer.Option(help="Classifier outputs (>= 1).")] = 1000,
+    base: BaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the per-stage table of a scaled network (the paper's Table 1) with its cost.
@@ -55,13 +56,24 @@ def info(
       scaler info --depth 1.2 --width 1.1 --pixels 258
 
       scaler info --coefficients coefficients.json --phi 3 --json
+
+      scaler info --base resnet50 --depth 1.4 --width 1.2 --resolution 1.3
     """
     from scaler.complexity import summary
     from scaler.scaling import network_spec
 
+    chosen = base_option(base)
     resolution, pixels = legacy_pixels(resolution, pixels)
     spec = network_spec(
-        preset, depth, width, pixels, cost_pixels, coefficients, phi, resolution=resolution
+        preset,
+        depth,
+        width,
+        pixels,
+        cost_pixels,
+        coefficients,
+        phi,
+        resolution=resolution,
+        base=chosen,
     )
     payload = summary(spec, classes)
     if as_json:
@@ -70,8 +82,16 @@ def info(
     _print_info(spec, payload)
 
 
+def uncounted(spec) -> str:
+    """The element-wise ops fvcore leaves out, for the FLOPs footnote: "silu, sigmoid" for B0."""
+    ops = list(spec.base.activations)
+    if any(d.block == "mbconv" and d.se > 0 for d in spec.base.stages):
+        ops.append("sigmoid")
+    return ", ".join(ops)
+
+
 def _print_info(spec, payload: dict) -> None:
-    table = Table(title=f"EfficientNet {spec.describe()}, {spec.layers} blocks")
+    table = Table(title=f"{spec.base.label} {spec.describe()}, {spec.layers} blocks")
     for name in ("stage", "operator", "resolution", "channels", "layers"):
         table.add_column(name, justify="left" if name == "operator" else "right")
     for name in ("params", "MFLOPs*", "activations"):
@@ -94,7 +114,7 @@ def _print_info(spec, payload: dict) -> None:
     out.print(
         f"params {params / 1e6:.2f} M · FLOPs {flops / 1e9:.3f} G* · activations {acts / 1e6:.2f} M"
     )
-    out.print(f"{FLOPS_NOTE}; silu, sigmoid, mul and add are not counted.")
+    out.print(f"{FLOPS_NOTE}; {uncounted(spec)}, mul and add are not counted.")
 
 
 @renamed(base_resolution="cost_pixels")
@@ -114,6 +134,7 @@ def family(
     compare_official: Annotated[
         bool, typer.Option("--compare-official", help="Show the official B1..B7 next to each φ.")
     ] = False,
+    base: BaseOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the family φ = 0..N of compound coefficients: nominal and measured cost.
@@ -127,17 +148,24 @@ def family(
       scaler family --alpha 1.2 --beta 1.1 --gamma 1.15 --phi-max 7
 
       scaler family --coefficients coefficients.json --compare-official --json
+
+      scaler family --base mobilenetv2 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi-max 3
     """
     from scaler import scaling
     from scaler.spec import check_pixels
 
-    coeffs, base = scaling.family_coefficients(alpha, beta, gamma, coefficients)
+    net = scaling.choose_base(base_option(base), coefficients)
+    coeffs, stated = scaling.family_coefficients(alpha, beta, gamma, coefficients)
     scaling.check_phi_max(phi_max)
-    base = check_pixels(cost_pixels or base, "--cost-pixels")
-    rows = scaling.family(coeffs, phi_max, base)
+    if compare_official and net.name != "efficientnet-b0":
+        raise ValueError(f"--compare-official compares with EfficientNet B1..B7, not {net.name}")
+    base = check_pixels(cost_pixels or (stated if coefficients else net.pixels), "--cost-pixels")
+    rows = scaling.family(coeffs, phi_max, base, base=net)
     official = scaling.official_family(base) if compare_official else {}
     if as_json:
+        named = {} if net.name == "efficientnet-b0" else {"base": net.name}
         payload = {
+            **named,
             "coefficients": dataclasses.asdict(coeffs),
             "cost_pixels": base,
             "flops_unit": "fvcore: one multiply-add = one flop",
@@ -147,12 +175,13 @@ def family(
             payload["official"] = official
         print_json(payload)
         return
-    _print_family(coeffs, base, rows, official if compare_official else None)
+    _print_family(coeffs, base, rows, official if compare_official else None, net)
 
 
-def _print_family(coeffs, base: int, rows, official: dict | None) -> None:
+def _print_family(coeffs, base: int, rows, official: dict | None, net) -> None:
+    whose = "Family" if net.name == "efficientnet-b0" else f"{net.label} family"
     table = Table(
-        title=f"Family of α={coeffs.alpha:.4g}, β={coeffs.beta:.4g}, γ={coeffs.gamma:.4g} "
+        title=f"{whose} of α={coeffs.alpha:.4g}, β={coeffs.beta:.4g}, γ={coeffs.gamma:.4g} "
         f"(α·β²·γ² = {coeffs.product:.3f}), base {base} px"
     )
     cols = ["φ", "d", "w", "r", "pixels", "layers", "params (M)", "GFLOPs*"]
@@ -192,6 +221,10 @@ def build(
         Optional[str],
         typer.Option(help="Print the lines that build it in timm | torchvision | keras | tf."),
     ] = None,
+    base: Annotated[
+        Optional[str],
+        typer.Option(help="Check that the export scales this base (the file states its own)."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Build member φ of an exported family, here or in another library.
@@ -207,10 +240,14 @@ def build(
       scaler build --coefficients coefficients.json --phi 2 --to timm
     """
     from scaler.members import check_member, check_target, load_export, snippet
+    from scaler.scaling import choose_base
 
     if to is not None:
         check_target(to)
+    choose_base(base_option(base), coefficients)
     exp = load_export(coefficients)
+    if to is not None:
+        check_target(to, exp.base)
     m = exp.member(phi)
     if to is not None:
         print(snippet(m, to), end="")
@@ -223,24 +260,28 @@ def build(
 
 
 def _print_member(spec, m) -> None:
+    from scaler.complexity import head_label, stem_label
     from scaler.model import build as build_network
     from scaler.model import count_params
 
-    params = count_params(build_network(spec, m.num_classes))
-    table = Table(title=f"φ = {m.phi}: EfficientNet {spec.describe()}, {spec.layers} blocks")
+    net = build_network(spec, m.num_classes)
+    params = count_params(net)
+    table = Table(title=f"φ = {m.phi}: {spec.base.label} {spec.describe()}, {spec.layers} blocks")
     for name in ("stage", "operator", "stride", "channels", "layers"):
         table.add_column(name, justify="left" if name == "operator" else "right")
     # Stages numbered as in the paper's Table 1 and `scaler info`: 1 is the stem, 9 the head.
-    table.add_row("1", "Conv3x3", "2", str(spec.stem), "1")
-    for i, s in enumerate(spec.stages, start=2):
+    stem = spec.base.stem
+    table.add_row("1", stem_label(spec), str(stem.stride * 2**stem.pool), str(spec.stem), "1")
+    for i, (d, s) in enumerate(zip(spec.base.stages, spec.stages, strict=True), start=2):
         table.add_row(
             str(i),
             f"{s.operator}, k{s.kernel}x{s.kernel}",
             str(s.stride),
-            str(s.channels),
+            str(d.outputs(s.channels)),
             str(s.layers),
         )
-    table.add_row(str(len(spec.stages) + 2), "Conv1x1 & Pooling & FC", "1", str(spec.head), "1")
+    head = str(spec.head or net.classifier.in_features)
+    table.add_row(str(len(spec.stages) + 2), head_label(spec), "1", head, "1")
     out.print(table)
     out.print(
         f"built: {params:,} params (export: {m.params:,}) · {m.macs / 1e9:.3f} GMACs · "

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    BaseOpt,
     DataOpt,
     JsonOpt,
     PerGpuOpt,
@@ -17,6 +18,7 @@ from scaler.cli.common import (
     StorageOpt,
     StudyOpt,
     WorkersOpt,
+    base_option,
     next_steps,
     out,
     print_json,
@@ -35,7 +37,8 @@ ProxyToleranceOpt = Annotated[
     ),
 ]
 CostPixelsOpt = Annotated[
-    int, typer.Option(help="Input size of the base where the budget is measured (px).")
+    Optional[int],
+    typer.Option(help="Input size where the budget is measured (default: the base's, 224 px)."),
 ]
 ConfirmOpt = Annotated[
     bool, typer.Option(help="Then confirm the leaders with a longer proxy (scaler confirm).")
@@ -63,7 +66,7 @@ def search(
     ),
     tolerance: ToleranceOpt = "5%",
     proxy_tolerance: ProxyToleranceOpt = None,
-    cost_pixels: CostPixelsOpt = 224,
+    cost_pixels: CostPixelsOpt = None,
     alpha_range: Annotated[Optional[str], typer.Option(help="α range MIN:MAX.")] = None,
     beta_range: Annotated[Optional[str], typer.Option(help="β range MIN:MAX.")] = None,
     alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
@@ -76,6 +79,7 @@ def search(
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
+    base: BaseOpt = None,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -90,13 +94,14 @@ def search(
 
       scaler search --budget 4x --sampler tpe --trials 20 --seeds 2 --no-confirm
 
-      scaler search --storage postgresql://USER@HOST/DB --workers 2
+      scaler search --base mobilenetv2 --budget 4x --storage postgresql://USER@HOST/DB
     """
     from scaler import searches as S
     from scaler.scaling import parse_budget
     from scaler.workers import check_workers
 
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
+    net = base_option(base) or S.SearchConfig.base
     cfg = S.SearchConfig(
         budget=parse_budget(budget),
         data=data,
@@ -113,7 +118,7 @@ def search(
             if proxy_tolerance is None
             else S.parse_tolerance(proxy_tolerance, "--proxy-tolerance")
         ),
-        cost_pixels=cost_pixels,
+        cost_pixels=net.pixels if cost_pixels is None else cost_pixels,
         alpha_range=S.parse_range("--alpha-range", alpha_range),
         beta_range=S.parse_range("--beta-range", beta_range),
         alpha_step=alpha_step,
@@ -122,6 +127,7 @@ def search(
         confirm=confirm,
         confirm_top=confirm_top,
         confirm_seeds=confirm_seeds,
+        base=net,
     )
     started = time.time()
     prepared = S.prepare(cfg, study, storage)  # every check before the display starts
@@ -288,6 +294,10 @@ def export(
         typer.Option("--out", help="Output file (default ./STUDY.coefficients.json)."),
     ] = None,
     fmt: Annotated[Optional[str], typer.Option("--format", help="json | yaml.")] = None,
+    base: Annotated[
+        Optional[str],
+        typer.Option(help="Check that the study scales this base (it stores its own)."),
+    ] = None,
 ) -> None:
     """Write the best candidate's coefficients, provenance and family φ = 0..7.
 
@@ -299,7 +309,7 @@ def export(
     """
     from scaler.searches import export as export_fn
 
-    out.print(f"wrote {export_fn(study, storage, out_file, fmt)}")
+    out.print(f"wrote {export_fn(study, storage, out_file, fmt, base=base_option(base))}")
 
 
 def studies(

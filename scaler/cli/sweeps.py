@@ -1,4 +1,5 @@
-"""``scaler sweep width-by-baseline | single | compound``: the paper's scaling curves."""
+"""``scaler sweep width-by-baseline | single | compound | compare``: the paper's scaling curves,
+and its Tables 3 and 7 (compound against single dimensions at equal measured FLOPs)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rich.table import Table
 
 from scaler.cli.common import (
     SHARED_OPTIONS,
+    BaseOpt,
+    base_option,
     extend,
     new_app,
     next_steps,
@@ -38,6 +41,8 @@ def _sweep_root() -> None:
       scaler sweep single --dim all --proxy quick --max-flops 100M
 
       scaler sweep compound --coefficients coefficients.json --phi-max 3
+
+      scaler sweep compare --base mobilenetv2 --budget 4x --seeds 3
     """
 
 
@@ -58,12 +63,15 @@ class SweepArgs:
     storage: Optional[str]
     workers: Optional[int]
     workers_per_gpu: Optional[int]
+    base: Optional[str]
 
     def config(self, kind: str, overrides: tuple, **fields):
         """The sweep's configuration: these options, the proxy overrides and ``fields``."""
         from scaler import sweeps as W
 
         max_flops, at = W.parse_flops(self.max_flops)
+        if "base" not in fields:
+            fields["base"] = base_option(self.base) or W.SweepConfig.base
         return W.SweepConfig(
             kind=kind,
             max_flops=max_flops,
@@ -92,6 +100,7 @@ SWEEP_OPTIONS = {
         name: (*SHARED_OPTIONS[name], None)
         for name in ("study", "storage", "workers", "workers_per_gpu")
     },
+    "base": (Optional[str], BaseOpt.__metadata__[0], None),
 }
 
 
@@ -131,6 +140,8 @@ def run(cfg, args: SweepArgs) -> None:
             with study_progress(describe_point) as display:
                 res = W.run_prepared(prepared, display)
     print_sweep(res)
+    for line in W.compare_verdicts(res.frame) if cfg.kind == "compare" else ():
+        out.print(line.describe(), markup=False)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
         f"{time.time() - started:.0f} s"
@@ -284,5 +295,48 @@ def compound(
       scaler plot sweep-compound-embedded-quick-1a2b3c sweep-single-all-embedded-quick-4d5e6f
     """
 
-    cfg = args.config("compound", overrides, coefficients=str(coefficients), phi_max=phi_max)
+    from scaler.scaling import choose_base
+
+    base = choose_base(base_option(args.base), coefficients)  # the export's base
+    cfg = args.config(
+        "compound", overrides, coefficients=str(coefficients), phi_max=phi_max, base=base
+    )
+    run(cfg, args)
+
+
+@app.command("compare")
+@sweep_options
+def compare(
+    budget: Annotated[
+        str, typer.Option(help="Measured FLOPs budget, a multiple of the base's: 4x, 4.5x ...")
+    ],
+    compound: Annotated[
+        Optional[str],
+        typer.Option(help="The compound network's D:W (γ is solved); default (1.2, 1.1)^φ."),
+    ] = None,
+    *,
+    args: SweepArgs,
+    overrides: tuple = (),
+) -> None:
+    """The paper's Table 3 (Table 7 for B0): compound against depth-, width- and resolution-only.
+
+    At one budget, every network is solved to the same measured FLOPs (B × the base's at its
+    cost pixels): the compound one (d, w given, r solved) and each dimension alone. All train
+    with the same seeds; compound is tested against each dimension by a paired t-test over the
+    seeds (give --seeds 3 or more), with a Bonferroni-corrected 95 % interval and a verdict.
+
+    Examples:
+
+      scaler sweep compare --base mobilenetv2 --budget 4x --seeds 3
+
+      scaler sweep compare --budget 4.5x --compound 1.4:1.2 --seeds 3
+
+      scaler sweep compare --base resnet18 --budget 2x --proxy quick --seeds 2
+    """
+    from scaler import sweeps as W
+    from scaler.scaling import parse_budget
+
+    cfg = args.config(
+        "compare", overrides, budget=parse_budget(budget), compound=W.parse_compound(compound)
+    )
     run(cfg, args)

@@ -10,10 +10,12 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    BaseOpt,
     DataOpt,
     EpochBar,
     JsonOpt,
     ProxyOpt,
+    base_option,
     err,
     jsonable,
     legacy_pixels,
@@ -52,6 +54,7 @@ def train(
     ] = None,
     data: DataOpt = "embedded",
     proxy: ProxyOpt = "standard",
+    base: BaseOpt = None,
     as_json: JsonOpt = False,
     out_file: Annotated[
         Optional[Path], typer.Option("--out", help="Also write the metrics to this JSON file.")
@@ -72,6 +75,8 @@ def train(
       scaler train --depth 1.2 --width 1.1 --pixels 37 --proxy quick --out run.json
 
       scaler train --preset b0 --data imagefolder:photos/ --base-pixels 64 --json
+
+      scaler train --base mobilenetv2 --width 0.5 --proxy quick
     """
     from scaler.complexity import count
     from scaler.data import parse_data
@@ -85,17 +90,22 @@ def train(
     if out_file is not None:
         check_out_file(out_file)
     resolution, pixels = legacy_pixels(resolution, pixels)
-    spec = network_spec(preset, depth, width, pixels, cfg.base_pixels, resolution=resolution)
+    spec = network_spec(
+        preset, depth, width, pixels, cfg.base_pixels, resolution=resolution, base=base_option(base)
+    )
     source = parse_data(data)
     cost = count(spec, source.num_classes)
     say = err.print if as_json else out.print  # --json: stdout holds the JSON alone
     say(
-        f"training {spec.describe()} on {source.name} ({source.num_classes} classes), "
+        f"training {_named(spec)}{spec.describe()} on {source.name} "
+        f"({source.num_classes} classes), "
         f"{cost.params / 1e6:.2f} M params, {cost.flops / 1e6:.1f} MFLOPs*"
     )
     with EpochBar() as bar:
         result = train_fn(spec, source, cfg, progress=bar.update)
     metrics = run_metrics(result, spec, cost, source.name, cfg)
+    if spec.base.name != "efficientnet-b0":
+        metrics = {"base": spec.base.name, **metrics}
     if out_file is not None:
         write_atomic(out_file, json.dumps(metrics, indent=2, default=jsonable) + "\n")
     if as_json:
@@ -108,6 +118,11 @@ def train(
     out.print("* fvcore: one multiply-add = one flop")
     if out_file is not None:
         out.print(f"wrote {out_file}")
+
+
+def _named(spec) -> str:
+    """The base's name before the multipliers ("" for EfficientNet-B0, as before bases)."""
+    return "" if spec.base.name == "efficientnet-b0" else f"{spec.base.label} "
 
 
 @proxy_options("batch_size", "base_pixels", "threads", "device")
