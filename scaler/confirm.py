@@ -609,8 +609,10 @@ def edge_warning(chosen: ConfirmedRow | None, config: dict[str, Any]) -> str:
         wall = (up and lo <= 1.0) if abs(value - lo) < 1e-9 else (not up and hi >= 1.0)
         if abs(value - lo) < 1e-9 or abs(value - hi) < 1e-9:
             side = "minimum" if abs(value - lo) < 1e-9 else "maximum"
-            edges.append(f"{name} = {value:g} at its {side}")
-            if not wall:
+            if wall:
+                edges.append(f"{name} = {value:g} at its {side}, a wall: it cannot cross 1")
+            else:
+                edges.append(f"{name} = {value:g} at its {side}")
                 options.append(option)
     if not options:
         return ""

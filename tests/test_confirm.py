@@ -142,5 +142,6 @@ def test_edge_warning_names_the_option_to_widen():
     cfg = {"budget": 2.0, "alpha_range": [1.0, 1.4], "beta_range": [1.0, 1.2]}
     text = C.edge_warning(row, cfg)
     assert "--beta-range" in text and "--alpha-range" not in text  # α ≥ 1 is a wall above 1x
+    assert "α = 1 at its minimum, a wall" in text and "β = 1.2 at its maximum)" in text
     inside = C.ConfirmedRow(1, 2, "grid", 1.2, 1.1, 1.2, 70.0, 1, 72.0, 1.0, 3)
     assert C.edge_warning(inside, cfg) == ""
