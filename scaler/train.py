@@ -262,9 +262,7 @@ PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     # ~25 s at 48 px: the default for searches, sweeps and scaler calibrate.
     "standard": ProxyConfig(),
     # several minutes: longer runs; stronger regularisation for the longer schedule.
-    "long": ProxyConfig(
-        epochs=50, lr=0.005, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4
-    ),
+    "long": ProxyConfig(epochs=50, lr=0.005, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
 }
 
 
