@@ -1,7 +1,7 @@
 """Exported members build the same network in timm, torchvision and Keras (verified, not assumed).
 
 Two exported families, φ = 0..3: the paper's coefficients (1.2, 1.1, 1.15), exported in the
-current schema, and the committed example (reports/embedded-2x, written in schema 1). Each
+current schema, and scaler 0.2's committed example (tests/data/export-schema1.json). Each
 member is built in each library by executing the exact lines ``scaler build --to LIB`` prints,
 and compared with ``scaler.build_member``: parameter counts (Keras: trainable ones, since it
 counts BatchNorm statistics as non-trainable parameters), the output shape of the stem, of each
@@ -23,7 +23,8 @@ import pytest
 
 os.environ.setdefault("KERAS_BACKEND", "torch")  # Keras 3 on the torch backend, before import
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "embedded-2x" / "coefficients.json"
+# The example export scaler 0.2 committed (schema 1, coefficients (1.0, 1.2, 1.14)).
+EXAMPLE = Path(__file__).resolve().parent / "data" / "export-schema1.json"
 PHIS = (0, 1, 2, 3)
 FAMILIES = ("official", "example")
 

@@ -15,7 +15,8 @@ from scaler.members import family_payload, load_export
 from scaler.scaling import PAPER_COEFFICIENTS, Coefficients
 from scaler.spec import PRESETS, family_dropout, round_channels
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "reports" / "embedded-2x" / "coefficients.json"
+# The example export scaler 0.2 committed (schema 1, coefficients (1.0, 1.2, 1.14)).
+EXAMPLE = Path(__file__).resolve().parent / "data" / "export-schema1.json"
 
 
 @pytest.fixture
