@@ -152,7 +152,9 @@ def trials_frame(study, extra: Sequence[str] = ()):
     for t, rec in records:
         status, reason = _status(t, rec, attrs.get(stale_key(t.number)))
         if status in _REQUEUED and rec.point in redone:
-            reason = f"{reason}; trained again as trial {redone[rec.point]}"
+            # An interrupted trial stores no reason of its own: no leading "; " then.
+            again = f"trained again as trial {redone[rec.point]}"
+            reason = f"{reason}; {again}" if reason else again
         row = _row(t, rec, status, reason)
         row.update({col: getattr(rec, col) for col in extra})
         rows.append(row)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -100,6 +101,8 @@ def test_interrupted_run_resumes(tmp_path):
         assert done.set_index("number").loc[number, "value"] == value
     lost = res.frame[res.frame["state"] == "FAIL"].iloc[0]
     assert lost["status"] == "interrupted"
+    # no reason of its own, so no stray "; " before the pointer to the redone trial
+    assert re.fullmatch(r"trained again as trial \d+", lost["reason"])
 
 
 def test_incompatible_resume_is_refused(searched):
