@@ -7,6 +7,8 @@ networks: a value that suits B0 but not B3 would bias every search towards small
 
   python scripts/lr_range.py --proxy standard --members b0,b3,d2 \\
       --lrs 0.0025,0.005,0.01,0.02,0.04 --seeds 2 --out lr.csv [--set base_pixels=48 ...]
+  python scripts/lr_range.py --members b0 --lrs 0.005 --seeds 4 --test --out noise.csv
+      # test_top1 too: is a run's seed-to-seed spread in the network or in the val split?
   python scripts/lr_range.py --summary lr.csv        # mean ± sd per (network, lr)
 """
 
@@ -48,19 +50,23 @@ def run(args) -> None:
     base = proxy_config(args.proxy, **overrides)
     source = parse_data(args.data)
     new = not args.out.exists()
+    # test_top1 only when asked: older files of this script have no such column.
+    fields = (*FIELDS, "test_top1") if args.test else FIELDS
     with args.out.open("a", newline="") as f:
-        writer = csv.DictWriter(f, FIELDS)
+        writer = csv.DictWriter(f, fields)
         if new:
             writer.writeheader()
         for name in args.members.split(","):
             spec = network(name, base.base_pixels)
             for lr in (float(x) for x in args.lrs.split(",")):
                 cfg = proxy_config(args.proxy, **{**overrides, "lr": lr})
-                for k in range(args.seeds):
-                    r = train(spec, source, cfg, seed=cfg.seed + k)
+                for k in range(args.first_seed, args.first_seed + args.seeds):
+                    r = train(spec, source, cfg, seed=cfg.seed + k, test=args.test)
                     row = dict(proxy=args.proxy, data=args.data, settings=" ".join(args.set))
                     row.update(network=name, pixels=spec.pixels, lr=lr, seed=cfg.seed + k)
                     row.update(top1=round(r.top1, 2), seconds=round(r.wall_time, 1))
+                    if args.test:
+                        row["test_top1"] = round(r.test.top1, 2)
                     writer.writerow(row)
                     f.flush()
                     print(row, flush=True)
@@ -86,6 +92,8 @@ def main() -> int:
     ap.add_argument("--members", default="b0,b3,d2")
     ap.add_argument("--lrs", default="0.0025,0.005,0.01,0.02,0.04")
     ap.add_argument("--seeds", type=int, default=1)
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds are FIRST..FIRST+SEEDS-1")
+    ap.add_argument("--test", action="store_true", help="also score the test split (test_top1)")
     ap.add_argument("--set", action="append", default=[], help="proxy override key=value")
     ap.add_argument("--out", type=Path, default=Path("lr_range.csv"))
     ap.add_argument("--summary", type=Path, default=None)

@@ -72,3 +72,26 @@ def test_calibrate_trains_paired_seeds_and_writes_the_report(tmp_path):
     assert data["paper_top1"] == {"b0": 77.1, "b2": 80.1}
     assert len(files[1].read_text().splitlines()) == 1 + 4
     assert "Kendall τ" in files[2].read_text()
+
+
+def test_lr_range_script_scores_test_split_from_a_first_seed(tmp_path):
+    """scripts/lr_range.py: --first-seed picks the seeds, --test adds the test split's top-1."""
+    import csv
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "scripts" / "lr_range.py"
+    out = tmp_path / "lr.csv"
+    args = ["--proxy", "quick", "--members", "b0", "--lrs", "0.01", "--seeds", "2"]
+    args += ["--set", "images=64", "--set", "base_pixels=16", "--out", str(out)]
+    subprocess.run([sys.executable, str(script), *args, "--first-seed", "3", "--test"], check=True)
+    with out.open() as f:
+        rows = list(csv.DictReader(f))
+    assert [row["seed"] for row in rows] == ["3", "4"]
+    assert all(0.0 <= float(row["test_top1"]) <= 100.0 for row in rows)
+    plain = tmp_path / "plain.csv"
+    subprocess.run([sys.executable, str(script), *args[:-1], str(plain)], check=True)
+    with plain.open() as f:
+        header = next(csv.reader(f))
+    assert "test_top1" not in header  # older files of the script keep their columns
