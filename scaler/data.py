@@ -3,11 +3,13 @@
 A data source is named by a spec string (the ``--data`` option) and parsed by
 :func:`parse_data`:
 
-``embedded`` (default)
+``embedded`` (default) / ``embedded:KEY=VALUE,...``
     A small classification set cut at run time from the public-domain / CC0
     photographs bundled inside the scikit-image wheel: one class per photo,
-    square crops drawn from three disjoint bands of each photo (train, val,
-    test), so no pixel is shared between splits. Nothing is downloaded.
+    square crops drawn from disjoint regions of each photo (a train band; val
+    and test share two held-out bands as a checkerboard of pieces), so no pixel
+    is shared between splits. Nothing is downloaded. The options override
+    :class:`EmbeddedConfig` fields (``embedded:tiles=1`` is scaler 0.4's set).
 ``imagefolder:PATH``
     One sub-folder per class (the ImageFolder convention), optionally with
     ``train/``, ``val/`` (and ``test/``) above the class folders. Decoded
@@ -65,12 +67,14 @@ __all__ = [
     "embedded_info",
     "parse_data",
     "split_regions",
+    "split_tiles",
 ]
 
 DEFAULT_DATA: Final = "embedded"
 SPLITS: Final = ("train", "val", "test")
 VALID_SPECS: Final = (
-    "embedded, fractal, fractal:KEY=VALUE,..., imagefolder:PATH, cifar10:PATH, cifar100:PATH"
+    "embedded, embedded:KEY=VALUE,..., fractal, fractal:KEY=VALUE,..., imagefolder:PATH, "
+    "cifar10:PATH, cifar100:PATH"
 )
 IMAGE_SUFFIXES: Final = frozenset({".jpg", ".jpeg", ".png", ".webp"})
 
@@ -331,6 +335,13 @@ class EmbeddedConfig:
     grayscale: bool = False
     # Seed of the crop positions; the build is deterministic for a given config.
     seed: int = 0
+    # Pieces each held-out band is cut into across the photo's shorter side; the pieces go
+    # to val and test in a checkerboard, so each split sees both bands' content instead of
+    # one band each. With one band each (tiles=1, scaler 0.1-0.4's set), a run's val score
+    # depended on which part of a photo it happened to learn and the proxy could not order
+    # B0-B3 (README, "Calibration"). Photos whose shorter side cannot hold that many crops
+    # (text, 172 px) keep one band per split.
+    tiles: int = 2
 
     def __post_init__(self) -> None:
         unknown = [p for p in self.photos if p not in _PHOTOS]
@@ -350,6 +361,8 @@ class EmbeddedConfig:
             raise DataError(f"embedded: fractions must sum to 1, got {sum(self.fractions)}")
         if self.gap < 0 or self.min_std < 0:
             raise DataError("embedded: gap and min_std must be >= 0")
+        if not isinstance(self.tiles, int) or not 1 <= self.tiles <= 8:
+            raise DataError(f"embedded: tiles must be an integer from 1 to 8, got {self.tiles!r}")
 
     def count(self, split: str) -> int:
         return {"train": self.train, "val": self.val, "test": self.test}[split]
@@ -377,6 +390,31 @@ def split_regions(
     for split, start, end in zip(SPLITS, starts, ends, strict=True):
         boxes[split] = (0, start, height, end) if along_width else (start, 0, end, width)
     return boxes
+
+
+def split_tiles(height: int, width: int, config: EmbeddedConfig) -> dict[str, tuple[Box, ...]]:
+    """The boxes of each split: :func:`split_regions`, then ``config.tiles`` pieces per
+    held-out band across the shorter side, dealt to val and test as a checkerboard.
+
+    The train band never changes, so neither do the train crops (nor any network trained on
+    them). A photo too narrow for ``tiles`` crops side by side keeps one band per split.
+    """
+    bands = split_regions(height, width, config.fractions, config.gap)
+    along_width = width >= height
+    short = height if along_width else width
+    n = config.tiles
+    piece = (short - (n - 1) * config.gap) // n
+    if n == 1 or piece < config.crop:
+        return {split: (box,) for split, box in bands.items()}
+    tiles: dict[str, list[Box]] = {"train": [bands["train"]], "val": [], "test": []}
+    for band_index, band in enumerate(("val", "test")):
+        top, left, bottom, right = bands[band]
+        for i in range(n):
+            start = i * (piece + config.gap)
+            end = short if i == n - 1 else start + piece
+            box = (start, left, end, right) if along_width else (top, start, bottom, end)
+            tiles[("val", "test")[(i + band_index) % 2]].append(box)
+    return {split: tuple(boxes) for split, boxes in tiles.items()}
 
 
 def _skimage_data_dir() -> Path:
@@ -410,16 +448,19 @@ class _EmbeddedSet:
 
 def _sample_crops(
     photo: np.ndarray,
-    region: Box,
+    regions: tuple[Box, ...],
     count: int,
     config: EmbeddedConfig,
     rng: np.random.Generator,
 ) -> tuple[list[np.ndarray], list[Box]] | str:
-    """Draw ``count`` crops inside ``region``; return a reason string when impossible."""
-    top, left, bottom, right = region
+    """Draw ``count`` crops, each inside one of ``regions`` (picked in proportion to its
+    crop positions); return a reason string when impossible."""
     size = config.crop
-    if bottom - top < size or right - left < size:
-        return f"its {bottom - top}x{right - left} px band is smaller than the {size} px crop"
+    for top, left, bottom, right in regions:
+        if bottom - top < size or right - left < size:
+            return f"its {bottom - top}x{right - left} px band is smaller than the {size} px crop"
+    spans = np.array([(b - t - size + 1, r - x - size + 1) for t, x, b, r in regions])
+    weights = spans.prod(axis=1) / spans.prod(axis=1).sum()
     crops: list[np.ndarray] = []
     boxes: list[Box] = []
     # Bounded redraws: a photo that is mostly flat in one band is reported, not looped on.
@@ -427,8 +468,15 @@ def _sample_crops(
     while len(crops) < count and attempts > 0:
         batch = min(attempts, 2 * (count - len(crops)))
         attempts -= batch
-        ys = rng.integers(top, bottom - size + 1, size=batch)
-        xs = rng.integers(left, right - size + 1, size=batch)
+        if len(regions) == 1:  # the one-band stream, unchanged since 0.1
+            top, left, bottom, right = regions[0]
+            ys = rng.integers(top, bottom - size + 1, size=batch)
+            xs = rng.integers(left, right - size + 1, size=batch)
+        else:
+            which = rng.choice(len(regions), size=batch, p=weights)
+            corners = np.array([(t, x) for t, x, _, _ in regions])[which]
+            ys = corners[:, 0] + (rng.random(batch) * spans[which, 0]).astype(np.int64)
+            xs = corners[:, 1] + (rng.random(batch) * spans[which, 1]).astype(np.int64)
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
             crop = photo[y : y + size, x : x + size]
             if config.min_std > 0 and float(crop.std()) < config.min_std:
@@ -452,7 +500,7 @@ def _build_embedded(config: EmbeddedConfig) -> _EmbeddedSet:
     for name in config.photos:
         photo = _read_photo(name, config.grayscale)
         height, width = photo.shape[:2]
-        regions = split_regions(height, width, config.fractions, config.gap)
+        regions = split_tiles(height, width, config)
         drawn: dict[str, tuple[list[np.ndarray], list[Box]]] = {}
         reason = None
         for index, split in enumerate(SPLITS):
@@ -510,6 +558,15 @@ def embedded_info(config: EmbeddedConfig | None = None) -> list[dict[str, Any]]:
     return [dict(entry) for entry in _embedded_set(config or EmbeddedConfig()).info]
 
 
+def _config_fields(config: EmbeddedConfig) -> dict[str, Any]:
+    # tiles=1 is left out so that the set of scaler 0.1-0.4 (embedded:tiles=1 now) keeps
+    # its fingerprint, and the studies made on it keep resuming under it.
+    fields = dataclasses.asdict(config)
+    if fields["tiles"] == 1:
+        del fields["tiles"]
+    return fields
+
+
 class EmbeddedSource(DataSource):
     """The default source: crops of the photographs bundled with scikit-image."""
 
@@ -536,7 +593,7 @@ class EmbeddedSource(DataSource):
                 {
                     "kind": "embedded",
                     "v": _FORMAT_VERSION,
-                    "config": dataclasses.asdict(self.config),
+                    "config": _config_fields(self.config),
                     "files": files,
                 }
             )
@@ -1034,6 +1091,38 @@ def _parse_fractal(value: str, options: str, cache_dir: Path | None) -> FractalS
 
 # --------------------------------------------------------------------------- parsing
 
+# The embedded knobs a --data spec may set (photos and fractions stay Python-only).
+_EMBEDDED_KEYS: Final = {
+    "crop": int,
+    "train": int,
+    "val": int,
+    "test": int,
+    "gap": int,
+    "tiles": int,
+    "seed": int,
+    "min_std": float,
+}
+
+
+def _parse_embedded(value: str, options: str) -> EmbeddedConfig:
+    """``embedded:tiles=2,val=100``: an :class:`EmbeddedConfig` with those fields set."""
+    keys = ", ".join(_EMBEDDED_KEYS)
+    fields: dict[str, Any] = {}
+    for item in options.split(","):
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or key not in _EMBEDDED_KEYS or key in fields:
+            raise DataError(
+                f"--data {value!r}: expected distinct KEY=VALUE items with KEY one of {keys}"
+            )
+        try:
+            fields[key] = _EMBEDDED_KEYS[key](text)
+        except ValueError:
+            raise DataError(f"--data {value!r}: {key} must be a number, got {text!r}") from None
+    try:
+        return EmbeddedConfig(**fields)
+    except DataError as exc:
+        raise DataError(f"--data {value!r}: {exc}") from None
+
 
 def parse_data(value: str, cache_dir: Path | None = None) -> DataSource:
     """Turn a ``--data`` spec into a validated source (lists files, decodes nothing).
@@ -1053,7 +1142,7 @@ def parse_data(value: str, cache_dir: Path | None = None) -> DataSource:
     if not sep:
         raise DataError(f"--data {value!r}: unknown data source; valid: {VALID_SPECS}")
     if scheme == "embedded":
-        raise DataError(f"--data {value!r}: embedded takes no path; valid: {VALID_SPECS}")
+        return EmbeddedSource(_parse_embedded(value, rest))
     if scheme not in ("imagefolder", *_CIFAR):
         raise DataError(f"--data {value!r}: unknown scheme {scheme!r}; valid: {VALID_SPECS}")
     if not rest.strip():

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from scaler import data
-from scaler.data import DataError, EmbeddedConfig, parse_data, split_regions
+from scaler.data import DataError, EmbeddedConfig, parse_data, split_regions, split_tiles
 
 # --------------------------------------------------------------------------- embedded
 
@@ -106,6 +106,57 @@ def test_split_regions_are_disjoint_and_inside() -> None:
         spans = sorted((r[1], r[3]) if width >= height else (r[0], r[2]) for r in regions.values())
         assert spans[0][0] == 0 and spans[-1][1] == max(height, width)
         assert spans[0][1] + 8 == spans[1][0] and spans[1][1] + 8 == spans[2][0]
+
+
+def _overlap(a, b) -> bool:
+    return a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]
+
+
+def test_split_tiles_deal_both_held_out_bands_to_val_and_test() -> None:
+    config = EmbeddedConfig(tiles=2)
+    for height, width in ((512, 512), (300, 451), (872, 1000), (427, 640)):
+        bands = split_regions(height, width, config.fractions, config.gap)
+        tiles = split_tiles(height, width, config)
+        assert tiles["train"] == (bands["train"],)
+        for split in ("val", "test"):
+            # one piece of each held-out band, each inside it and big enough for a crop
+            assert len(tiles[split]) == 2
+            for band in ("val", "test"):
+                inside = [
+                    box for box in tiles[split] if all(
+                        lo <= v <= hi for v, lo, hi in zip(
+                            box, bands[band][:2] * 2, bands[band][2:] * 2, strict=True))
+                ]  # fmt: skip
+                assert len(inside) == 1
+            assert all(min(b[2] - b[0], b[3] - b[1]) >= config.crop for b in tiles[split])
+        boxes = [(s, b) for s, bs in tiles.items() for b in bs]
+        for i, (s1, b1) in enumerate(boxes):
+            assert all(not _overlap(b1, b2) for s2, b2 in boxes[i + 1 :] if s1 != s2)
+    # too narrow for two crops across: one band each, as with tiles=1
+    narrow = split_tiles(172, 448, config)
+    assert narrow == {k: (v,) for k, v in split_regions(172, 448, config.fractions, 8).items()}
+    assert split_tiles(512, 512, EmbeddedConfig(tiles=1)) == {
+        k: (v,) for k, v in split_regions(512, 512, (0.5, 0.25, 0.25), 8).items()
+    }
+
+
+def test_tiled_embedded_keeps_train_and_draws_held_out_crops_from_both_bands(
+    embedded: data.EmbeddedSource,
+) -> None:
+    tiled, banded = parse_data("embedded:tiles=2"), parse_data("embedded:tiles=1")
+    assert tiled.fingerprint() == embedded.fingerprint()  # the default
+    assert torch.equal(tiled.load("train", 32).images, banded.load("train", 32).images)
+    assert "tiles" not in data._config_fields(banded.config)  # 0.1-0.4's fingerprint, as was
+    assert tiled.fingerprint() != banded.fingerprint()
+    for split in ("val", "test"):
+        labels = tiled.load(split, 32).labels
+        boxes = tiled.crop_boxes(split)
+        info = {e["class"]: e["size"] for e in data.embedded_info()}
+        label = tiled.classes.index("camera")
+        regions = split_tiles(*info["camera"], EmbeddedConfig(tiles=2))[split]
+        mine = boxes[(labels == label).numpy()]
+        hits = [sum(_overlap(tuple(b), r) for b in mine) for r in regions]
+        assert all(h > 0 for h in hits) and sum(hits) == len(mine), hits
 
 
 def test_embedded_skips_photos_too_small_for_the_crop() -> None:
@@ -317,13 +368,16 @@ def test_imagefolder_invalid_folders(tmp_path: Path, make, match: str) -> None:
 @pytest.mark.parametrize(
     ("value", "match"),
     [
-        ("foo:bar", "unknown scheme 'foo'; valid: embedded, fractal, "),
+        ("foo:bar", "unknown scheme 'foo'; valid: embedded, embedded:KEY=VALUE"),
         ("", "empty; valid: embedded"),
         ("   ", "empty"),
         ("Embedded", "unknown data source"),
         ("imagefolder:", "missing path; use imagefolder:PATH"),
         ("cifar10:", "missing path; use cifar10:PATH"),
-        ("embedded:x", "embedded takes no path"),
+        ("embedded:x", r"expected distinct KEY=VALUE items with KEY one of crop, "),
+        ("embedded:tiles=2,tiles=3", "expected distinct KEY=VALUE"),
+        ("embedded:tiles=two", "tiles must be a number, got 'two'"),
+        ("embedded:tiles=9", "tiles must be an integer from 1 to 8, got 9"),
     ],
 )
 def test_parse_data_rejects_bad_specs(value: str, match: str) -> None:

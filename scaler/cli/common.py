@@ -91,8 +91,8 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
     "data": (
         str,
         typer.Option(
-            help="Data: embedded (default), fractal[:KEY=VALUE,...], imagefolder:PATH, "
-            "cifar10:PATH, cifar100:PATH."
+            help="Data: embedded[:KEY=VALUE,...] (default; embedded:tiles=1 is scaler 0.4's), "
+            "fractal[:KEY=VALUE,...], imagefolder:PATH, cifar10:PATH, cifar100:PATH."
         ),
     ),
     "proxy": (str, typer.Option(help="Proxy preset: quick | standard | long.")),
