@@ -178,7 +178,10 @@ def test_spec_overrides() -> None:
         ("fractal:native=8", "native must be an integer from 16 to 512, got 8"),
         ("fractal:train=4,train=5", "key 'train' given twice"),
         ("Fractal", "unknown data source"),
-        ("fractals:x", "unknown scheme 'fractals'; valid: embedded, fractal"),
+        (
+            "fractals:x",
+            "unknown scheme 'fractals'; valid: embedded, embedded:KEY=VALUE,..., fractal",
+        ),
     ],
 )
 def test_bad_specs(value: str, match: str) -> None:
