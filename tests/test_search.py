@@ -258,3 +258,17 @@ def test_a_search_without_a_finished_candidate_skips_its_confirmation(tmp_path):
     cands = res.frame[res.frame["role"].isin(S.CANDIDATE_ROLES)]
     assert (cands["status"] == "infeasible").all() and len(cands)
     assert res.confirmation.chosen is None
+
+
+def test_config_diff_lets_the_same_data_resume_under_another_name():
+    from scaler.studies import config_diff
+
+    old = {"data": "embedded", "data_fingerprint": "b2a698f3af0e8fdd", "seeds": 1}
+    renamed = {**old, "data": "embedded:tiles=1"}
+    assert config_diff(old, renamed) == []
+    other = {**renamed, "data_fingerprint": "b1341a34e30056f4"}
+    assert config_diff(old, other) == [
+        "data: embedded → embedded:tiles=1",
+        "data_fingerprint: b2a698f3af0e8fdd → b1341a34e30056f4",
+    ]
+    assert config_diff({"data": "a"}, {"data": "b"}) == ["data: a → b"]  # nothing pins it
