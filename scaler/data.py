@@ -461,6 +461,7 @@ def _sample_crops(
             return f"its {bottom - top}x{right - left} px band is smaller than the {size} px crop"
     spans = np.array([(b - t - size + 1, r - x - size + 1) for t, x, b, r in regions])
     weights = spans.prod(axis=1) / spans.prod(axis=1).sum()
+    corners = np.array([(t, x) for t, x, _, _ in regions])
     crops: list[np.ndarray] = []
     boxes: list[Box] = []
     # Bounded redraws: a photo that is mostly flat in one band is reported, not looped on.
@@ -474,9 +475,8 @@ def _sample_crops(
             xs = rng.integers(left, right - size + 1, size=batch)
         else:
             which = rng.choice(len(regions), size=batch, p=weights)
-            corners = np.array([(t, x) for t, x, _, _ in regions])[which]
-            ys = corners[:, 0] + (rng.random(batch) * spans[which, 0]).astype(np.int64)
-            xs = corners[:, 1] + (rng.random(batch) * spans[which, 1]).astype(np.int64)
+            ys = corners[which, 0] + (rng.random(batch) * spans[which, 0]).astype(np.int64)
+            xs = corners[which, 1] + (rng.random(batch) * spans[which, 1]).astype(np.int64)
         for y, x in zip(ys.tolist(), xs.tolist(), strict=True):
             crop = photo[y : y + size, x : x + size]
             if config.min_std > 0 and float(crop.std()) < config.min_std:

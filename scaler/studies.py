@@ -288,9 +288,8 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     # The data spec only names the bytes its fingerprint pins: the same data under a new
     # name (0.4's "embedded" is "embedded:tiles=1" since 0.5) resumes.
-    same_bytes = stored.get("data_fingerprint") is not None and stored.get(
-        "data_fingerprint"
-    ) == new.get("data_fingerprint")
+    fingerprint = stored.get("data_fingerprint")
+    same_bytes = fingerprint is not None and fingerprint == new.get("data_fingerprint")
     for key in sorted(set(stored) | set(new)):
         if key in RESUMABLE or (key == "data" and same_bytes):
             continue
