@@ -11,7 +11,15 @@ import torch
 from PIL import Image
 
 from scaler import data
-from scaler.data import DataError, EmbeddedConfig, parse_data, split_regions, split_tiles
+from scaler.data import (
+    DataError,
+    EmbeddedConfig,
+    imagefolder,
+    parse_data,
+    split_regions,
+    split_tiles,
+)
+from scaler.data import embedded as emb
 
 # --------------------------------------------------------------------------- embedded
 
@@ -57,7 +65,7 @@ def test_embedded_refuses_upsampling(embedded: data.EmbeddedSource) -> None:
 
 
 def test_embedded_build_is_deterministic(embedded: data.EmbeddedSource) -> None:
-    again = data._build_embedded(embedded.config)  # bypasses the per-process cache
+    again = emb._build_embedded(embedded.config)  # bypasses the per-process cache
     native = embedded.config.crop
     for split in data.SPLITS:
         assert torch.equal(again.splits[split].images, embedded.load(split, native).images)
@@ -90,7 +98,7 @@ def test_embedded_crop_boxes_of_different_splits_never_overlap(
 def test_embedded_crops_are_the_pixels_inside_their_boxes(
     embedded: data.EmbeddedSource,
 ) -> None:
-    photo = data._read_photo("text", grayscale=False)
+    photo = emb._read_photo("text", grayscale=False)
     label = embedded.classes.index("text")
     part = embedded.load("test", embedded.max_pixels)
     rows = (part.labels == label).nonzero().flatten()[:5]
@@ -146,7 +154,7 @@ def test_tiled_embedded_keeps_train_and_draws_held_out_crops_from_both_bands(
     tiled, banded = parse_data("embedded:tiles=2"), parse_data("embedded:tiles=1")
     assert tiled.fingerprint() == embedded.fingerprint()  # the default
     assert torch.equal(tiled.load("train", 32).images, banded.load("train", 32).images)
-    assert "tiles" not in data._config_fields(banded.config)  # 0.1-0.4's fingerprint, as was
+    assert "tiles" not in emb._config_fields(banded.config)  # 0.1-0.4's fingerprint, as was
     assert tiled.fingerprint() != banded.fingerprint()
     for split in ("val", "test"):
         labels = tiled.load(split, 32).labels
@@ -162,7 +170,7 @@ def test_tiled_embedded_keeps_train_and_draws_held_out_crops_from_both_bands(
 def test_embedded_skips_photos_too_small_for_the_crop() -> None:
     config = EmbeddedConfig(photos=("microaneurysms", "camera", "brick"), train=4, val=2, test=2)
     with pytest.warns(UserWarning, match="skipped photo 'microaneurysms'"):
-        built = data._build_embedded(config)
+        built = emb._build_embedded(config)
     assert built.classes == ("camera", "brick")
 
 
@@ -239,7 +247,7 @@ def test_imagefolder_cache_is_reused_then_invalidated(
         raise AssertionError(f"decoded {path} although it was cached")
 
     with monkeypatch.context() as patch:
-        patch.setattr(data, "_decode_image", no_decode)
+        patch.setattr(imagefolder, "_decode_image", no_decode)
         second = parse_data(_spec(folder), cache_dir=cache).load("train", 16)
     assert torch.equal(first.images, second.images)
     assert torch.equal(first.labels, second.labels)

@@ -1,4 +1,4 @@
-"""Tests of the fractal data set: scaler.fractal (the generator) and data.FractalSource."""
+"""Tests of the fractal data set: scaler.data.fractal, the generator and FractalSource."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from scaler import data, fractal
-from scaler.data import DataError, FractalSource, parse_data
-from scaler.fractal import FractalConfig
+from scaler import data
+from scaler.data import DataError, FractalSource, fractal, parse_data
+from scaler.data.fractal import FractalConfig
 
 # Small enough to render every split in well under a second.
 SMALL = FractalConfig(classes=4, train=6, val=3, test=3, native=64, points=2048)
@@ -124,8 +124,8 @@ def test_default_classes_are_neither_trivial_nor_noise(capsys) -> None:
 def test_disk_cache_is_written_then_read(
     source: FractalSource, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(data, "_FRACTAL_DISK_PIXELS", 0)
-    monkeypatch.setattr(data, "_FRACTAL_MEMORY", {})
+    monkeypatch.setattr(fractal, "_FRACTAL_DISK_PIXELS", 0)
+    monkeypatch.setattr(fractal, "_FRACTAL_MEMORY", {})
     images = source.load("test", 64).images
     path = source.cache_path("test")
     assert path.is_file() and path.parent == source.cache_dir / "fractal"
@@ -133,12 +133,12 @@ def test_disk_cache_is_written_then_read(
     def refuse(*args: object) -> None:
         raise AssertionError("rendered again despite the disk cache")
 
-    monkeypatch.setattr(data, "_FRACTAL_MEMORY", {})
+    monkeypatch.setattr(fractal, "_FRACTAL_MEMORY", {})
     monkeypatch.setattr(fractal, "render_split", refuse)
     again = FractalSource(SMALL, cache_dir=source.cache_dir)
     assert torch.equal(again.load("test", 64).images, images)
     path.write_bytes(b"broken")  # a broken file is rendered again, never fatal
-    monkeypatch.setattr(data, "_FRACTAL_MEMORY", {})
+    monkeypatch.setattr(fractal, "_FRACTAL_MEMORY", {})
     with pytest.raises(AssertionError, match="rendered again"):
         FractalSource(SMALL, cache_dir=source.cache_dir).load("test", 64)
 

@@ -13,8 +13,9 @@ each chain starts on the attractor (at a map's fixed point), so a short run of r
 steps mixes it and every point it visits is kept. Nothing is downloaded; the same
 :class:`FractalConfig` gives bit-identical images on the same machine and library versions.
 
-This module knows nothing of data sources: :mod:`scaler.data` serves its arrays
-(``--data fractal``), downsampled and cached.
+The generator (down to :func:`render_split`) knows nothing of data sources;
+:class:`FractalSource` at the end serves its arrays (``--data fractal``), downsampled and
+cached in memory and, for big splits, on disk.
 """
 
 from __future__ import annotations
@@ -22,15 +23,28 @@ from __future__ import annotations
 import dataclasses
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Final
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scaler.data.base import (
+    FORMAT_VERSION,
+    DataSource,
+    Split,
+    default_cache_dir,
+    digest,
+    downsample,
+    read_cache,
+    write_cache,
+)
+
 __all__ = [
     "FRACTAL_VERSION",
     "FractalConfig",
+    "FractalSource",
     "class_names",
     "class_systems",
     "parse_fractal",
@@ -371,3 +385,67 @@ def render_split(config: FractalConfig, split: str) -> tuple[torch.Tensor, torch
         images[label * count : (label + 1) * count] = _render_class(config, system, count, rng)
     labels = torch.arange(config.classes).repeat_interleave(count)
     return images, labels
+
+
+# --------------------------------------------------------------------------- the source
+
+# Splits of at least this many native pixels (about 2 s of rendering on one core) are
+# kept on disk too: a worker process then loads in a fraction of a second.
+_FRACTAL_DISK_PIXELS: Final = 25_000_000
+_FRACTAL_MEMORY: dict[tuple[FractalConfig, str], Split] = {}
+
+
+class FractalSource(DataSource):
+    """Fractals of random iterated function systems, one per class, made from a seed."""
+
+    def __init__(self, config: FractalConfig | None = None, cache_dir: Path | None = None):
+        self.config = config or FractalConfig()
+        self.cache_dir = cache_dir if cache_dir is not None else default_cache_dir()
+        defaults = FractalConfig()
+        changed = [
+            f"{f.name}={getattr(self.config, f.name)}"
+            for f in dataclasses.fields(FractalConfig)
+            if getattr(self.config, f.name) != getattr(defaults, f.name)
+        ]
+        name = "fractal:" + ",".join(changed) if changed else "fractal"
+        super().__init__(name, class_names(self.config), self.config.native)
+
+    def fingerprint(self) -> str:
+        return digest(
+            {
+                "kind": "fractal",
+                "v": FORMAT_VERSION,
+                "generator": FRACTAL_VERSION,
+                "config": dataclasses.asdict(self.config),
+            }
+        )
+
+    def cache_path(self, split: str) -> Path:
+        """Disk cache file of ``split`` at native size."""
+        return self.cache_dir / "fractal" / f"{self.fingerprint()}-{split}.pt"
+
+    def native(self, split: str) -> Split:
+        """``split`` at native size, rendered once per process (and read from disk if cached)."""
+        key = (self.config, split)
+        cached = _FRACTAL_MEMORY.get(key)
+        if cached is None:
+            cached = _FRACTAL_MEMORY[key] = self._read_or_render(split)
+        return cached
+
+    def _read_or_render(self, split: str) -> Split:
+        config = self.config
+        count = config.classes * config.count(split)
+        on_disk = count * config.native**2 >= _FRACTAL_DISK_PIXELS
+        path = self.cache_path(split)
+        payload = read_cache(path, frozenset({"images", "labels"})) if on_disk else None
+        shape = (count, 3, config.native, config.native)
+        if payload is not None and tuple(payload["images"].shape) == shape:
+            return Split(payload["images"], payload["labels"])
+        images, labels = render_split(config, split)
+        if on_disk:
+            write_cache(path, {"images": images, "labels": labels})
+        return Split(images, labels)
+
+    def _load(self, split: str, pixels: int) -> Split:
+        native = self.native(split)
+        return Split(downsample(native.images, pixels), native.labels)

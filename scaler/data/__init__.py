@@ -1,0 +1,66 @@
+"""Data sources for proxy training.
+
+A data source is named by a spec string (the ``--data`` option) and parsed by
+:func:`parse_data`. The sources, one module each:
+
+``embedded`` (default) / ``embedded:KEY=VALUE,...`` — :mod:`scaler.data.embedded`
+    A small classification set cut at run time from the public-domain / CC0
+    photographs bundled inside the scikit-image wheel: one class per photo,
+    square crops drawn from disjoint regions of each photo (a train band; val
+    and test share two held-out bands as a checkerboard of pieces), so no pixel
+    is shared between splits. Nothing is downloaded. The options override
+    :class:`EmbeddedConfig` fields: crop, train, val, test, gap, tiles, seed and
+    min_std (``embedded:tiles=1`` is scaler 0.4's set).
+``fractal`` / ``fractal:KEY=VALUE,...`` — :mod:`scaler.data.fractal`
+    Fractals of random iterated function systems, one system per class (FractalDB
+    style), generated from a seed; the options override :class:`FractalConfig`
+    fields: classes, train, val, test, native, points, jitter, rotate, min_fill and
+    seed (``fractal:classes=64,train=500``). Big generated splits are cached on disk.
+``imagefolder:PATH`` — :mod:`scaler.data.imagefolder`
+    One sub-folder per class (the ImageFolder convention), optionally with
+    ``train/``, ``val/`` (and ``test/``) above the class folders. Decoded
+    images are cached on disk per (folder state, split, size).
+``cifar10:PATH`` / ``cifar100:PATH`` — :mod:`scaler.data.cifar`
+    The official *binary* CIFAR distributions in a local folder.
+
+Every source serves uint8 RGB tensors of shape ``N x 3 x P x P`` through
+:meth:`DataSource.load`; resized splits are kept in memory per (split, size).
+Invalid specs raise :class:`DataError` with a one-line message meant for the
+user. What the sources share (:class:`DataSource`, :class:`Split`, the disk cache
+under ``$SCALER_CACHE`` or ``~/.cache/scaler``, digests) is in :mod:`scaler.data.base`;
+spec parsing in :mod:`scaler.data.parse`.
+"""
+
+from __future__ import annotations
+
+from scaler.data.base import SPLITS, DataError, DataSource, Split
+from scaler.data.cifar import CifarSource
+from scaler.data.embedded import (
+    EmbeddedConfig,
+    EmbeddedSource,
+    embedded_info,
+    split_regions,
+    split_tiles,
+)
+from scaler.data.fractal import FractalConfig, FractalSource
+from scaler.data.imagefolder import ImageFolderSource
+from scaler.data.parse import DEFAULT_DATA, VALID_SPECS, parse_data
+
+__all__ = [
+    "DEFAULT_DATA",
+    "SPLITS",
+    "VALID_SPECS",
+    "CifarSource",
+    "DataError",
+    "DataSource",
+    "EmbeddedConfig",
+    "EmbeddedSource",
+    "FractalConfig",
+    "FractalSource",
+    "ImageFolderSource",
+    "Split",
+    "embedded_info",
+    "parse_data",
+    "split_regions",
+    "split_tiles",
+]

@@ -1,0 +1,102 @@
+"""``--data`` specs: :func:`parse_data` turns one into a validated source, and every
+message for an unusable spec names what is valid (see :mod:`scaler.data` for the grammar).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Final
+
+from scaler.data.base import DataError, DataSource
+from scaler.data.cifar import CIFAR_SCHEMES, CifarSource
+from scaler.data.embedded import EmbeddedConfig, EmbeddedSource
+from scaler.data.fractal import FractalConfig, FractalSource, parse_fractal
+from scaler.data.imagefolder import ImageFolderSource
+
+__all__ = ["DEFAULT_DATA", "VALID_SPECS", "parse_data"]
+
+DEFAULT_DATA: Final = "embedded"
+VALID_SPECS: Final = (
+    "embedded, embedded:KEY=VALUE,..., fractal, fractal:KEY=VALUE,..., imagefolder:PATH, "
+    "cifar10:PATH, cifar100:PATH"
+)
+
+
+def _parse_fractal(value: str, options: str, cache_dir: Path | None) -> FractalSource:
+    if not options.strip():
+        keys = ", ".join(f.name for f in dataclasses.fields(FractalConfig))
+        raise DataError(
+            f"--data {value!r}: no options; use fractal or fractal:KEY=VALUE,... ({keys})"
+        )
+    try:
+        config = parse_fractal(options)
+    except ValueError as exc:
+        raise DataError(f"--data {value!r}: {exc}") from None
+    return FractalSource(config, cache_dir)
+
+
+# The embedded knobs a --data spec may set (photos and fractions stay Python-only).
+_EMBEDDED_KEYS: Final = {
+    "crop": int,
+    "train": int,
+    "val": int,
+    "test": int,
+    "gap": int,
+    "tiles": int,
+    "seed": int,
+    "min_std": float,
+}
+
+
+def _parse_embedded(value: str, options: str) -> EmbeddedConfig:
+    """``embedded:tiles=2,val=100``: an :class:`EmbeddedConfig` with those fields set."""
+    keys = ", ".join(_EMBEDDED_KEYS)
+    fields: dict[str, Any] = {}
+    for item in options.split(","):
+        key, sep, text = (part.strip() for part in item.partition("="))
+        if not sep or key not in _EMBEDDED_KEYS or key in fields:
+            raise DataError(
+                f"--data {value!r}: expected distinct KEY=VALUE items with KEY one of {keys}"
+            )
+        try:
+            fields[key] = _EMBEDDED_KEYS[key](text)
+        except ValueError:
+            raise DataError(f"--data {value!r}: {key} must be a number, got {text!r}") from None
+    try:
+        return EmbeddedConfig(**fields)
+    except DataError as exc:
+        raise DataError(f"--data {value!r}: {exc}") from None
+
+
+def parse_data(value: str, cache_dir: Path | None = None) -> DataSource:
+    """Turn a ``--data`` spec into a validated source (lists files, decodes nothing).
+
+    ``cache_dir`` is where imagefolder keeps decoded tensors and fractal its rendered
+    splits; default ``$SCALER_CACHE`` or ``~/.cache/scaler``.
+    """
+    if not isinstance(value, str) or not value.strip():
+        raise DataError(f"--data {value!r}: empty; valid: {VALID_SPECS}")
+    if value == "embedded":
+        return EmbeddedSource()
+    if value == "fractal":
+        return FractalSource(cache_dir=cache_dir)
+    scheme, sep, rest = value.partition(":")
+    if scheme == "fractal":
+        return _parse_fractal(value, rest, cache_dir)
+    if not sep:
+        raise DataError(f"--data {value!r}: unknown data source; valid: {VALID_SPECS}")
+    if scheme == "embedded":
+        return EmbeddedSource(_parse_embedded(value, rest))
+    if scheme not in ("imagefolder", *CIFAR_SCHEMES):
+        raise DataError(f"--data {value!r}: unknown scheme {scheme!r}; valid: {VALID_SPECS}")
+    if not rest.strip():
+        raise DataError(f"--data {value!r}: missing path; use {scheme}:PATH")
+    try:
+        if scheme == "imagefolder":
+            return ImageFolderSource(Path(rest), cache_dir)
+        return CifarSource(scheme, Path(rest))
+    except DataError as exc:
+        raise DataError(f"--data {value!r}: {exc}") from None
+    except OSError as exc:  # unreadable folder, permission denied, ...
+        raise DataError(f"--data {value!r}: {exc.strerror or exc}") from None
