@@ -270,12 +270,8 @@ def train(
         check_int("seed", seed, 0, 2**63 - 1)
     device = select_device(config.device)
     config = for_device(config, device)
-    train_split = source.load("train", spec.pixels)
-    val_split = source.load("val", spec.pixels)
-    test_split = source.load("test", spec.pixels) if test else None
-    if len(train_split) == 0 or len(val_split) == 0:
-        raise TrainError(f"{source.name}: the train and val splits must not be empty")
-    batch_size = min(config.batch_size, len(train_split))
+    splits = _splits(source, spec.pixels, test)
+    batch_size = min(config.batch_size, len(splits[0]))
 
     oom: str | None = None
     with torch_settings(device, config.threads), fork_rng(device):
@@ -283,7 +279,7 @@ def train(
         try:
             return _run(
                 spec,
-                (train_split, val_split, test_split),
+                splits,
                 source.num_classes,
                 config,
                 device,
@@ -305,6 +301,16 @@ def train(
         f"out of memory training {spec.describe()} with batch {batch_size} at {spec.pixels} px "
         f"on {device}: lower batch_size or the resolution ({oom})"
     )
+
+
+def _splits(source: DataSource, pixels: int, test: bool) -> tuple[Split, Split, Split | None]:
+    """The (train, val, test) splits at ``pixels``, test only when asked; empty ones raise."""
+    train_split = source.load("train", pixels)
+    val_split = source.load("val", pixels)
+    test_split = source.load("test", pixels) if test else None
+    if len(train_split) == 0 or len(val_split) == 0:
+        raise TrainError(f"{source.name}: the train and val splits must not be empty")
+    return train_split, val_split, test_split
 
 
 @dataclass(frozen=True)
