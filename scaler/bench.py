@@ -25,21 +25,13 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from scaler.augment import LOG_RATIO, MEAN, STD
 from scaler.data import DataSource
+from scaler.device import fork_rng, seed_global, select_device, sync
 from scaler.model import build
+from scaler.proxy import ProxyConfig, check_int
 from scaler.spec import Spec
-from scaler.train import (
-    _LOG_RATIO,
-    _MEAN,
-    _STD,
-    ProxyConfig,
-    _check_int,
-    _fork_rng,
-    _seed_global,
-    _sync,
-    select_device,
-    train,
-)
+from scaler.train import train
 
 __all__ = ["BenchResult", "bench", "reference_loop"]
 
@@ -83,8 +75,8 @@ class _PngFolder(Dataset):
         self.files = files
         self.pixels = pixels
         self.crop_scale = crop_scale
-        self.mean = torch.tensor(_MEAN).view(3, 1, 1) / 255
-        self.std = torch.tensor(_STD).view(3, 1, 1) / 255
+        self.mean = torch.tensor(MEAN).view(3, 1, 1) / 255
+        self.std = torch.tensor(STD).view(3, 1, 1) / 255
 
     def __len__(self) -> int:
         return len(self.files)
@@ -96,7 +88,7 @@ class _PngFolder(Dataset):
         width, height = img.size
         # RandomResizedCrop: area in [crop_scale, 1], log-uniform aspect ratio, clamped box.
         area = width * height * (self.crop_scale + (1 - self.crop_scale) * torch.rand(1).item())
-        ratio = math.exp((2 * torch.rand(1).item() - 1) * _LOG_RATIO)
+        ratio = math.exp((2 * torch.rand(1).item() - 1) * LOG_RATIO)
         w = min(width, max(1, round(math.sqrt(area * ratio))))
         h = min(height, max(1, round(math.sqrt(area / ratio))))
         left = int(torch.randint(0, width - w + 1, (1,)))
@@ -153,8 +145,8 @@ def reference_loop(
     if workers is None:
         workers = min(2, os.cpu_count() or 1)
     steps = max(1, images // batch_size)
-    with _fork_rng(device):
-        _seed_global(config.seed, device)
+    with fork_rng(device):
+        seed_global(config.seed, device)
         model = build(spec, num_classes).to(device)
         criterion = nn.CrossEntropyLoss()
         optimizer = torch.optim.SGD(
@@ -183,9 +175,9 @@ def reference_loop(
             loss.backward()
             optimizer.step()
             if step == 0:  # warm-up: worker start-up and kernel selection are not timed
-                _sync(device)
+                sync(device)
                 start = time.perf_counter()
-        _sync(device)
+        sync(device)
         elapsed = time.perf_counter() - start
         del batches  # shuts the workers down
     return steps * batch_size / elapsed
@@ -208,11 +200,11 @@ def bench(
     source's native size (``max_pixels``, or 64 px) from a temporary folder.
     """
     config = config or ProxyConfig()
-    _check_int("rounds", rounds, 1)
+    check_int("rounds", rounds, 1)
     if images is not None:
-        _check_int("images", images, 1)
+        check_int("images", images, 1)
     if workers is not None:
-        _check_int("workers", workers, 0)
+        check_int("workers", workers, 0)
     device = select_device(config.device)
     n_train = len(source.load("train", spec.pixels))
     batch_size = min(config.batch_size, n_train)

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from scaler.proxy import ProxyConfig, resolve_proxy
+
 # The paper's Table 2 (ImageNet top-1, %), the order the proxy should reproduce.
 PAPER_TOP1: Final[dict[str, float]] = {
     "b0": 77.1,
@@ -42,10 +44,8 @@ class CalibrationConfig:
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
 
-    def proxy_config(self):
-        from scaler.train import proxy_config
-
-        return proxy_config(self.proxy, **dict(self.proxy_overrides))
+    def proxy_config(self) -> ProxyConfig:
+        return resolve_proxy(self.proxy, self.proxy_overrides)
 
     def validate(self) -> CalibrationConfig:
         """Raise ValueError (one line, naming the option) on invalid settings."""

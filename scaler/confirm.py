@@ -42,6 +42,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, unpack_bits, write
 from scaler.results import LEVEL, Noise, confirmed, finished, seeds_of, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
@@ -110,7 +111,7 @@ class Plan:
     """A validated confirmation: its settings, proxy and the networks it trains."""
 
     settings: dict[str, Any]  # top, seeds, smoke, proxy_preset (stored, compared on reruns)
-    proxy: Any  # ProxyConfig of the confirmation runs
+    proxy: ProxyConfig  # of the confirmation runs
     points: tuple[dict[str, Any], ...]  # per network: trial, role, alpha, beta, network_key
 
     def stored(self) -> dict[str, Any]:
@@ -128,19 +129,16 @@ class Plan:
 # ----------------------------------------------------------------------------------------------
 
 
-def search_proxy(study):
+def search_proxy(study) -> ProxyConfig:
     """The ProxyConfig the search's trials were trained with."""
     from scaler.studies import stored_config
-    from scaler.train import ProxyConfig
 
-    return ProxyConfig.from_dict(dict(stored_config(study).get("proxy", {})))
+    return resolve_proxy(stored=stored_config(study).get("proxy", {}))
 
 
 def _resolve(cfg: ConfirmConfig, search, n_train: int):
     """(top, seeds, length factor, smoke, proxy) of a confirmation of a search with ``search``
     proxy settings and preset name ``search.preset``."""
-    from scaler.train import proxy_config
-
     smoke = search["preset"] in SMOKE
     defaults = SMOKE.get(search["preset"], DEFAULTS)
     top = cfg.top or defaults["top"]
@@ -149,10 +147,10 @@ def _resolve(cfg: ConfirmConfig, search, n_train: int):
     own = search["proxy"]
     overrides = dict(cfg.proxy_overrides)
     if cfg.proxy is None:
-        proxy = dataclasses.replace(own, **overrides)
+        proxy = resolve_proxy(stored=own.to_dict(), overrides=overrides)
     else:
         keep = {k: getattr(own, k) for k in ("base_pixels", "threads", "device")}
-        proxy = proxy_config(cfg.proxy, **{**keep, **overrides})
+        proxy = resolve_proxy(cfg.proxy, {**keep, **overrides})
     if cfg.proxy is None and not {"epochs", "images"} & set(overrides):
         if own.images is not None:
             proxy = dataclasses.replace(proxy, images=math.ceil(factor * own.images))
@@ -285,10 +283,9 @@ def describe(trial) -> Job:
     the study's confirmation proxy and seeds (a twin key of its own: never a search twin)."""
     from scaler.bases import from_config
     from scaler.spec import scale
-    from scaler.train import ProxyConfig
 
     stored = trial.study.user_attrs[ATTR]
-    proxy = ProxyConfig.from_dict(stored["proxy"])
+    proxy = resolve_proxy(stored=stored["proxy"])
     a = trial.user_attrs
     base = from_config(trial.study.user_attrs.get("config", {}))  # the search's base network
     spec = scale(

@@ -45,6 +45,7 @@ from scaler import bases, confirm
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
 from scaler.files import check_out_file, write_atomic
+from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
 from scaler.runner import (
@@ -163,10 +164,8 @@ class SearchConfig:
         on_grid = any(_close(p, paper) for p in points)
         return taken if on_grid else taken[1:]
 
-    def proxy_config(self):
-        from scaler.train import proxy_config
-
-        return proxy_config(self.proxy, **dict(self.proxy_overrides))
+    def proxy_config(self) -> ProxyConfig:
+        return resolve_proxy(self.proxy, self.proxy_overrides)
 
     def candidate_cap(self) -> int:
         if self.trials is not None:
@@ -218,7 +217,7 @@ class SearchConfig:
 
     def _check_proxy(self) -> None:
         """The proxy settings, its device, and a budget the proxy's base can shrink to."""
-        from scaler.train import check_device
+        from scaler.device import check_device
 
         proxy = self.proxy_config()  # raises on unknown presets / invalid overrides
         check_device(proxy.device)
@@ -841,7 +840,6 @@ def search(
         res.board[["alpha", "beta", "gamma", "top1_mean", "possibly_best"]]
     """
     from scaler.scaling import parse_budget
-    from scaler.train import ProxyConfig
 
     if "cost_resolution" in options:  # its name in 0.1, kept for one release
         import warnings

@@ -54,6 +54,7 @@ from typing import Any
 from scaler import bases
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
+from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import SWEEP_ROLE, Status, write
 from scaler.results import Noise, finished, noise, sweep_frame
 from scaler.runner import (
@@ -257,10 +258,8 @@ class SweepConfig:
     budget: float | None = None  # compare: measured FLOPs budget, a multiple of the base's
     compound: tuple[float, float] | None = None  # compare: (d, w); None: the paper's (1.2, 1.1)^φ
 
-    def proxy_config(self):
-        from scaler.train import proxy_config
-
-        return proxy_config(self.proxy, **dict(self.proxy_overrides))
+    def proxy_config(self) -> ProxyConfig:
+        return resolve_proxy(self.proxy, self.proxy_overrides)
 
     def values(self, dim: str) -> tuple[float, ...]:
         """The multipliers of one scaled dimension, defaults filled in."""
@@ -297,7 +296,7 @@ class SweepConfig:
             raise ValueError(f"--max-flops {self.max_flops} is invalid: it must be > 0")
         if self.max_flops_at not in ("proxy", "cost"):
             raise ValueError(f"--max-flops @{self.max_flops_at} is invalid: use @proxy or @cost")
-        from scaler.train import check_device
+        from scaler.device import check_device
 
         check_device(self.proxy_config().device)  # unknown presets and overrides raise too
         return self

@@ -38,10 +38,12 @@ def child(threads: int, images: int) -> None:
     """Train once in this process and print the result as one JSON line."""
     import scaler  # noqa: F401  (bounds the spin count unless the environment set one)
     from scaler.data import parse_data
+    from scaler.proxy import resolve_proxy
     from scaler.spec import preset
-    from scaler.train import proxy_config, train
+    from scaler.train import train
 
-    cfg = proxy_config("standard", images=images, epochs=1, device="cpu", threads=threads or None)
+    overrides = {"images": images, "epochs": 1, "device": "cpu", "threads": threads or None}
+    cfg = resolve_proxy("standard", overrides)
     r = train(preset("b0", cfg.base_pixels), parse_data("embedded"), cfg)
     seen = {k: os.environ.get(k, "unset") for k in KEYS}
     print(json.dumps({"images_per_s": r.images_per_s, "threads": r.threads, **seen}))

@@ -43,11 +43,12 @@ def network(name: str, base_pixels: int):
 
 def run(args) -> None:
     from scaler.data import parse_data
-    from scaler.train import proxy_config, train
+    from scaler.proxy import resolve_proxy
+    from scaler.train import train
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides = {k: _value(v) for k, v in overrides.items()}
-    base = proxy_config(args.proxy, **overrides)
+    base = resolve_proxy(args.proxy, overrides)
     source = parse_data(args.data)
     new = not args.out.exists()
     # test_top1 only when asked: older files of this script have no such column.
@@ -59,7 +60,7 @@ def run(args) -> None:
         for name in args.members.split(","):
             spec = network(name, base.base_pixels)
             for lr in (float(x) for x in args.lrs.split(",")):
-                cfg = proxy_config(args.proxy, **{**overrides, "lr": lr})
+                cfg = resolve_proxy(args.proxy, {**overrides, "lr": lr})
                 for k in range(args.first_seed, args.first_seed + args.seeds):
                     r = train(spec, source, cfg, seed=cfg.seed + k, test=args.test)
                     row = dict(proxy=args.proxy, data=args.data, settings=" ".join(args.set))

@@ -222,6 +222,7 @@ def test_result_fields_are_record_fields():
 LAYERS = (
     ("bases", "files", "records", "workers", "stats"),
     ("spec",),
+    ("proxy",),
     ("model",),
     ("complexity",),
     ("scaling",),
@@ -230,6 +231,7 @@ LAYERS = (
     ("data.cifar", "data.embedded", "data.fractal", "data.imagefolder"),
     ("data.parse",),
     ("data",),
+    ("device", "augment"),
     ("train",),
     ("bench", "calibrate"),
     ("studies",),

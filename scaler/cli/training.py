@@ -23,6 +23,7 @@ from scaler.cli.common import (
     print_json,
     proxy_options,
 )
+from scaler.proxy import resolve_proxy
 
 TRAIN_OVERRIDES = (
     "epochs",
@@ -80,12 +81,13 @@ def train(
     """
     from scaler.complexity import count
     from scaler.data import parse_data
+    from scaler.device import check_device
     from scaler.files import check_out_file, write_atomic
     from scaler.scaling import network_spec
-    from scaler.train import check_device, proxy_config, run_metrics
+    from scaler.train import run_metrics
     from scaler.train import train as train_fn
 
-    cfg = proxy_config(proxy, **dict(overrides))
+    cfg = resolve_proxy(proxy, overrides)
     check_device(cfg.device)
     if out_file is not None:
         check_out_file(out_file)
@@ -156,12 +158,12 @@ def bench(
     """
     from scaler.bench import bench as bench_fn
     from scaler.data import parse_data
+    from scaler.device import check_device
     from scaler.spec import preset as preset_fn
-    from scaler.train import check_device, proxy_config
 
     if not 1 <= rounds <= 20:
         raise ValueError(f"--rounds {rounds} is invalid: it must be in 1..20")
-    cfg = proxy_config(proxy, **dict(overrides))
+    cfg = resolve_proxy(proxy, overrides)
     check_device(cfg.device)
     spec = preset_fn(preset, cfg.base_pixels)
     source = parse_data(data)
@@ -216,8 +218,8 @@ def calibrate(
     """
     from scaler import calibrate as C
     from scaler.data import parse_data
+    from scaler.device import check_device
     from scaler.files import check_out_dir
-    from scaler.train import check_device
 
     cfg = C.CalibrationConfig(
         members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),

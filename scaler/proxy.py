@@ -1,0 +1,246 @@
+"""The proxy's settings: what one proxy run trains with, resolved in one place.
+
+A proxy run is configured by a :class:`ProxyConfig`: a preset (:data:`PROXY_PRESETS`: quick,
+standard, long) with overrides from the command line or the Python API, or the settings a study
+stored (:meth:`ProxyConfig.to_dict`). Every command and study gets its settings through
+:func:`resolve_proxy`, which validates them (one-line ``ValueError``) before anything trains.
+
+This module imports no torch: a command checks its options, and a study reads its stored
+settings, without loading it. Devices themselves (is ``cuda:1`` there?) are
+:mod:`scaler.device`'s concern; only the spelling of a device name is checked here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from scaler.spec import MAX_PIXELS, MIN_PIXELS
+
+__all__ = [
+    "OPTIMIZERS",
+    "PROXY_PRESETS",
+    "VALID_DEVICES",
+    "ProxyConfig",
+    "check_device_name",
+    "check_int",
+    "resolve_proxy",
+]
+
+OPTIMIZERS: Final = ("sgd", "adamw", "rmsprop")
+VALID_DEVICES: Final = "auto, cpu, cuda, cuda:N, mps"
+_DEVICE_NAME: Final = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+
+def check_device_name(name: Any) -> None:
+    """Refuse a device name not in ``auto, cpu, cuda, cuda:N, mps`` (whether present or not)."""
+    if not isinstance(name, str) or not _DEVICE_NAME.match(name):
+        raise ValueError(f"device {name!r} is unknown: valid devices are {VALID_DEVICES}")
+
+
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
+    """Refuse ``value`` unless it is an integer >= ``low`` (and <= ``high``), naming ``name``."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
+    if ok and high is not None:
+        ok = value <= high
+    if not ok:
+        bound = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"{name} {value!r} is invalid: it must be an integer {bound}")
+
+
+def _check_float(
+    name: str,
+    value: Any,
+    low: float,
+    high: float,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+) -> None:
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if ok:
+        ok = (value > low if open_low else value >= low) and (
+            value < high if open_high else value <= high
+        )
+    if not ok:
+        left, right = "(" if open_low else "[", ")" if open_high else "]"
+        upper = "inf" if math.isinf(high) else f"{high:g}"
+        raise ValueError(
+            f"{name} {value!r} is invalid: it must be a number in {left}{low:g}, {upper}{right}"
+        )
+
+
+def _check_bool(name: str, value: Any) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} {value!r} is invalid: it must be true or false")
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    """How one proxy run trains. Build one with :func:`resolve_proxy`.
+
+    The defaults are the "standard" preset. Invalid values raise ``ValueError`` (one line).
+    """
+
+    # Passes over the train split; raise it when rankings look noisy (the confirmation stage
+    # does, 2x), lower it for smoke tests. 2 keeps the default search within 20 min on 2 cores.
+    epochs: int = 2
+    # Total training images instead of epochs; set it to give sources of different sizes the
+    # same budget (it overrides epochs; the last epoch may be partial).
+    images: int | None = None
+    # Images per step; lower it on out-of-memory errors (and scale lr with it, linearly).
+    batch_size: int = 64
+    # "sgd" (nesterov momentum), "adamw" or "rmsprop" (the paper's); lr must suit the choice.
+    optimizer: str = "sgd"
+    # Peak learning rate after warm-up, from a range test (README, "The proxy"); lower it on
+    # DivergedError (adamw wants ~1e-3).
+    lr: float = 0.005
+    # Momentum of sgd and rmsprop (ignored by adamw, which keeps its default betas).
+    momentum: float = 0.9
+    # L2 / decoupled decay of conv and linear weights (never BN or biases); raise it for
+    # long runs that overfit.
+    weight_decay: float = 5e-5
+    # Epochs of linear warm-up before the per-step cosine decay; raise it with the lr.
+    warmup_epochs: float = 0.5
+    # Cross-entropy label smoothing; 0 for a plain loss.
+    label_smoothing: float = 0.1
+    # Random-resized-crop + horizontal flip on the device; turn off to study raw capacity.
+    augment: bool = True
+    # Smallest crop area (fraction of the image) of the random-resized-crop; raise it for
+    # short runs or tiny images, where strong crops slow learning; lower it for long runs.
+    crop_scale: float = 0.5
+    # Input size of the unscaled network in proxy runs (resolution multipliers apply to it);
+    # train() itself trains at spec.pixels. 48, not 32: at 32 px the last stage sees a 1x1 map
+    # and any larger input jumps it to 2x2, so equal-cost candidates could not train with equal
+    # compute (README, "The proxy").
+    base_pixels: int = 48
+    # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes
+    # (a pruner's callback gets every epoch's accuracy either way).
+    eval_every_epoch: bool = False
+    # Seed of model init, shuffling and augmentation; change it to measure seed variance.
+    seed: int = 0
+    # torch CPU threads during the run (None = torch's default); 1 when several workers share
+    # the machine.
+    threads: int | None = None
+    # torch.compile the model; pays off on GPUs for runs longer than the compile (~1 min).
+    compile: bool = False
+    # "auto" (cuda, then mps, then cpu), "cpu", "cuda", "cuda:N" or "mps".
+    device: str = "auto"
+    # channels_last memory format (2-3x faster on CPU and tensor-core GPUs); off only to compare.
+    channels_last: bool = True
+    # bf16 autocast; None = on for CUDA only (CPU bf16 is slower on most CPUs).
+    amp: bool | None = None
+    # Batch size on CUDA (None: batch_size, as on the CPU, so results compare across devices).
+    # The peak lr scales with it linearly and the warm-up stays the same number of epochs
+    # (Goyal et al. 2017): one rule for every network, never tuned per network.
+    cuda_batch_size: int | None = None
+    # Start each residual branch at zero (its last BN's scale): without it, deep members fail
+    # to train at all in a short run (README, "The proxy"). Off only to measure that.
+    zero_init: bool = True
+
+    def __post_init__(self) -> None:
+        check_int("epochs", self.epochs, 1)
+        if self.images is not None:
+            check_int("images", self.images, 1)
+        check_int("batch_size", self.batch_size, 1)
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"optimizer {self.optimizer!r} is unknown: valid optimizers are "
+                f"{', '.join(OPTIMIZERS)}"
+            )
+        _check_float("lr", self.lr, 0.0, math.inf, open_low=True, open_high=True)
+        _check_float("momentum", self.momentum, 0.0, 1.0, open_high=True)
+        _check_float("weight_decay", self.weight_decay, 0.0, math.inf, open_high=True)
+        _check_float("warmup_epochs", self.warmup_epochs, 0.0, math.inf, open_high=True)
+        _check_float("label_smoothing", self.label_smoothing, 0.0, 1.0, open_high=True)
+        _check_bool("augment", self.augment)
+        _check_float("crop_scale", self.crop_scale, 0.0, 1.0, open_low=True)
+        check_int("base_pixels", self.base_pixels, MIN_PIXELS, MAX_PIXELS)
+        _check_bool("eval_every_epoch", self.eval_every_epoch)
+        check_int("seed", self.seed, 0, 2**63 - 1)
+        if self.threads is not None:
+            check_int("threads", self.threads, 1)
+        _check_bool("compile", self.compile)
+        check_device_name(self.device)
+        _check_bool("channels_last", self.channels_last)
+        if self.amp is not None:
+            _check_bool("amp", self.amp)
+        _check_bool("zero_init", self.zero_init)
+        if self.cuda_batch_size is not None:
+            check_int("cuda_batch_size", self.cuda_batch_size, 1)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The fields as a flat JSON-ready dict (for study attributes and reports)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any]) -> ProxyConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        _check_fields(values)
+        return cls(**dict(values))
+
+    def describe(self) -> str:
+        """One-line summary of what a run does."""
+        length = f"{self.images} images" if self.images is not None else f"{self.epochs} epochs"
+        augment = f"rrc>={self.crop_scale:g}+flip" if self.augment else "no augmentation"
+        return (
+            f"{length}, batch {self.batch_size}, {self.optimizer} lr {self.lr:g} "
+            f"(warm-up {self.warmup_epochs:g} ep, cosine), wd {self.weight_decay:g}, "
+            f"ls {self.label_smoothing:g}, {augment}, base {self.base_pixels} px, "
+            f"seed {self.seed}"
+        )
+
+
+def _check_fields(values: Mapping[str, Any]) -> None:
+    names = [f.name for f in dataclasses.fields(ProxyConfig)]
+    for key in values:
+        if key not in names:
+            raise ValueError(
+                f"proxy option {key!r} is unknown: valid options are {', '.join(names)}"
+            )
+
+
+# Times are for B0 on the embedded data on this project's 2-core CPU (README, "The proxy").
+PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
+    # ~7 s: smoke tests and wiring checks; its accuracies and rankings are no evidence. One
+    # epoch wants a higher lr to get anywhere; 32 px keeps it quick (its candidates' proxy
+    # costs differ).
+    "quick": ProxyConfig(epochs=1, lr=0.02, base_pixels=32),
+    # ~25 s at 48 px: the default for searches, sweeps and scaler calibrate.
+    "standard": ProxyConfig(),
+    # several minutes: longer runs; stronger regularisation for the longer schedule.
+    "long": ProxyConfig(epochs=50, lr=0.005, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
+}
+
+
+def resolve_proxy(
+    name: str | None = None,
+    overrides: Mapping[str, Any] | Iterable[tuple[str, Any]] = (),
+    *,
+    stored: Mapping[str, Any] | None = None,
+) -> ProxyConfig:
+    """The proxy settings of a command or a study, validated: the one way to build them.
+
+    ``name`` is a preset of :data:`PROXY_PRESETS` (default "standard"); ``stored`` is instead
+    the settings a study stored (:meth:`ProxyConfig.to_dict`'s form; fields it lacks take their
+    defaults). ``overrides`` (a mapping or (field, value) pairs) are applied on top of either.
+    Unknown presets, fields and invalid values raise ``ValueError`` (one line).
+    """
+    if stored is not None:
+        if name is not None:
+            raise ValueError(f"proxy preset {name!r} and stored settings: give one of them")
+        start = ProxyConfig.from_dict(stored)
+    else:
+        name = "standard" if name is None else name
+        if name not in PROXY_PRESETS:
+            raise ValueError(
+                f"proxy preset {name!r} is unknown: valid presets are {', '.join(PROXY_PRESETS)}"
+            )
+        start = PROXY_PRESETS[name]
+    changes = dict(overrides)
+    _check_fields(changes)
+    return dataclasses.replace(start, **changes)
