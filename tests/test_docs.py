@@ -163,8 +163,27 @@ def check(text: str, inline: bool = False) -> list[str]:
         return path
     if "--help" in rest or "--version" in rest:
         return path
-    command.make_context(path[-1], list(rest), resilient_parsing=False)
+    ctx = command.make_context(path[-1], list(rest), resilient_parsing=False)
+    for param in command.params:
+        allowed = _choices(param)
+        value = ctx.params.get(param.name)
+        if allowed and isinstance(value, str) and value in rest:
+            assert any(re.fullmatch(a, value) for a in allowed), (
+                f"{param.opts[0]} {value!r}: valid are {', '.join(allowed)}"
+            )
     return path
+
+
+def _choices(param) -> list[str]:
+    """The values an option's help lists as `a | b | c` (typer checks them in the library, not
+    in click): `--proxy`, `--sampler`, `--device`, `--to`, ...; `N` in one stands for a number."""
+    text = getattr(param, "help", None) or ""
+    if "|" not in text or "comma-separated" in text:
+        return []
+    text = re.sub(r"\([^)]*\)", "", text.split(":")[-1] if ": " in text else text)
+    words = [w.strip().rstrip(".") for w in text.split("|")]
+    words = [w.split()[-1] if i == 0 else w.split()[0] for i, w in enumerate(words) if w.split()]
+    return [re.escape(w).replace("N", r"\d+") for w in words]
 
 
 @pytest.mark.parametrize("doc", COMMANDS, ids=str)
@@ -193,6 +212,8 @@ def test_docs_have_commands() -> None:
         "scaler search --budget",  # a missing value
         "scaler nosuchcommand --budget 2x",
         "scaler info --phi two",  # the wrong type
+        "scaler search --proxy fast",  # not a preset
+        "scaler search --device gpu",  # not a device
         "scaler search --cost-resolution 224",  # removed in 0.6
         "scaler confirm STUDY [--no-such-option N]",  # a synopsis names an unknown option
         "scaler sweep width-by-baseline --no-such-option",
