@@ -122,7 +122,7 @@ def _resolve(tokens: list[str]):
     assert tokens[:1] == ["scaler"], tokens
     command, path, rest = ROOT_COMMAND, ["scaler"], tokens[1:]
     while hasattr(command, "commands"):
-        if not rest or rest[0].startswith("-"):
+        if not rest or rest[0].startswith("-") or _is_synopsis(rest[:1]):
             return command, path, rest
         name = rest[0]
         assert name in command.commands, (
@@ -272,6 +272,7 @@ CHEAP = [
     for c in COMMANDS
     if _tokens(c.text)[1:2] in (["info"], ["family"])
     and not _is_synopsis(_tokens(c.text))
+    and not (c.inline and len(_tokens(c.text)) == 2)
     and "--coefficients" not in c.text
     and "--compare-official" not in c.text
 ]
