@@ -296,7 +296,7 @@ def _links() -> list[tuple[str, int, str]]:
             if in_fence:
                 continue
             for target in LINK.findall(raw):
-                if re.match(r"^[a-z][a-z0-9+.-]*:", target) or target.startswith("#"):
+                if re.match(r"^[a-z][a-z0-9+.-]*:", target):
                     continue
                 found.append((_rel(path), number, target))
     return found
@@ -305,5 +305,24 @@ def _links() -> list[tuple[str, int, str]]:
 @pytest.mark.parametrize("link", _links(), ids=lambda x: f"{x[0]}:{x[1]}:{x[2]}")
 def test_relative_links_exist(link: tuple[str, int, str]) -> None:
     file, line, target = link
-    resolved = (ROOT / file).parent / target.split("#", 1)[0]
+    path, _, anchor = target.partition("#")
+    resolved = (ROOT / file).parent / path if path else ROOT / file
     assert resolved.exists(), f"{file}:{line}: {target} does not exist"
+    if anchor and resolved.suffix == ".md":
+        assert anchor in _anchors(resolved), f"{file}:{line}: {target}: no such heading"
+
+
+def _anchors(path: Path) -> set[str]:
+    """GitHub's heading anchors: lower case, punctuation dropped, spaces to hyphens."""
+    found, in_fence = set(), False
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        if raw.strip().startswith("```"):
+            in_fence = not in_fence
+        elif not in_fence and (m := re.match(r"^#{1,6}\s+(.*?)\s*#*$", raw)):
+            found.add(re.sub(r"[^\w\- ]", "", m.group(1).lower()).replace(" ", "-"))
+    return found
+
+
+def test_anchors_follow_github() -> None:
+    page = ROOT / "docs" / "bases.md"
+    assert "tables-3-and-7-of-the-paper-scaler-sweep-compare" in _anchors(page)
