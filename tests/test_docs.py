@@ -154,6 +154,11 @@ def check(text: str, inline: bool = False) -> list[str]:
     named = [m.group(0) for t in rest for m in re.finditer(r"(?<![\w-])--[\w-]+", t)]
     removed = sorted(REMOVED.intersection(named))
     assert not removed, f"{text!r} uses options removed in 0.6: {', '.join(removed)}"
+    # 0.1's `--resolution N` in pixels is `--pixels N`
+    for option, value in zip(rest, rest[1:], strict=False):
+        assert not (option == "--resolution" and value.isdigit() and int(value) >= 8), (
+            f"{text!r}: --resolution is a multiplier since 0.6; use --pixels {value}"
+        )
     if _is_synopsis(rest):
         unknown = [o for o in named if o not in options]
         assert not unknown, f"{' '.join(path)} has no option {', '.join(unknown)}"
@@ -215,6 +220,8 @@ def test_docs_have_commands() -> None:
         "scaler search --proxy fast",  # not a preset
         "scaler search --device gpu",  # not a device
         "scaler search --cost-resolution 224",  # removed in 0.6
+        "scaler info --resolution 64",  # 0.1's pixels: --pixels 64
+        "scaler train --json out.json",  # 0.1's file: --out out.json
         "scaler confirm STUDY [--no-such-option N]",  # a synopsis names an unknown option
         "scaler sweep width-by-baseline --no-such-option",
     ],
