@@ -442,10 +442,10 @@ class Export:
         )
 
 
-def load_export(path: str | Path) -> Export:
-    """Read an export of any schema version this scaler reads: the file once (:func:`read`),
-    then everything from its mapping (:func:`from_data`)."""
-    return from_data(read(path), path)
+def load_export(path: str | Path, option: str | None = None) -> Export:
+    """Read an export of any schema version this scaler reads: the file once (:func:`read`;
+    ``option`` prefixes its errors), then everything from its mapping (:func:`from_data`)."""
+    return from_data(read(path, option), path)
 
 
 def from_data(data: dict, path: str | Path) -> Export:

@@ -248,7 +248,7 @@ def build(
 
     if to is not None:
         check_target(to)
-    exp = load_export(coefficients)
+    exp = load_export(coefficients, "--coefficients")
     choose_base(base_option(base), exp)
     if to is not None:
         check_target(to, exp.base)
