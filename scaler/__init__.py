@@ -34,8 +34,8 @@ _LAZY = {
     "family": "scaler.scaling",
     "parse_budget": "scaler.scaling",
     "solve_pixels": "scaler.scaling",
-    "build_member": "scaler.members",
-    "load_export": "scaler.members",
+    "build_member": "scaler.exports",
+    "load_export": "scaler.exports",
     "SearchConfig": "scaler.searches",
     "export": "scaler.searches",
     "SweepConfig": "scaler.sweeps",
@@ -51,7 +51,7 @@ def search(budget="2x", data="embedded", proxy="standard", **options):
 
     import scaler
     res = scaler.search("2x", proxy="quick")
-    res.board[["alpha", "beta", "gamma", "top1_mean", "tied"]]
+    res.board[["alpha", "beta", "gamma", "top1_mean", "possibly_best"]]
     """
     from scaler.searches import search as run
 

@@ -291,7 +291,6 @@ def leaderboard(frame, noise_: Noise | None = None):
         keep = mark_possibly_best(done, noise_)
         if keep is not None:
             done.loc[done["role"].isin(CANDIDATE_ROLES), "possibly_best"] = keep
-    done["tied"] = done["possibly_best"]  # its name before 0.3, kept for one release
     return done
 
 

@@ -26,7 +26,6 @@ import re
 from dataclasses import dataclass
 
 from scaler.bases import EFFICIENTNET_B0, Base
-from scaler.bases import from_config as base_from_config
 from scaler.complexity import cost_model, count, param_count
 from scaler.spec import (
     B0_RESOLUTION,
@@ -49,10 +48,6 @@ MAX_FAMILY_FLOPS = 10**15  # ... and one past this many FLOPs (b7 has 3.7e10)
 # The largest network any command builds or trains (b7 has 66 M): 2e9 fp32 parameters are
 # 8 GB before gradients and optimizer state.
 MAX_NETWORK_PARAMS = 2 * 10**9
-# The export schema `scaler export` writes (laid out in scaler.members); 1 is what scaler
-# 0.1–0.2 wrote, still read. A file without the key holds hand-written coefficients.
-EXPORT_VERSION = 2
-EXPORT_VERSIONS = (1, EXPORT_VERSION)
 
 _BUDGET = re.compile(r"^\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*[xX]?\s*$")
 
@@ -363,116 +358,11 @@ def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -
     return rows
 
 
-def read_export(path) -> dict:
-    """The mapping in a file written by ``scaler export`` (JSON, or YAML by suffix).
-
-    Refused with one line when it is missing, unparsable, or of a schema version this scaler
-    does not read (:data:`EXPORT_VERSIONS`).
-    """
-    import json
-    from pathlib import Path
-
-    p = Path(path)
-    if not p.is_file():
-        raise ValueError(f"coefficients file {str(p)!r} does not exist or is not a file")
-    try:
-        text = p.read_text()
-        if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
-            data = yaml.safe_load(text)
-        else:
-            data = json.loads(text)
-    except Exception as e:  # json, yaml and decoding errors alike
-        raise ValueError(f"coefficients file {str(p)!r} cannot be parsed: {e}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"coefficients file {str(p)!r} is not a scaler export (not a mapping)")
-    version = data.get("scaler_export", 1)
-    if isinstance(version, bool) or version not in EXPORT_VERSIONS:
-        valid = ", ".join(str(v) for v in EXPORT_VERSIONS)
-        raise ValueError(
-            f"coefficients file {str(p)!r} has export schema version {version!r} "
-            f"(scaler_export): this scaler reads versions {valid}"
-        )
-    return data
-
-
-def load_coefficients(path) -> tuple[Coefficients, int]:
-    """Read coefficients (and the base's cost pixels) from a file written by ``scaler export``."""
-    data = read_export(path)
-    try:
-        c = data["coefficients"]
-        coeffs = Coefficients(float(c["alpha"]), float(c["beta"]), float(c["gamma"]))
-        base = int(data.get("base_resolution", B0_RESOLUTION))
-    except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise ValueError(
-            f"coefficients file {str(path)!r} is not a scaler export "
-            f"(needs coefficients.alpha/beta/gamma): {e}"
-        ) from None
-    return coeffs, base
-
-
-def export_base(path) -> Base:
-    """The base network an export's family scales (none stated: EfficientNet-B0)."""
-    try:
-        data = read_export(path)
-    except ValueError as e:
-        raise ValueError(f"--coefficients: {e}") from None
-    try:
-        return base_from_config(data)
-    except ValueError as e:
-        raise ValueError(f"--coefficients {str(path)!r}: {e}") from None
-
-
-def choose_base(base: Base | None, coefficients=None) -> Base:
-    """``--base`` (default EfficientNet-B0), or the base of ``--coefficients``; both must agree."""
-    if coefficients is None:
-        return base or EFFICIENTNET_B0
-    stated = export_base(coefficients)
-    if base is not None and base != stated:
-        raise ValueError(
-            f"--base {base.name} does not match --coefficients {str(coefficients)!r}, "
-            f"a family of {stated.name}: leave --base out or give --base {stated.name}"
-        )
-    return stated
-
-
 def check_phi_max(phi_max: int, option: str = "--phi-max") -> int:
     """``phi_max`` if it is an integer in 0..MAX_PHI, else a one-line ValueError."""
     if isinstance(phi_max, bool) or not isinstance(phi_max, int) or not 0 <= phi_max <= MAX_PHI:
         raise ValueError(f"{option} {phi_max} is invalid: it must be an integer in 0..{MAX_PHI}")
     return phi_max
-
-
-def family_coefficients(
-    alpha: float | None, beta: float | None, gamma: float | None, coefficients=None
-) -> tuple[Coefficients, int]:
-    """(coefficients, cost pixels) from ``--alpha/--beta/--gamma`` or an export file."""
-    if coefficients is not None:
-        if any(v is not None for v in (alpha, beta, gamma)):
-            raise ValueError("--coefficients cannot be combined with --alpha/--beta/--gamma")
-        return load_coefficients(coefficients)
-    given = (("alpha", alpha), ("beta", beta), ("gamma", gamma))
-    missing = [n for n, v in given if v is None]
-    if missing:
-        raise ValueError(
-            f"--{missing[0]} is missing: give --alpha, --beta and --gamma, or --coefficients FILE"
-        )
-    for name, value in given:
-        if not (0 < value < MAX_COEFFICIENT):
-            raise ValueError(
-                f"--{name} {value} is invalid: it must be a number in (0, {MAX_COEFFICIENT:g})"
-            )
-    return Coefficients(alpha, beta, gamma), B0_RESOLUTION
-
-
-def _past_limit_message(phi: float, limit: str, path) -> str:
-    """One line for ``--phi`` giving a member the builder refuses, pointing at its family row."""
-    message = f"--phi {phi:g} gives a network past the builder's limit ({limit})"
-    if float(phi).is_integer() and 0 <= phi <= MAX_PHI:
-        hint = f"scaler family --coefficients {path} --phi-max {int(phi)}"
-        message += f": `{hint}` shows its cost"
-    return message
 
 
 def check_buildable(spec: Spec, num_classes: int = 1000) -> Spec:
@@ -492,43 +382,27 @@ def network_spec(
     width: float | None = None,
     pixels: int | None = None,
     base_pixels: int | None = None,
-    coefficients=None,
-    phi: float = 1.0,
     *,
     resolution: float | None = None,
     base: Base | None = None,
 ) -> Spec:
-    """The network named by a preset, by multipliers (``resolution`` × the base pixels) or
-    pixels, or by an export and φ; refused past the builder's limits and MAX_NETWORK_PARAMS.
+    """The network named by a preset, or by multipliers (``resolution`` × the base pixels) or
+    pixels; refused past the builder's limits and MAX_NETWORK_PARAMS.
 
-    ``base`` is the network scaled (default EfficientNet-B0; an export's own base with
-    ``coefficients``); presets are EfficientNet's.
+    ``base`` is the network scaled (default EfficientNet-B0); presets are EfficientNet's. An
+    export's member at φ is :func:`scaler.exports.member_spec`.
     """
-    chosen = choose_base(base, coefficients)
     return check_buildable(
-        _named_spec(
-            preset, depth, width, pixels, base_pixels, coefficients, phi, resolution, chosen
-        )
+        _named_spec(preset, depth, width, pixels, base_pixels, resolution, base or EFFICIENTNET_B0)
     )
 
 
-def _named_spec(preset, depth, width, pixels, base_pixels, coefficients, phi, resolution, base):
+def _named_spec(preset, depth, width, pixels, base_pixels, resolution, base):
     from scaler.spec import preset as preset_spec
 
     if resolution is not None and pixels is not None:
         raise ValueError("--resolution cannot be combined with --pixels: give one of them")
     given = any(x is not None for x in (depth, width, pixels, resolution))
-    if coefficients is not None:
-        if preset is not None or given:
-            raise ValueError(
-                "--coefficients cannot be combined with "
-                "--preset/--depth/--width/--resolution/--pixels"
-            )
-        coeffs, stated = load_coefficients(coefficients)
-        spec, limit = member(coeffs, phi, base_pixels or stated, base)
-        if limit:
-            raise ValueError(_past_limit_message(phi, limit, coefficients))
-        return spec
     if preset is not None:
         if given:
             raise ValueError(

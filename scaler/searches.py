@@ -44,7 +44,6 @@ from typing import Any
 from scaler import bases, confirm
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
-from scaler.files import check_out_file, write_atomic
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
@@ -64,7 +63,6 @@ from scaler.studies import (
     default_storage,
     load_study,
     mask_url,
-    now,
     open_storage,
     open_study,
     proxy_json,
@@ -710,83 +708,6 @@ def result(study, storage_url: str) -> SearchResult:
 # ----------------------------------------------------------------------------------------------
 
 
-def export_payload(
-    study_name: str, storage: str | None = None, phi_max: int = 7, base: Base | None = None
-) -> dict:
-    """The export of a study's best candidate: coefficients, provenance (the proxy regime that
-    chose it) and the family φ = 0..phi_max in the schema of :mod:`scaler.members`."""
-    from scaler.members import family_payload
-    from scaler.scaling import Coefficients
-
-    url = storage or default_storage(study_name)
-    st = load_study(study_name, storage)
-    res = result(st, url)
-    best = res.chosen
-    if best is None:
-        raise ValueError(f"study {study_name!r} has no finished candidate to export")
-    cfg = res.config
-    budget, phi = float(cfg["budget"]), float(cfg["phi"])
-    coeffs = Coefficients.from_multipliers(best["alpha"], best["beta"], best["gamma"], phi)
-    net = bases.from_config(cfg)
-    if base is not None and base != net:
-        raise ValueError(
-            f"--base {base.name} does not match study {study_name!r}, a search of {net.name}: "
-            f"leave --base out or give --base {net.name}"
-        )
-    schema = family_payload(coeffs, phi_max, int(cfg["cost_pixels"]), base=net)
-    family_rows = schema.pop("family")
-    payload = {
-        **schema,
-        "at_budget": {
-            "budget": budget,
-            "phi": phi,
-            "alpha": float(best["alpha"]),
-            "beta": float(best["beta"]),
-            "gamma": float(best["gamma"]),
-            "cost_pixels": int(best["cost_pixels"]),
-            "measured_cost": float(best["cost_ratio"]),
-            "nominal_cost": float(best["nominal_cost"]),
-            "top1_mean": float(best["top1_mean"]),
-            "top1_std": None if (best["seeds"] or 1) < 2 else float(best["top1_std"]),
-            "seeds": int(best["seeds"] or 1),
-            "trial": int(best["number"]),
-        },
-        "provenance": {
-            "study": study_name,
-            "storage": mask_url(url),
-            **{k: cfg.get(k) for k in ("data", "proxy", "seeds", "base_seeds", "constraint")},
-            "sampler": cfg.get("sampler"),
-            "versions": st.user_attrs.get("versions", {}),
-            "exported": now(),
-        },
-        "statistics": _statistics(res),
-        "family": family_rows,
-    }
-    # Plain Python types only (pandas hands out numpy scalars), so JSON and YAML agree.
-    return json.loads(json.dumps(payload, default=lambda o: o.item()))
-
-
-def _statistics(res: SearchResult) -> dict:
-    """The search's noise and possibly-best set and its confirmation, for the export."""
-    board = res.board[res.board["role"].isin(CANDIDATE_ROLES)]
-    return {
-        "chosen_by": "confirmation" if res.confirmation.chosen is not None else "search",
-        "search_noise": {
-            "sigma": res.noise.sigma if res.noise.dof else None,
-            "dof": res.noise.dof,
-            "runs": res.noise.runs,
-            "usable": res.noise.usable,
-            "rule": res.noise.rule,
-        },
-        "possibly_best_trials": (
-            [int(n) for n in board.loc[board["possibly_best"], "number"]]
-            if res.noise.usable
-            else None
-        ),
-        "confirmation": res.confirmation.to_dict(),
-    }
-
-
 def export(
     study_name: str,
     storage: str | None = None,
@@ -795,23 +716,14 @@ def export(
     phi_max: int = 7,
     base: Base | None = None,
 ) -> Path:
-    """Write the chosen coefficients with provenance and the family φ = 0..phi_max.
+    """Write the chosen coefficients with provenance and the family φ = 0..phi_max
+    (:func:`scaler.exports.write_study`: the schema, the file's name and its format)."""
+    from scaler import exports
 
-    The file goes to ``out``, by default ``<study>.coefficients.json`` (or ``.yaml``) in the
-    current folder; its format follows ``fmt``, else the file's suffix.
-    """
-    if fmt is not None:
-        _choice("--format", fmt, ("json", "yaml"))
-    payload = export_payload(study_name, storage, phi_max, base)
-    out = check_out_file(out or Path(f"{study_name}.coefficients.{fmt or 'json'}"))
-    fmt = fmt or ("yaml" if out.suffix.lower() in (".yaml", ".yml") else "json")
-    if fmt == "yaml":
-        import yaml
-
-        text = yaml.safe_dump(payload, sort_keys=False)
-    else:
-        text = json.dumps(payload, indent=2) + "\n"
-    return write_atomic(out, text)
+    exports.check_format(fmt)
+    st = load_study(study_name, storage)
+    res = result(st, storage or default_storage(study_name))
+    return exports.write_study(res, st.user_attrs.get("versions", {}), out, fmt, phi_max, base)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -841,15 +753,8 @@ def search(
     """
     from scaler.scaling import parse_budget
 
-    if "cost_resolution" in options:  # its name in 0.1, kept for one release
-        import warnings
-
-        warnings.warn(
-            "search(cost_resolution=...) is now search(cost_pixels=...)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        options["cost_pixels"] = options.pop("cost_resolution")
+    if "cost_resolution" in options:  # its name in 0.1
+        raise TypeError("search(cost_resolution=...) was removed in 0.6: use cost_pixels=...")
     fields = {f.name for f in dataclasses.fields(SearchConfig)}
     proxy_fields = {f.name for f in dataclasses.fields(ProxyConfig)}
     cfg_kwargs = {k: v for k, v in options.items() if k in fields}

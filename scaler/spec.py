@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 # DROP_CONNECT and SE_RATIO live beside the stage tables now; importable from here as before.
 from scaler.bases import (  # noqa: F401
@@ -39,6 +40,8 @@ from scaler.bases import (  # noqa: F401
 MIN_PIXELS = 8
 MAX_PIXELS = 2048
 MAX_MULTIPLIER = 32.0  # largest depth or width multiplier the builder takes
+# --resolution is the multiplier r (it took pixels before 0.2): said where r is out of range.
+PIXELS_HINT = "(for pixels use --pixels)"
 
 # EfficientNet-B0 (paper Table 1; strides as in the official code), from scaler.bases.
 B0 = EFFICIENTNET_B0
@@ -176,7 +179,16 @@ def _check_multiplier(name: str, value: float) -> None:
     if not (math.isfinite(value) and value > 0):
         raise ValueError(f"{name} {value!r} is invalid: it must be a finite number > 0")
     if value > MAX_MULTIPLIER:
-        raise ValueError(f"{name} {value!r} is invalid: it must be <= {MAX_MULTIPLIER:g}")
+        hint = f" {PIXELS_HINT}" if name == "resolution" else ""
+        raise ValueError(f"{name} {value!r} is invalid: it must be <= {MAX_MULTIPLIER:g}{hint}")
+
+
+def _refuse_removed(removed: dict[str, Any]) -> None:
+    """A TypeError for keywords :func:`scale` does not take, naming what replaced an old one."""
+    for name in removed:
+        if name == "base_resolution":
+            raise TypeError("scale(base_resolution=...) was removed in 0.6: use base_pixels=...")
+        raise TypeError(f"scale() got an unexpected keyword argument {name!r}")
 
 
 def check_pixels(pixels: int, name: str = "--pixels", limit: int = MAX_PIXELS) -> int:
@@ -197,25 +209,17 @@ def scale(
     pixels: int | None = None,
     dropout: float | None = None,
     pixel_limit: int = MAX_PIXELS,
-    base_resolution: int | None = None,
     base: Base = B0,
+    **removed: Any,
 ) -> Spec:
     """Scale a base (B0 by default) by depth, width and resolution multipliers.
 
     ``pixels`` overrides the resolution rule (the resolution multiplier is then pixels / base).
     ``dropout`` defaults to the base's (0.2 for B0).
-    Raises ``ValueError`` with a one-line message for invalid inputs. ``base_resolution`` is
-    the name ``base_pixels`` had before version 0.2 (kept for one release, with a warning).
+    Raises ``ValueError`` with a one-line message for invalid inputs, and ``TypeError`` for
+    ``base_resolution``, the name ``base_pixels`` had before 0.2 (removed in 0.6).
     """
-    if base_resolution is not None:
-        import warnings
-
-        warnings.warn(
-            "scale(base_resolution=...) is now scale(base_pixels=...)",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        base_pixels = base_resolution
+    _refuse_removed(removed)
     _check_multiplier("depth", depth)
     _check_multiplier("width", width)
     check_pixels(base_pixels, "base pixels")
@@ -225,7 +229,7 @@ def scale(
         if not MIN_PIXELS <= pixels <= pixel_limit:
             raise ValueError(
                 f"--resolution {resolution:g} is invalid: it gives {pixels} px at a "
-                f"{base_pixels} px base, outside {MIN_PIXELS}..{pixel_limit} px"
+                f"{base_pixels} px base, outside {MIN_PIXELS}..{pixel_limit} px {PIXELS_HINT}"
             )
     else:
         resolution = pixels / base_pixels

@@ -347,7 +347,7 @@ class SweepConfig:
 
     def compound_coefficients(self):
         """The Coefficients of a compound sweep (ValueError naming --coefficients if unreadable)."""
-        from scaler.scaling import load_coefficients
+        from scaler.exports import load_coefficients
 
         try:
             coeffs, _ = load_coefficients(self.coefficients)

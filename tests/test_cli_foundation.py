@@ -15,7 +15,7 @@ def test_info_b0(cli):
 
 
 def test_info_json(cli):
-    code, out, _ = cli("info", "--depth", "1.2", "--width", "1.1", "--resolution", "64", "--json")
+    code, out, _ = cli("info", "--depth", "1.2", "--width", "1.1", "--pixels", "64", "--json")
     data = json.loads(out)
     assert code == 0 and data["layers"] == 23 and data["pixels"] == 64
     assert len(data["stages"]) == 9
@@ -67,6 +67,7 @@ def test_help_has_examples(cli):
         (["info", "--pixels", "4"], "--pixels 4 px is invalid: it must be between 8 and 2048"),
         (["info", "--pixels", "5000"], "between 8 and 2048"),
         (["info", "--resolution", "9.5"], "--resolution 9.5 is invalid: it gives 2128 px"),
+        (["info", "--resolution", "64"], "resolution 64.0 is invalid: it must be <= 32 (for pix"),
         (["info", "--resolution", "0"], "resolution 0"),
         (["info", "--resolution", "2", "--pixels", "64"], "cannot be combined"),
         (["info", "--depth", "32", "--width", "32"], "past the ceiling"),

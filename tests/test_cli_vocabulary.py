@@ -1,6 +1,7 @@
 """The command line as a new user meets it: one vocabulary for sizes, flags that look like
-flags, ``--json`` on stdout, renamed options that still work, validation before anything is
-created, Ctrl-C that says how to resume, and the README's quick start followed to the end."""
+flags, ``--json`` on stdout, the options 0.6 removed refused with their replacement, validation
+before anything is created, Ctrl-C that says how to resume, and the README's quick start
+followed to the end."""
 
 from __future__ import annotations
 
@@ -53,13 +54,69 @@ def test_json_prints_to_stdout_everywhere(cli, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_train_out_writes_the_file_and_the_old_json_file_form_still_works(cli, tmp_path):
+def test_train_out_writes_the_file(cli, tmp_path):
     code, _, err = cli("train", "--preset", "b0", *TINY_ARGS, "--out", tmp_path / "a.json")
     assert code == 0, err
     assert json.loads((tmp_path / "a.json").read_text())["pixels"] == 16
-    code, _, err = cli("train", "--preset", "b0", *TINY_ARGS, "--json", tmp_path / "b.json")
-    assert code == 0 and "read as --out" in err
-    assert json.loads((tmp_path / "b.json").read_text())["pixels"] == 16
+
+
+def _refused(cli, tmp_path, monkeypatch, *args) -> str:
+    """The one-line error and exit 2 of a command, which created nothing."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = cli(*args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("Error: "), err
+    assert "Traceback" not in err and list(tmp_path.iterdir()) == []
+    return err.strip()
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (
+            ["search", *TINY_ARGS, "--cost-resolution", "224"],
+            "--cost-resolution was removed in 0.6: use --cost-pixels",
+        ),
+        (
+            ["info", "--base-resolution", "32"],
+            "--base-resolution was removed in 0.6: use --cost-pixels",
+        ),
+        (
+            [
+                "family",
+                "--alpha",
+                "1.2",
+                "--beta",
+                "1.1",
+                "--gamma",
+                "1.15",
+                "--base-resolution=32",
+            ],
+            "--base-resolution was removed in 0.6: use --cost-pixels",
+        ),
+        (
+            ["train", "--preset", "b0", *TINY_ARGS, "--json", "run.json"],
+            "--json run.json was removed in 0.6: use --out run.json",
+        ),
+    ],
+    ids=[
+        "search --cost-resolution",
+        "info --base-resolution",
+        "family --base-resolution",
+        "train --json FILE",
+    ],
+)
+def test_options_removed_in_0_6_name_their_replacement(cli, tmp_path, monkeypatch, args, message):
+    err = _refused(cli, tmp_path, monkeypatch, *args)
+    assert err.startswith("Error: " + message), err
+
+
+def test_resolution_is_the_multiplier_not_pixels(cli, tmp_path, monkeypatch):
+    err = _refused(cli, tmp_path, monkeypatch, "info", "--resolution", "40", "--json")
+    assert "resolution 40.0 is invalid: it must be <= 32 (for pixels use --pixels)" in err
+    err = _refused(cli, tmp_path, monkeypatch, "train", "--resolution", "224", *TINY_ARGS)
+    assert "(for pixels use --pixels)" in err
+    err = _refused(cli, tmp_path, monkeypatch, "info", "--resolution", "10")  # 2240 px
+    assert "--resolution 10 is invalid: it gives 2240 px" in err and "use --pixels" in err
 
 
 def test_one_vocabulary_for_sizes(cli):
@@ -73,10 +130,7 @@ def test_one_vocabulary_for_sizes(cli):
     assert network_spec(resolution=1.15).pixels == 258  # a multiplier of the cost pixels (224)
     assert pixels("--resolution", "1.5") == 48
     assert pixels("--pixels", "40") == 40
-    code, out, err = cli("info", "--resolution", "40", "--json")  # the old meaning: pixels
-    assert code == 0 and json.loads(out)["pixels"] == 40 and "use --pixels 40" in err
-    code, out, err = cli("info", "--base-resolution", "32", "--json")  # renamed option
-    assert code == 0 and json.loads(out)["pixels"] == 32 and "--cost-pixels" in err
+    assert pixels("--resolution", "8") == 256  # r = 8, no longer 8 px
 
 
 def test_tolerance_takes_a_percentage_or_a_fraction():
@@ -167,14 +221,30 @@ def test_the_quick_start_followed_to_the_end(tmp_path):
     scaler("studies")
 
 
-def test_python_names_of_0_1_still_work_with_a_warning(monkeypatch):
+def test_python_names_of_0_1_are_refused_naming_their_replacement(monkeypatch):
     from scaler import searches
     from scaler.spec import scale
 
-    with pytest.warns(DeprecationWarning, match="base_pixels"):
-        assert scale(base_resolution=32).pixels == 32
-    seen = {}
-    monkeypatch.setattr(searches, "run", lambda cfg, *a, **k: seen.setdefault("cfg", cfg))
-    with pytest.warns(DeprecationWarning, match="cost_pixels"):
+    with pytest.raises(
+        TypeError, match=r"base_resolution=\.\.\.\) was removed in 0\.6: use base_pixels"
+    ):
+        scale(base_resolution=32)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'base_pixel'"):
+        scale(base_pixel=32)
+    monkeypatch.setattr(searches, "run", lambda cfg, *a, **k: pytest.fail("it ran"))
+    with pytest.raises(
+        TypeError, match=r"cost_resolution=\.\.\.\) was removed in 0\.6: use cost_pixels"
+    ):
         searches.search("2x", cost_resolution=240)
-    assert seen["cfg"].cost_pixels == 240
+
+
+def test_the_leaderboard_has_no_tied_column():
+    import pandas as pd
+
+    from scaler.results import Noise, leaderboard
+
+    frame = pd.DataFrame(
+        {"number": [0, 1], "state": "COMPLETE", "role": ["base", "candidate"], "top1_mean": 50.0}
+    )
+    board = leaderboard(frame, Noise(float("nan"), 0))
+    assert "possibly_best" in board.columns and "tied" not in board.columns  # 0.3's name

@@ -46,7 +46,7 @@ def _library(name: str):
 
 @pytest.fixture(scope="module")
 def exports(tmp_path_factory):
-    from scaler.members import family_payload, load_export
+    from scaler.exports import family_payload, load_export
     from scaler.scaling import PAPER_COEFFICIENTS, Coefficients
 
     path = tmp_path_factory.mktemp("interop") / "official.json"
@@ -90,7 +90,7 @@ def _scaler(exp, phi):
 
 
 def _run_snippet(m, target: str):
-    from scaler.members import snippet
+    from scaler.recipes import snippet
 
     scope: dict = {}
     exec(snippet(m, target), scope)  # the exact lines `scaler build --to TARGET` prints

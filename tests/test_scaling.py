@@ -175,13 +175,13 @@ def _export(tmp_path, alpha, beta, gamma):
     return path
 
 
-def test_network_spec_past_the_builders_pixels_names_phi(tmp_path):
-    from scaler.scaling import network_spec
+def test_member_spec_past_the_builders_pixels_names_phi(tmp_path):
+    from scaler.exports import member_spec
 
     path = _export(tmp_path, 1.0, 1.0, 1.384)
-    assert network_spec(coefficients=path, phi=6).pixels == 1574
+    assert member_spec(path, phi=6).pixels == 1574
     with pytest.raises(ValueError) as err:
-        network_spec(coefficients=path, phi=7)
+        member_spec(path, phi=7)
     message = str(err.value)
     assert "\n" not in message
     assert message == (
@@ -189,16 +189,16 @@ def test_network_spec_past_the_builders_pixels_names_phi(tmp_path):
         f"`scaler family --coefficients {path} --phi-max 7` shows its cost"
     )
     with pytest.raises(ValueError, match=r"^--phi 7.5 gives a network past .*px\)$"):
-        network_spec(coefficients=path, phi=7.5)  # no family row to point at
+        member_spec(path, phi=7.5)  # no family row to point at
 
 
-def test_network_spec_past_the_builders_depth_and_overflow(tmp_path):
-    from scaler.scaling import network_spec
+def test_member_spec_past_the_builders_depth_and_overflow(tmp_path):
+    from scaler.exports import member_spec
 
     with pytest.raises(ValueError, match=r"^--phi 6 gives a network past the builder's limit "):
-        network_spec(coefficients=_export(tmp_path, 2.0, 1.0, 1.0), phi=6)
+        member_spec(_export(tmp_path, 2.0, 1.0, 1.0), phi=6)
     with pytest.raises(ValueError, match=r"^--phi 1e\+06 is invalid: .* overflows$"):
-        network_spec(coefficients=_export(tmp_path, 2.0, 1.0, 1.0), phi=1e6)
+        member_spec(_export(tmp_path, 2.0, 1.0, 1.0), phi=1e6)
 
 
 def test_report_marks_family_rows_past_the_builders_limit():

@@ -10,7 +10,7 @@ import pytest
 from conftest import TINY_PROXY
 
 from scaler import searches as S
-from scaler.scaling import load_coefficients
+from scaler.exports import load_coefficients
 from scaler.studies import load_study
 
 

@@ -17,7 +17,7 @@ import typer
 
 from scaler import __version__
 from scaler.cli import common, networks, reports, studies, sweeps, training
-from scaler.cli.common import err, new_app, note
+from scaler.cli.common import err, new_app
 
 app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
 app.info.name = "scaler"
@@ -72,25 +72,41 @@ def _run_failures() -> tuple[type[Exception], ...]:
     return (TrainError, WorkerError)
 
 
-def _legacy(args: list[str]) -> list[str]:
-    """``scaler train --json FILE`` wrote a file before ``--json`` meant "print JSON": for one
-    release a value after it is read as ``--out FILE``, with a note."""
-    if args[:1] != ["train"] or "--json" not in args:
-        return args
-    i = args.index("--json")
-    if i + 1 < len(args) and not args[i + 1].startswith("-"):
-        note(f"--json {args[i + 1]} read as --out {args[i + 1]} (--json prints to stdout now)")
-        return [*args[:i], "--out", *args[i + 1 :]]
-    return args
+# Options promised "for one release" in 0.1–0.3 and removed in 0.6: command → {old: new}.
+REMOVED = {
+    "info": {"--base-resolution": "--cost-pixels"},
+    "family": {"--base-resolution": "--cost-pixels"},
+    "search": {"--cost-resolution": "--cost-pixels"},
+}
+
+
+def _refuse_removed(args: list[str]) -> None:
+    """A one-line ValueError for an option removed in 0.6, naming its replacement, before
+    typer parses anything (so nothing runs and nothing is created)."""
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    for i, arg in enumerate(rest):
+        if arg == "--":
+            return
+        name = arg.split("=", 1)[0]
+        if name in REMOVED.get(command, {}):
+            raise ValueError(f"{name} was removed in 0.6: use {REMOVED[command][name]}")
+        # `train --json FILE` wrote a file before --json meant "print JSON" (a flag now).
+        value = rest[i + 1] if i + 1 < len(rest) else "-"
+        if command == "train" and arg == "--json" and not value.startswith("-"):
+            raise ValueError(
+                f"--json {value} was removed in 0.6: use --out {value} (--json alone prints "
+                "the metrics as JSON)"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; user errors become one line on stderr and exit code 2."""
-    args = _legacy(list(sys.argv[1:] if argv is None else argv))
+    args = list(sys.argv[1:] if argv is None else argv)
     common.ARGV[:] = args
     common.INTERRUPT_SAID[0] = False
     command = typer.main.get_command(app)
     try:
+        _refuse_removed(args)
         result = command.main(args=args or ["--help"], prog_name="scaler", standalone_mode=False)
     except KeyboardInterrupt:  # typer turns it into Exit(130) or Abort; kept for other versions
         _interrupted()

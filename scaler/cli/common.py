@@ -14,7 +14,6 @@ import inspect
 import json
 import shlex
 import sys
-import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -54,7 +53,7 @@ def base_option(text: str | None):
 
 
 def note(message: str) -> None:
-    """One line on stderr that is not an error (a renamed option, a hint)."""
+    """One line on stderr that is not an error (a hint)."""
     err.print(f"note: {message}", markup=False)
 
 
@@ -211,48 +210,6 @@ def proxy_options(*names: str):
         return {**kwargs, "overrides": given}
 
     return lambda fn: extend(fn, chosen, combine, hide=("overrides",))
-
-
-def renamed(**old_to_new: str):
-    """Keep old option names working for one release: hidden, mapped onto the new name, with
-    a note saying what replaced them. ``renamed(cost_resolution="cost_pixels")``."""
-
-    def decorate(fn):
-        sig = inspect.signature(fn, eval_str=True)
-        extra = {}
-        for old, new in old_to_new.items():
-            kind = typing.get_args(sig.parameters[new].annotation)[0]
-            hidden = typer.Option(f"--{old.replace('_', '-')}", hidden=True)
-            extra[old] = (Optional[kind], hidden, None)
-
-        def combine(values: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
-            for old, value in values.items():
-                if value is not None:
-                    new = old_to_new[old]
-                    note(f"--{_dashed(old)} is now --{_dashed(new)}; the old name goes soon")
-                    kwargs[new] = value
-            return kwargs
-
-        return extend(fn, extra, combine)
-
-    return decorate
-
-
-def _dashed(name: str) -> str:
-    return name.replace("_", "-")
-
-
-def legacy_pixels(resolution: float | None, pixels: int | None) -> tuple:
-    """``--resolution`` took pixels before it meant the multiplier r: for one release an integer
-    of 8 or more is read as pixels, with a note. Returns (resolution, pixels)."""
-    if resolution is not None and pixels is None and resolution >= 8 and resolution % 1 == 0:
-        note(
-            f"--resolution {int(resolution)} read as pixels, its meaning before 0.2: use "
-            f"--pixels {int(resolution)} (--resolution is the multiplier r now; for r = "
-            f"{int(resolution)} give --pixels r × the base pixels)"
-        )
-        return None, int(resolution)
-    return resolution, pixels
 
 
 # ----------------------------------------------------------------------------------------------

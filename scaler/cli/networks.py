@@ -10,7 +10,7 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from scaler.cli.common import BaseOpt, JsonOpt, base_option, legacy_pixels, out, print_json, renamed
+from scaler.cli.common import BaseOpt, JsonOpt, base_option, out, print_json
 
 FLOPS_NOTE = "* fvcore: one multiply-add = one flop"
 
@@ -19,7 +19,6 @@ def _m(flops: float) -> str:
     return f"{flops / 1e6:,.1f}"
 
 
-@renamed(base_resolution="cost_pixels")
 def info(
     preset: Annotated[Optional[str], typer.Option(help="Official member b0..b7.")] = None,
     depth: Annotated[Optional[float], typer.Option(help="Depth multiplier d (> 0).")] = None,
@@ -60,26 +59,31 @@ def info(
       scaler info --base resnet50 --depth 1.4 --width 1.2 --resolution 1.3
     """
     from scaler.complexity import summary
-    from scaler.scaling import network_spec
 
-    chosen = base_option(base)
-    resolution, pixels = legacy_pixels(resolution, pixels)
-    spec = network_spec(
-        preset,
-        depth,
-        width,
-        pixels,
-        cost_pixels,
-        coefficients,
-        phi,
-        resolution=resolution,
-        base=chosen,
-    )
+    sizes = (depth, width, resolution, pixels)
+    spec = _info_spec(preset, sizes, cost_pixels, coefficients, phi, base_option(base))
     payload = summary(spec, classes)
     if as_json:
         print_json(payload)
         return
     _print_info(spec, payload)
+
+
+def _info_spec(preset, sizes: tuple, cost_pixels, coefficients, phi: float, base):
+    """The network `scaler info` shows: an export's member at φ, or the one the options name."""
+    from scaler.exports import member_spec
+    from scaler.scaling import network_spec
+
+    depth, width, resolution, pixels = sizes
+    if coefficients is None:
+        return network_spec(
+            preset, depth, width, pixels, cost_pixels, resolution=resolution, base=base
+        )
+    if preset is not None or any(x is not None for x in sizes):
+        raise ValueError(
+            "--coefficients cannot be combined with --preset/--depth/--width/--resolution/--pixels"
+        )
+    return member_spec(coefficients, phi, cost_pixels, base)
 
 
 def uncounted(spec) -> str:
@@ -117,7 +121,6 @@ def _print_info(spec, payload: dict) -> None:
     out.print(f"{FLOPS_NOTE}; {uncounted(spec)}, mul and add are not counted.")
 
 
-@renamed(base_resolution="cost_pixels")
 def family(
     alpha: Annotated[Optional[float], typer.Option(help="Depth coefficient α (> 0).")] = None,
     beta: Annotated[Optional[float], typer.Option(help="Width coefficient β (> 0).")] = None,
@@ -151,11 +154,12 @@ def family(
 
       scaler family --base mobilenetv2 --alpha 1.2 --beta 1.1 --gamma 1.15 --phi-max 3
     """
-    from scaler import scaling
+    from scaler import exports, scaling
     from scaler.spec import check_pixels
 
-    net = scaling.choose_base(base_option(base), coefficients)
-    coeffs, stated = scaling.family_coefficients(alpha, beta, gamma, coefficients)
+    stated_by = exports.read_header(coefficients, "--coefficients") if coefficients else None
+    net = exports.choose_base(base_option(base), stated_by)
+    coeffs, stated = exports.family_coefficients(alpha, beta, gamma, stated_by)
     scaling.check_phi_max(phi_max)
     if compare_official and net.name != "efficientnet-b0":
         raise ValueError(f"--compare-official compares with EfficientNet B1..B7, not {net.name}")
@@ -239,13 +243,13 @@ def build(
 
       scaler build --coefficients coefficients.json --phi 2 --to timm
     """
-    from scaler.members import check_member, check_target, load_export, snippet
-    from scaler.scaling import choose_base
+    from scaler.exports import check_member, choose_base, load_export
+    from scaler.recipes import check_target, snippet
 
     if to is not None:
         check_target(to)
-    choose_base(base_option(base), coefficients)
-    exp = load_export(coefficients)
+    exp = load_export(coefficients, "--coefficients")
+    choose_base(base_option(base), exp)
     if to is not None:
         check_target(to, exp.base)
     m = exp.member(phi)

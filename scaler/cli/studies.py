@@ -23,7 +23,6 @@ from scaler.cli.common import (
     out,
     print_json,
     proxy_options,
-    renamed,
     resumable,
     study_progress,
 )
@@ -51,7 +50,6 @@ ConfirmSeedsOpt = Annotated[
 ]
 
 
-@renamed(cost_resolution="cost_pixels")
 @proxy_options()
 def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",

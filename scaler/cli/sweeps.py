@@ -295,7 +295,7 @@ def compound(
       scaler plot sweep-compound-embedded-quick-1a2b3c sweep-single-all-embedded-quick-4d5e6f
     """
 
-    from scaler.scaling import choose_base
+    from scaler.exports import choose_base
 
     base = choose_base(base_option(args.base), coefficients)  # the export's base
     cfg = args.config(

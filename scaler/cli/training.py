@@ -18,7 +18,6 @@ from scaler.cli.common import (
     base_option,
     err,
     jsonable,
-    legacy_pixels,
     out,
     print_json,
     proxy_options,
@@ -91,7 +90,6 @@ def train(
     check_device(cfg.device)
     if out_file is not None:
         check_out_file(out_file)
-    resolution, pixels = legacy_pixels(resolution, pixels)
     spec = network_spec(
         preset, depth, width, pixels, cfg.base_pixels, resolution=resolution, base=base_option(base)
     )

@@ -1,4 +1,4 @@
-"""The export schema per family member, old exports, ``scaler build`` and its bad input.
+"""The export schema per family member, old exports read once, ``scaler build`` and its bad input.
 
 Whether other libraries build the same network is tests/test_interop.py's job (it needs them).
 """
@@ -11,12 +11,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaler.members import family_payload, load_export
+from scaler.exports import family_payload, load_export
 from scaler.scaling import PAPER_COEFFICIENTS, Coefficients
 from scaler.spec import PRESETS, family_dropout, round_channels
 
 # The example export scaler 0.2 committed (schema 1, coefficients (1.0, 1.2, 1.14)).
 EXAMPLE = Path(__file__).resolve().parent / "data" / "export-schema1.json"
+# What scaler 0.5 exported for reports/embedded-2x (schema 2, the same coefficients).
+EXPORT_0_5 = Path(__file__).resolve().parents[1] / "reports" / "embedded-2x" / "coefficients.json"
 
 
 @pytest.fixture
@@ -49,6 +51,49 @@ def test_a_member_states_what_another_library_needs(official):
     assert m["build"]["torchvision"]["kwargs"]["last_channel"] == net["head"]
     assert m["build"]["keras"]["kwargs"]["default_size"] == 258
     assert m["build"]["tf"]["flags"]["input_image_size"] == 258
+
+
+def _reads(monkeypatch) -> list[str]:
+    """The files opened from here on: Path.read_text, Path.open and open all call io.open."""
+    import builtins
+    import io
+
+    seen: list[str] = []
+    real = io.open
+
+    def counted(file, *a, **k):
+        seen.append(str(file))
+        return real(file, *a, **k)
+
+    monkeypatch.setattr(io, "open", counted)
+    monkeypatch.setattr(builtins, "open", counted)
+    return seen
+
+
+def test_an_export_of_0_5_is_read_once_and_gives_the_same_family(monkeypatch):
+    data = json.loads(EXPORT_0_5.read_text())
+    seen = _reads(monkeypatch)
+    exp = load_export(EXPORT_0_5)
+    assert seen == [str(EXPORT_0_5)]  # 0.5 read it three times
+    assert exp.version == 2 and exp.base.name == "efficientnet-b0" and exp.base_pixels == 224
+    assert (exp.coefficients.alpha, exp.coefficients.beta) == (1.0, 1.2)
+    assert [m.to_dict() for m in exp.members] == data["family"]
+    assert [m.params for m in exp.members] == [
+        5288548, 7328862, 10068874, 13677868, 19465868, 27299354, 38413868, 53847610
+    ]  # fmt: skip
+    assert [m.pixels for m in exp.members] == [224, 256, 293, 334, 382, 437, 499, 570]
+    seen.clear()
+    old = load_export(EXAMPLE)  # schema 1 of the same coefficients: recomputed, the same family
+    assert seen == [str(EXAMPLE)] and old.members == exp.members
+
+
+def test_family_info_and_build_read_an_export_once(cli, monkeypatch):
+    seen = _reads(monkeypatch)
+    for args in (["family"], ["info", "--phi", "1"], ["build", "--phi", "1", "--to", "timm"]):
+        seen.clear()
+        code, _, err = cli(*args, "--coefficients", EXPORT_0_5, "--json")
+        assert code == 0, err
+        assert seen.count(str(EXPORT_0_5)) == 1, (args, seen)
 
 
 def test_the_torchvision_head_is_given_where_its_default_differs():
