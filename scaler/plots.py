@@ -31,7 +31,17 @@ matplotlib.use("Agg")  # headless; must precede any pyplot import anywhere in th
 
 from matplotlib.figure import Figure  # noqa: E402
 
-from scaler.results import StudyData, best_candidate, finished, isnan, seeds_of  # noqa: E402
+from scaler.findings_sweeps import COMPARE_ORDER, paired_runs  # noqa: E402
+from scaler.results import (  # noqa: E402
+    StudyData,
+    best_candidate,
+    finished,
+    flops_column,
+    isnan,
+    multipliers_text,
+    seeds_of,
+    setup_key,
+)
 
 # Okabe & Ito (2008), reordered so the first colours are the most distinct on white.
 PALETTE = (
@@ -47,16 +57,6 @@ PALETTE = (
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 FLOPS_LABEL = "FLOPs at the proxy resolution (M, fvcore: 1 multiply-add = 1 flop)"
 COST_FLOPS_LABEL = "FLOPs at r × 224 px, the cost resolution (M, fvcore: 1 multiply-add = 1 flop)"
-
-
-def flops_column(*frames) -> str:
-    """ "cost_flops" when every row of ``frames`` has it (studies since 0.3), else "flops"."""
-    for f in frames:
-        if f is None or len(f) == 0:
-            continue
-        if "cost_flops" not in f or f["cost_flops"].isna().any():
-            return "flops"
-    return "cost_flops"
 
 
 @contextlib.contextmanager
@@ -122,12 +122,6 @@ def _seed_errors(rows):
 def _alpha_beta(rows):
     """The α and β columns of ``rows`` as floats, for a scatter."""
     return rows["alpha"].astype(float), rows["beta"].astype(float)
-
-
-def multipliers_text(row, sep: str = " ") -> str:
-    """α, β and γ of a row to two decimals ("α=1.20 β=1.10 γ=1.02"), joined by ``sep``."""
-    names = (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))
-    return sep.join(f"{sym}={float(row[col]):.2f}" for sym, col in names)
 
 
 def message_figure(message: str, title: str = "") -> Figure:
@@ -548,22 +542,9 @@ def search_best_points(search: StudyData):
     return row.to_frame().T.astype({"top1_mean": float, "flops": float, "cost_flops": float})
 
 
-def setup_key(config: dict[str, Any]) -> str:
-    """What must match for two studies' top-1 to be comparable: data and proxy settings."""
-    import json
-
-    proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
-    key: list[Any] = [config.get("data_fingerprint"), proxy]
-    if config.get("base"):  # only another base's networks differ: B0 keys stay as they were
-        key.append([config.get("base"), config.get("base_table")])
-    return json.dumps(key, sort_keys=True, default=str)
-
-
 def plot_compare(frame, title: str = "") -> Figure:
     """A compare sweep: top-1 per network (base, compound, each dimension alone), every seed a
     dot joined to the same seed of the other networks, the mean ± sd beside them."""
-    from scaler.sweeps import COMPARE_ORDER, paired_runs
-
     done = finished(frame)
     if _empty(done):
         return message_figure("no finished trial to plot yet", title)
