@@ -23,6 +23,7 @@ from scaler import plots as P
 from scaler import report as R
 from scaler import searches as S
 from scaler import sweeps as W
+from scaler.findings_sweeps import baseline_findings
 from scaler.results import load_studies
 from scaler.studies import versions
 
@@ -354,7 +355,7 @@ def _fig1_frame(gap: float, spread: float):
 )
 def test_figure1_verdict_is_a_t_test_on_the_sweeps_own_noise(gap, spread, verdict):
     frame = _fig1_frame(gap, spread)
-    lines = R._baseline_findings(frame, frame)
+    lines = baseline_findings(frame, frame)
     assert lines[-1].startswith(
         f"The paper's ordering (every deeper or higher-resolution "
         f"baseline above d=1.0, r=1.0 at equal FLOPs) {verdict}"
