@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler.findings_calibration import PAPER_TOP1, report_text, tau_statistics
-from scaler.findings_calibration import kendall_tau as kendall_tau
 
 DEFAULT_MEMBERS: Final = ("b0", "b1", "b2", "b3")
 

@@ -30,7 +30,7 @@ BOOTSTRAP_SAMPLES: Final = 2000
 TARGET_TAU: Final = 0.67  # the README's target: the mean τ over seeds
 
 
-def kendall_tau(x: list[float], y: list[float]) -> float:
+def order_tau(x: list[float], y: list[float]) -> float:
     """Kendall's τ-b (:func:`scaler.stats.kendall_tau`), 0 where a seed ties every member: an
     order the proxy did not give agrees with the paper's no more than it disagrees."""
     tau = tau_b(x, y)
@@ -44,8 +44,8 @@ def tau_statistics(
     ``runs`` (:class:`scaler.calibrate.MemberRuns`: member, top1 per seed, mean)."""
     paper = [PAPER_TOP1[r.member] for r in runs]
     n = len(runs[0].top1)
-    per_seed = tuple(kendall_tau([r.top1[k] for r in runs], paper) for k in range(n))
-    of_means = kendall_tau([r.mean for r in runs], paper)
+    per_seed = tuple(order_tau([r.top1[k] for r in runs], paper) for k in range(n))
+    of_means = order_tau([r.mean for r in runs], paper)
     interval = bootstrap_mean_interval(per_seed, samples, seed)
     return per_seed, sum(per_seed) / n, of_means, interval
 

@@ -217,6 +217,7 @@ def calibrate(
     from scaler import calibrate as C
     from scaler.data import parse_data
     from scaler.files import check_out_dir
+    from scaler.findings_calibration import report_text
     from scaler.train import check_device
 
     cfg = C.CalibrationConfig(
@@ -241,6 +242,6 @@ def calibrate(
     if as_json:
         print_json(cal.to_dict())
         return
-    out.print(C.report_text(cal))
+    out.print(report_text(cal))
     if out_dir is not None:
         out.print(f"wrote {out_dir}/calibration.json, runs.csv, README.md")
