@@ -62,7 +62,7 @@ def plot_scaling(
 ) -> Figure:
     """Top-1 against measured FLOPs, one line per series of every sweep frame.
 
-    ``frames`` are sweep frames (:func:`scaler.sweeps.sweep_frame`), optionally with a
+    ``frames`` are sweep frames (:func:`scaler.results.sweep_frame`), optionally with a
     ``study`` column; a label used by two studies gets the study name appended.
     ``search_points`` (a frame with flops, top1_mean, top1_std, seeds, alpha, beta, gamma,
     label) are drawn as stars: e.g. a search's best candidate.
