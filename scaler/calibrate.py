@@ -3,35 +3,23 @@
 ``calibrate`` trains official members at the proxy (each with its own resolution multiplier
 applied to the proxy's base size) with paired seeds (seed k is the same data order, augmentation
 stream and init seed for every member), then compares their order with the paper's ImageNet top-1
-(Table 2) by Kendall's τ. τ is computed per seed and averaged (the figure the README's target is
-stated in), and for the members' mean accuracies; its 95 % interval comes from a paired bootstrap
-over seeds (all members resampled with the same seed indices).
+(Table 2) by Kendall's τ: :mod:`scaler.findings_calibration` computes τ per seed and averaged
+(the figure the README's target is stated in), for the members' mean accuracies, and its 95 %
+interval (a paired bootstrap over seeds), and writes the report's sentences.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from scaler.findings_calibration import PAPER_TOP1, report_text, tau_statistics
 from scaler.proxy import ProxyConfig, resolve_proxy
 
-# The paper's Table 2 (ImageNet top-1, %), the order the proxy should reproduce.
-PAPER_TOP1: Final[dict[str, float]] = {
-    "b0": 77.1,
-    "b1": 79.1,
-    "b2": 80.1,
-    "b3": 81.6,
-    "b4": 82.9,
-    "b5": 83.6,
-    "b6": 84.0,
-    "b7": 84.3,
-}
 DEFAULT_MEMBERS: Final = ("b0", "b1", "b2", "b3")
-BOOTSTRAP_SAMPLES: Final = 2000
 
 
 @dataclass(frozen=True)
@@ -110,29 +98,6 @@ class Calibration:
         return d
 
 
-def kendall_tau(x: list[float], y: list[float]) -> float:
-    """Kendall's τ-b (:func:`scaler.stats.kendall_tau`), 0 where a seed ties every member: an
-    order the proxy did not give agrees with the paper's no more than it disagrees."""
-    from scaler.stats import kendall_tau as tau_b
-
-    tau = tau_b(x, y)
-    return 0.0 if math.isnan(tau) else tau
-
-
-def tau_statistics(
-    runs: list[MemberRuns], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
-) -> tuple[tuple[float, ...], float, float, tuple[float, float]]:
-    """Per-seed τ, their mean, τ of the means, and a paired bootstrap 95 % interval."""
-    paper = [PAPER_TOP1[r.member] for r in runs]
-    n = len(runs[0].top1)
-    per_seed = tuple(kendall_tau([r.top1[k] for r in runs], paper) for k in range(n))
-    of_means = kendall_tau([r.mean for r in runs], paper)
-    rng = random.Random(seed)
-    boots = sorted(sum(per_seed[rng.randrange(n)] for _ in range(n)) / n for _ in range(samples))
-    interval = (boots[int(0.025 * samples)], boots[min(samples - 1, int(0.975 * samples))])
-    return per_seed, sum(per_seed) / n, of_means, interval
-
-
 def plan(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
     """(member, spec at the proxy) pairs; ValueError when the data cannot serve a member."""
     from scaler.spec import preset
@@ -194,39 +159,6 @@ def calibrate(cfg: CalibrationConfig, progress: Progress | None = None) -> Calib
         tau_interval=interval,
         wall_time=time.perf_counter() - start,
     )
-
-
-def report_text(cal: Calibration) -> str:
-    """A short Markdown report of a calibration; its sentences are computed from the numbers."""
-    cfg = cal.config
-    lines = [
-        "# Calibration: does the proxy order B0..B3 as ImageNet does?",
-        "",
-        f"Data `{cfg.data}` ({cal.data_classes} classes), proxy `{cfg.proxy}` "
-        f"(base {cal.proxy['base_pixels']} px), {cfg.seeds} paired seeds "
-        f"(seed k = {cal.proxy['seed']} + k for every member), {cal.wall_time / 60:.1f} min.",
-        "",
-        "| member | px | params (M) | MFLOPs | proxy top-1 % (mean ± sd) | paper top-1 % |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in cal.runs:
-        lines.append(
-            f"| {r.member} | {r.pixels} | {r.params / 1e6:.2f} | {r.flops / 1e6:.0f} | "
-            f"{r.mean:.2f} ± {r.std:.2f} | {PAPER_TOP1[r.member]:.1f} |"
-        )
-    lo, hi = cal.tau_interval
-    seeds = ", ".join(f"{t:+.2f}" for t in cal.tau_per_seed)
-    verdict = "meets" if cal.tau_mean >= 0.67 else "misses"
-    lines += [
-        "",
-        f"Kendall τ against the paper's order, per seed: {seeds}; mean **{cal.tau_mean:+.2f}** "
-        f"(95 % paired bootstrap over {cfg.seeds} seeds: {lo:+.2f} to {hi:+.2f}); τ of the "
-        f"mean accuracies: {cal.tau_of_means:+.2f}.",
-        "",
-        f"The proxy {verdict} the target τ ≥ 0.67 (mean over seeds). With {cfg.seeds} seeds the "
-        "bootstrap interval is coarse: it only shows how much the per-seed orders disagree.",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def write_report(cal: Calibration, out) -> list:

@@ -10,135 +10,49 @@
 - Searches: the α–β map of accuracy (γ and pixels written at each point), accuracy against the
   measured cost, and the optimisation history with the running best.
 
-Every figure is built on a bare :class:`matplotlib.figure.Figure` under the Agg backend: no
-pyplot state, so nothing leaks between figures and nothing needs a display. Colours are the
-Okabe–Ito palette (distinguishable with the common colour-vision deficiencies), and every series
-also gets its own marker so that the figures survive grey-scale printing. Frames with failed,
+The search figures live in :mod:`scaler.plots_search`, the one style of every figure in
+:mod:`scaler.plots_style` (Agg, Okabe–Ito colours, a marker per series). Frames with failed,
 pruned, reused, skipped or infeasible trials plot fine; a frame with no finished trial gives a
 figure that says so.
 """
 
 from __future__ import annotations
 
-import contextlib
 import io
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import matplotlib
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # headless; must precede any pyplot import anywhere in the process
-
-from matplotlib.figure import Figure  # noqa: E402
-
-from scaler.results import StudyData, best_candidate, finished, isnan, seeds_of  # noqa: E402
-
-# Okabe & Ito (2008), reordered so the first colours are the most distinct on white.
-PALETTE = (
-    "#0072B2",  # blue
-    "#D55E00",  # vermillion
-    "#009E73",  # bluish green
-    "#CC79A7",  # reddish purple
-    "#E69F00",  # orange
-    "#56B4E9",  # sky blue
-    "#000000",  # black
-    "#F0E442",  # yellow (last: weak on white)
+from scaler.findings_sweeps import COMPARE_ORDER, paired_runs
+from scaler.plots_search import (  # the search figures, importable from here as before 0.6
+    plot_search_cost,
+    plot_search_history,
+    plot_search_map,
 )
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
-FLOPS_LABEL = "FLOPs at the proxy resolution (M, fvcore: 1 multiply-add = 1 flop)"
-COST_FLOPS_LABEL = "FLOPs at r × 224 px, the cost resolution (M, fvcore: 1 multiply-add = 1 flop)"
-
-
-def flops_column(*frames) -> str:
-    """ "cost_flops" when every row of ``frames`` has it (studies since 0.3), else "flops"."""
-    for f in frames:
-        if f is None or len(f) == 0:
-            continue
-        if "cost_flops" not in f or f["cost_flops"].isna().any():
-            return "flops"
-    return "cost_flops"
-
-
-@contextlib.contextmanager
-def style() -> Iterator[None]:
-    """The one style of every scaler figure (readable fonts, light grid, fixed SVG ids)."""
-    rc = {
-        "font.size": 11,
-        "axes.titlesize": 11,
-        "axes.labelsize": 11,
-        "legend.fontsize": 9,
-        "xtick.labelsize": 10,
-        "ytick.labelsize": 10,
-        "axes.grid": True,
-        "grid.alpha": 0.3,
-        "grid.linestyle": "-",
-        "axes.spines.top": False,
-        "axes.spines.right": False,
-        "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
-        "figure.dpi": 100,
-        "savefig.dpi": 150,
-        "savefig.bbox": "tight",
-        "svg.fonttype": "none",  # text stays text in SVG: smaller, searchable, editable
-        "svg.hashsalt": "scaler",  # stable element ids: the same data give the same SVG
-    }
-    with matplotlib.rc_context(rc):
-        yield
-
-
-def _fmt_value(name: str, value: float) -> str:
-    """A point's multiplier as written beside it ("w=1.4", "φ=2")."""
-    if name == "φ":
-        return f"φ={int(value)}"
-    return f"{name}={value:g}"
-
-
-def _figure(figsize: tuple[float, float]) -> tuple[Figure, Any]:
-    """A bare figure with one axes (call it inside :func:`style`)."""
-    fig = Figure(figsize=figsize)
-    return fig, fig.add_subplot()
-
-
-def _finish_axes(ax, xlabel: str, ylabel: str, title: str, legend: bool = True) -> None:
-    """Axis labels, the legend (unless ``legend`` is false) and the title, if any."""
-    ax.set_xlabel(xlabel)
-    ax.set_ylabel(ylabel)
-    if legend:
-        ax.legend(loc="best", frameon=False)
-    if title:
-        ax.set_title(title)
-
-
-def _empty(frame) -> bool:
-    """True for None and for a frame without rows."""
-    return frame is None or frame.empty
-
-
-def _seed_errors(rows):
-    """(several seeds?, top-1 std where so and 0 elsewhere) for each row, as Series."""
-    many = rows["seeds"].fillna(1).astype(float) > 1
-    return many, rows["top1_std"].fillna(0).astype(float).where(many, 0.0)
-
-
-def _alpha_beta(rows):
-    """The α and β columns of ``rows`` as floats, for a scatter."""
-    return rows["alpha"].astype(float), rows["beta"].astype(float)
-
-
-def multipliers_text(row, sep: str = " ") -> str:
-    """α, β and γ of a row to two decimals ("α=1.20 β=1.10 γ=1.02"), joined by ``sep``."""
-    names = (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))
-    return sep.join(f"{sym}={float(row[col]):.2f}" for sym, col in names)
-
-
-def message_figure(message: str, title: str = "") -> Figure:
-    """A figure that only says ``message`` (e.g. a study with no finished trial)."""
-    with style():
-        fig, ax = _figure((7, 3))
-        ax.set_axis_off()
-        ax.text(0.5, 0.5, message, ha="center", va="center", wrap=True, transform=ax.transAxes)
-        if title:
-            fig.suptitle(title, fontsize=10)
-    return fig
+from scaler.plots_style import (
+    COST_FLOPS_LABEL,
+    FLOPS_LABEL,
+    MARKERS,
+    PALETTE,
+    figure_axes,
+    finish_axes,
+    fmt_value,
+    is_empty,
+    message_figure,
+    seed_errors,
+    style,
+)
+from scaler.results import (
+    StudyData,
+    best_candidate,
+    finished,
+    flops_column,
+    isnan,
+    multipliers_text,
+    seeds_of,
+    setup_key,
+)
 
 
 def plot_scaling(
@@ -148,7 +62,7 @@ def plot_scaling(
 ) -> Figure:
     """Top-1 against measured FLOPs, one line per series of every sweep frame.
 
-    ``frames`` are sweep frames (:func:`scaler.sweeps.sweep_frame`), optionally with a
+    ``frames`` are sweep frames (:func:`scaler.results.sweep_frame`), optionally with a
     ``study`` column; a label used by two studies gets the study name appended.
     ``search_points`` (a frame with flops, top1_mean, top1_std, seeds, alpha, beta, gamma,
     label) are drawn as stars: e.g. a search's best candidate.
@@ -157,20 +71,20 @@ def plot_scaling(
 
     parts = _finished_sweeps(frames)
     stars = finished(search_points) if search_points is not None else None
-    if not parts and _empty(stars):
+    if not parts and is_empty(stars):
         return message_figure("no finished trial to plot yet", title)
     done = pd.concat(parts, ignore_index=True) if parts else None
     x = flops_column(done, stars)
     with style():
-        fig, ax = _figure((8, 5.5))
+        fig, ax = figure_axes((8, 5.5))
         if done is not None:
             _plot_series(ax, done, x)
-        if not _empty(stars):
+        if not is_empty(stars):
             _plot_stars(ax, stars, x)
         ax.set_xscale("log")
         _plain_log_ticks(ax)
         label = COST_FLOPS_LABEL if x == "cost_flops" else FLOPS_LABEL
-        _finish_axes(ax, label, "top-1 accuracy (%)", title)
+        finish_axes(ax, label, "top-1 accuracy (%)", title)
     return fig
 
 
@@ -179,7 +93,7 @@ def _finished_sweeps(frames: Sequence[Any]) -> list[Any]:
     parts = []
     for i, f in enumerate(frames):
         done = finished(f)
-        if _empty(done):
+        if is_empty(done):
             continue
         done = done.copy()
         if "study" not in done:
@@ -200,7 +114,7 @@ def _plot_series(ax, done, column: str = "flops") -> None:
         colour, marker = PALETTE[i % len(PALETTE)], MARKERS[i % len(MARKERS)]
         x = rows[column].astype(float) / 1e6
         y = rows["top1_mean"].astype(float)
-        many, yerr = _seed_errors(rows)
+        many, yerr = seed_errors(rows)
         ax.errorbar(
             x,
             y,
@@ -220,7 +134,7 @@ def _annotate_series(ax, rows, x, y, colour: str, based: set[tuple[float, float]
     for xv, yv, (_, r) in zip(x, y, rows.iterrows(), strict=True):
         if r.get("value_name") is None or isnan(r.get("point_value")):
             continue
-        text = _fmt_value(str(r["value_name"]), float(r["point_value"]))
+        text = fmt_value(str(r["value_name"]), float(r["point_value"]))
         if _is_base(r):
             # Several series start at the unscaled network: name it once.
             if (xv, yv) in based:
@@ -274,244 +188,6 @@ def _plain_log_ticks(ax) -> None:
     ax.tick_params(axis="x", which="minor", labelsize=8)
 
 
-def _search_parts(frame):
-    """(finished, infeasible, failed-or-pruned) rows of a search frame (base kept separately)."""
-    done = finished(frame)
-    infeasible = frame[frame["status"] == "infeasible"]
-    other = frame[
-        ~frame.index.isin(done.index)
-        & ~frame.index.isin(infeasible.index)
-        & frame["state"].isin(["FAIL", "PRUNED"])
-    ]
-    return done, infeasible, other
-
-
-def plot_search_map(frame, title: str = "") -> Figure:
-    """The α–β map: finished points coloured by top-1, γ and pixels written beside each.
-
-    Infeasible points are grey crosses, failed and pruned points hollow, reused points ringed,
-    the best candidate starred.
-    """
-    done, infeasible, other = _search_parts(frame)
-    if done.empty and infeasible.empty and other.empty:
-        return message_figure("no trial to plot yet", title)
-    with style():
-        fig, ax = _figure((8, 6))
-        if not done.empty:
-            _map_finished(fig, ax, done)
-        if not infeasible.empty:
-            ax.scatter(
-                *_alpha_beta(infeasible),
-                marker="x",
-                s=70,
-                color="#7f7f7f",
-                zorder=3,
-                label="infeasible (budget)",
-            )
-        if not other.empty:
-            ax.scatter(
-                *_alpha_beta(other),
-                marker="o",
-                s=90,
-                facecolors="none",
-                edgecolors=PALETTE[3],
-                linewidths=1.5,
-                zorder=3,
-                label="failed / pruned",
-            )
-        _map_notes(ax, frame)
-        ax.margins(0.2)
-        _finish_axes(
-            ax,
-            "α (depth multiplier at the budget)",
-            "β (width multiplier at the budget)",
-            title,
-            legend=bool(ax.get_legend_handles_labels()[0]),
-        )
-    return fig
-
-
-def _map_finished(fig, ax, done) -> None:
-    """Finished points coloured by top-1 (with a colour bar), reused ones ringed, best starred."""
-    sc = ax.scatter(
-        *_alpha_beta(done),
-        c=done["top1_mean"].astype(float),
-        cmap="viridis",
-        s=120,
-        edgecolors="black",
-        linewidths=0.6,
-        zorder=3,
-    )
-    fig.colorbar(sc, ax=ax, label="top-1 accuracy (%)")
-    reused = done[done["status"] == "reused"]
-    if not reused.empty:
-        ax.scatter(
-            *_alpha_beta(reused),
-            s=300,
-            facecolors="none",
-            edgecolors=PALETTE[1],
-            linewidths=1.5,
-            zorder=2,
-            label="reused (identical network)",
-        )
-    best = best_candidate(done)
-    if best is not None:
-        ax.scatter(
-            [float(best["alpha"])],
-            [float(best["beta"])],
-            marker="*",
-            s=80,
-            color="white",
-            edgecolors="black",
-            zorder=4,
-            label=f"best: {float(best['top1_mean']):.2f} %",
-        )
-
-
-def _map_notes(ax, frame) -> None:
-    """Write γ and pixels beside every point of the map, one note per position: trials at the
-    same (α, β), such as the base and the resolution-only candidate, share it, a line each."""
-    notes: dict[tuple[float, float], list[str]] = {}
-    for _, r in frame.iterrows():
-        if isnan(r.get("alpha")) or isnan(r.get("beta")):
-            continue
-        note = _map_note(r)
-        lines = notes.setdefault((float(r["alpha"]), float(r["beta"])), [])
-        if note and note not in lines:
-            lines.append(note)
-    for point, lines in notes.items():
-        if lines:
-            ax.annotate(
-                "\n".join(lines),
-                point,
-                textcoords="offset points",
-                xytext=(9, -4),
-                fontsize=8,
-                va="top",
-            )
-
-
-def _map_note(r) -> str:
-    """The note of one trial: "base: " then γ and pixels ("" when none is known)."""
-    parts = []
-    if not isnan(r.get("gamma")):
-        parts.append(f"γ={float(r['gamma']):.2f}")
-    if not isnan(r.get("pixels")):
-        parts.append(f"{int(r['pixels'])}px")
-    text = " ".join(parts)
-    return f"base: {text}" if r.get("role") == "base" and text else text
-
-
-def plot_search_cost(
-    frame, title: str = "", budget: float | None = None, tolerance: float | None = None
-) -> Figure:
-    """Top-1 against the measured cost (fvcore FLOPs ÷ base), with the budget band."""
-    done = finished(frame)
-    if _empty(done):
-        return message_figure("no finished trial to plot yet", title)
-    with style():
-        fig, ax = _figure((8, 5.5))
-        if budget is not None:
-            ax.axvline(budget, color="#7f7f7f", linestyle="--", linewidth=1, label="budget")
-            if tolerance:
-                ax.axvspan(
-                    budget * (1 - tolerance),
-                    budget * (1 + tolerance),
-                    color="#7f7f7f",
-                    alpha=0.12,
-                    label=f"±{tolerance:.0%}",
-                )
-        groups = (
-            ("base", done[done["role"] == "base"], PALETTE[6], "s"),
-            ("trained", done[(done["role"] != "base") & (done["status"] != "reused")],
-             PALETTE[0], "o"),
-            ("reused", done[(done["role"] != "base") & (done["status"] == "reused")],
-             PALETTE[1], "D"),
-        )  # fmt: skip
-        for name, rows, colour, marker in groups:
-            if rows.empty:
-                continue
-            _, yerr = _seed_errors(rows)
-            ax.errorbar(
-                rows["cost_ratio"].astype(float),
-                rows["top1_mean"].astype(float),
-                yerr=yerr,
-                color=colour,
-                marker=marker,
-                linestyle="none",
-                markersize=7,
-                capsize=3,
-                label=name,
-            )
-            for _, r in rows.iterrows():
-                if r["role"] == "base" or r["status"] == "reused":
-                    continue  # a reused point sits on its twin, which is labelled already
-                ax.annotate(
-                    f"α={float(r['alpha']):.2f} β={float(r['beta']):.2f}",
-                    (float(r["cost_ratio"]), float(r["top1_mean"])),
-                    textcoords="offset points",
-                    xytext=(5, 4),
-                    fontsize=8,
-                )
-        _finish_axes(
-            ax,
-            "measured cost (fvcore FLOPs ÷ base, at the cost pixels)",
-            "top-1 accuracy (%)",
-            title,
-        )
-    return fig
-
-
-def plot_search_history(frame, title: str = "") -> Figure:
-    """Top-1 by trial number with the running best; trials without a result on the floor."""
-    done = finished(frame)
-    if frame is None or frame.empty:
-        return message_figure("no trial to plot yet", title)
-    with style():
-        fig, ax = _figure((8, 4.5))
-        if not _empty(done):
-            done = done.sort_values("number")
-            ax.plot(
-                done["number"],
-                done["top1_mean"].astype(float),
-                marker="o",
-                linestyle="none",
-                color=PALETTE[0],
-                label="finished trial",
-            )
-            best = done["top1_mean"].astype(float).cummax()
-            ax.step(
-                done["number"], best, where="post", color=PALETTE[1], linewidth=1.6,
-                label="running best",
-            )  # fmt: skip
-            lo, hi = float(done["top1_mean"].min()), float(done["top1_mean"].max())
-            floor = lo - (0.05 * (hi - lo) if hi > lo else 0.5)  # just under every result
-        else:
-            floor = 0.0
-            ax.text(0.5, 0.5, "no finished trial yet", ha="center", transform=ax.transAxes)
-        rest = frame[~frame["number"].isin(done["number"] if done is not None else [])]
-        for status, marker, colour in (
-            ("infeasible", "x", "#7f7f7f"),
-            ("pruned", "v", PALETTE[3]),
-            ("failed", "X", PALETTE[1]),
-        ):
-            rows = rest[rest["status"] == status]
-            if not rows.empty:
-                ax.plot(
-                    rows["number"],
-                    [floor] * len(rows),
-                    marker=marker,
-                    linestyle="none",
-                    color=colour,
-                    label=f"{status} (no result)",
-                )
-        from matplotlib.ticker import MaxNLocator
-
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # trials are whole numbers
-        _finish_axes(ax, "trial number", "top-1 accuracy (%)", title)
-    return fig
-
-
 # ----------------------------------------------------------------------------------------------
 # studies → figures on disk
 # ----------------------------------------------------------------------------------------------
@@ -540,7 +216,7 @@ def describe_setup(config: dict[str, Any]) -> str:
 def search_best_points(search: StudyData):
     """A one-row frame of a search's best candidate, labelled for a scaling plot (or None)."""
     done = search.finished
-    best = best_candidate(done) if not _empty(done) else None
+    best = best_candidate(done) if not is_empty(done) else None
     if best is None:
         return None
     row = best.copy()
@@ -548,37 +224,24 @@ def search_best_points(search: StudyData):
     return row.to_frame().T.astype({"top1_mean": float, "flops": float, "cost_flops": float})
 
 
-def setup_key(config: dict[str, Any]) -> str:
-    """What must match for two studies' top-1 to be comparable: data and proxy settings."""
-    import json
-
-    proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
-    key: list[Any] = [config.get("data_fingerprint"), proxy]
-    if config.get("base"):  # only another base's networks differ: B0 keys stay as they were
-        key.append([config.get("base"), config.get("base_table")])
-    return json.dumps(key, sort_keys=True, default=str)
-
-
 def plot_compare(frame, title: str = "") -> Figure:
     """A compare sweep: top-1 per network (base, compound, each dimension alone), every seed a
     dot joined to the same seed of the other networks, the mean ± sd beside them."""
-    from scaler.sweeps import COMPARE_ORDER, paired_runs
-
     done = finished(frame)
-    if _empty(done):
+    if is_empty(done):
         return message_figure("no finished trial to plot yet", title)
     order = ["base", "compound", *COMPARE_ORDER]
     rows = [r for key in order for _, r in done[done["series"] == key].iterrows()]
     runs = [paired_runs(r) for r in rows]
     with style():
-        fig, ax = _figure((8, 5))
+        fig, ax = figure_axes((8, 5))
         for seed in sorted({s for run in runs for s in run}):
             xs = [i for i, run in enumerate(runs) if seed in run]
             ax.plot(xs, [runs[i][seed] for i in xs], color="#999999", lw=0.8, alpha=0.6)
         for i, (r, run) in enumerate(zip(rows, runs, strict=True)):
             colour = PALETTE[i % len(PALETTE)]
             ax.scatter([i] * len(run), list(run.values()), color=colour, s=14, zorder=3)
-            many, err = _seed_errors(r.to_frame().T)
+            many, err = seed_errors(r.to_frame().T)
             ax.errorbar(
                 [i + 0.15],
                 [float(r["top1_mean"])],
@@ -590,7 +253,7 @@ def plot_compare(frame, title: str = "") -> Figure:
             )
         labels = [f"{r['label']}\n{float(r['cost_flops']) / 1e6:,.0f} MFLOPs" for r in rows]
         ax.set_xticks(range(len(rows)), labels, rotation=15, ha="right", fontsize=8)
-        _finish_axes(ax, "", "top-1 accuracy (%)", title, legend=False)
+        finish_axes(ax, "", "top-1 accuracy (%)", title, legend=False)
     return fig
 
 

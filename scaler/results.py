@@ -1,5 +1,8 @@
 """Reading studies back: trial frames, the noise floor, the leaderboard, studies for figures.
 
+The findings layer's frame module: :mod:`scaler.findings` and its siblings state what these
+frames show; figures and reports draw them.
+
 Everything here reads trials through :class:`scaler.records.TrialRecord`, so a frame's columns,
 a report's tables, ``trials.csv`` and an export cannot drift from what the runner stored.
 """
@@ -96,11 +99,31 @@ def seeds_of(row) -> int:
     return int(s) if not isnan(s) else 1
 
 
-def standard_error(sigma: float, n1: int, n2: int) -> float:
-    """Standard error of the difference of two means of n1 and n2 runs with spread sigma."""
-    if not math.isfinite(sigma):
-        return math.nan
-    return sigma * math.sqrt(1 / max(n1, 1) + 1 / max(n2, 1))
+def flops_column(*frames) -> str:
+    """ "cost_flops" when every row of ``frames`` has it (studies since 0.3), else "flops"."""
+    for f in frames:
+        if f is None or len(f) == 0:
+            continue
+        if "cost_flops" not in f or f["cost_flops"].isna().any():
+            return "flops"
+    return "cost_flops"
+
+
+def multipliers_text(row, sep: str = " ") -> str:
+    """α, β and γ of a row to two decimals ("α=1.20 β=1.10 γ=1.02"), joined by ``sep``."""
+    names = (("α", "alpha"), ("β", "beta"), ("γ", "gamma"))
+    return sep.join(f"{sym}={float(row[col]):.2f}" for sym, col in names)
+
+
+def setup_key(config: dict[str, Any]) -> str:
+    """What must match for two studies' top-1 to be comparable: data and proxy settings."""
+    import json
+
+    proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
+    key: list[Any] = [config.get("data_fingerprint"), proxy]
+    if config.get("base"):  # only another base's networks differ: B0 keys stay as they were
+        key.append([config.get("base"), config.get("base_table")])
+    return json.dumps(key, sort_keys=True, default=str)
 
 
 def _status(t, rec: TrialRecord, stale: str | None) -> tuple[str, str]:

@@ -44,6 +44,7 @@ from typing import Any
 from scaler import bases, confirm
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
+from scaler.findings_confirm import summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
@@ -672,7 +673,7 @@ class SearchResult:
     frame: Any  # pandas DataFrame, one row per trial
     board: Any  # leaderboard DataFrame
     noise: Noise
-    confirmation: Any = None  # scaler.confirm.Confirmation
+    confirmation: Any = None  # scaler.findings_confirm.Confirmation
 
     @property
     def chosen(self):
@@ -699,7 +700,7 @@ def result(study, storage_url: str) -> SearchResult:
         frame=frame,
         board=leaderboard(frame, nz),
         noise=nz,
-        confirmation=confirm.summarize(frame, study.user_attrs, stored_config(study)),
+        confirmation=summarize(frame, study.user_attrs, stored_config(study)),
     )
 
 

@@ -1,22 +1,29 @@
-"""The statistics behind every "which candidate is best" scaler states, in one place.
+"""The statistics behind every "which candidate is better" scaler states, in one place.
 
-scipy is not a dependency, so the few distributions needed are computed here and tested
-against published values (tests/test_stats.py):
+No other module of scaler computes a t quantile, a bootstrap or a standard-error rule of its
+own (tests/test_layering.py checks it): they call these functions, which stand on the field's
+library (``scipy.stats``) and numpy's seeded Generator.
 
-- **Student's t.** :func:`t_sf` from the regularized incomplete beta function (its continued
-  fraction, evaluated by the modified Lentz method); :func:`t_quantile` by bisection on it
-  (exact closed forms for 1 and 2 degrees of freedom, the normal quantile for infinite ones).
+- **Student's t.** :func:`t_sf` and :func:`t_quantile` are ``scipy.stats.t.sf`` and ``.ppf``
+  (infinite degrees of freedom: the normal).
+- **Is a difference beyond the noise?** :func:`difference_test` is the t-test of a mean
+  difference with its standard error and degrees of freedom (a pooled σ's, or pairs − 1);
+  :func:`paired_test` is the paired t-test of runs that share their seeds. Both give the t
+  statistic, the two-sided p and the difference's interval; a difference is called when the
+  interval excludes 0 (equivalently, p < 1 − level).
 - **Which candidates could be the best.** :func:`possibly_best` is Gupta's subset selection
   (equivalently: the candidates whose Hsu multiple-comparisons-with-the-best upper bound on
   μ_i − max_{j≠i} μ_j is ≥ 0), with a Bonferroni bound over the k − 1 one-sided comparisons and
   a pooled standard deviation with its degrees of freedom. Under normal, equal-variance runs it
   keeps the truly best candidate with probability ≥ ``level`` whatever the other means are
   (tests/test_stats.py simulates it). With fewer than 2 degrees of freedom it declares nothing.
-- **Paired bootstrap.** :func:`paired_bootstrap` resamples the evaluation images (the same
-  images for every candidate and every stage) and, within a stage, the seeds (the same seeds
-  for every candidate: seed k means the same data order, augmentation and initial seeding for
-  all of them). It gives each candidate's P(best) (:func:`p_best`) and intervals for Kendall's
-  τ (:func:`kendall_tau`) and for differences of accuracy.
+- **Bootstraps.** :func:`paired_bootstrap` resamples the evaluation images (the same images for
+  every candidate and every stage) and, within a stage, the seeds (the same seeds for every
+  candidate: seed k means the same data order, augmentation and initial seeding for all of
+  them). It gives each candidate's P(best) (:func:`p_best`) and intervals for Kendall's τ
+  (:func:`kendall_tau`, ``scipy.stats.kendalltau``'s τ-b) and for differences of accuracy.
+  :func:`bootstrap_mean_interval` resamples per-seed values (a calibration's τ). Every
+  bootstrap is seeded (numpy's Generator): the same numbers on every read.
 """
 
 from __future__ import annotations
@@ -24,52 +31,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from statistics import NormalDist
-
-_TINY = 1e-300
-_EPS = 3e-16
-
-
-def _beta_cf(a: float, b: float, x: float) -> float:
-    """The continued fraction of the incomplete beta function (modified Lentz)."""
-    c, d = 1.0, 1.0 - (a + b) * x / (a + 1.0)
-    d = 1.0 / (d if abs(d) > _TINY else _TINY)
-    h = d
-    for m in range(1, 1000):
-        for num in (
-            m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
-            -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1)),
-        ):
-            d = 1.0 + num * d
-            d = 1.0 / (d if abs(d) > _TINY else _TINY)
-            c = 1.0 + num / c
-            c = c if abs(c) > _TINY else _TINY
-            h *= d * c
-        if abs(d * c - 1.0) < _EPS:
-            break
-    return h
-
-
-def betainc(a: float, b: float, x: float) -> float:
-    """The regularized incomplete beta function I_x(a, b), for a, b > 0 and 0 ≤ x ≤ 1."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    log_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    if x < (a + 1.0) / (a + b + 2.0):  # where the fraction converges fast
-        return math.exp(log_front) * _beta_cf(a, b, x) / a
-    return 1.0 - math.exp(log_front) * _beta_cf(b, a, 1.0 - x) / b
+from dataclasses import dataclass
 
 
 def t_sf(t: float, df: float) -> float:
     """P(T > t) for Student's t with ``df`` degrees of freedom (df = inf: the normal)."""
-    if math.isinf(df):
-        return 1.0 - NormalDist().cdf(t)
-    tail = 0.5 * betainc(df / 2.0, 0.5, df / (df + t * t))
-    return tail if t >= 0 else 1.0 - tail
+    from scipy.stats import t as student
+
+    return float(student.sf(t, df))
 
 
 def two_sided_p(t: float, df: float) -> float:
@@ -82,31 +51,86 @@ def t_quantile(p: float, df: float) -> float:
     """The p-quantile of Student's t with ``df`` degrees of freedom (0 < p < 1, df > 0)."""
     if not 0.0 < p < 1.0 or not df > 0:
         raise ValueError(f"t_quantile needs 0 < p < 1 and df > 0, got p={p}, df={df}")
-    if math.isinf(df):
-        return NormalDist().inv_cdf(p)
-    if df == 1:
-        return math.tan(math.pi * (p - 0.5))
-    if df == 2:
-        return (2 * p - 1) / math.sqrt(2 * p * (1 - p))
-    if p < 0.5:
-        return -t_quantile(1.0 - p, df)
-    lo, hi = 0.0, 1.0
-    while t_sf(hi, df) > 1.0 - p:
-        lo, hi = hi, hi * 2.0
-    for _ in range(200):  # bisection: the tail is monotone, 200 halvings reach machine precision
-        mid = 0.5 * (lo + hi)
-        if t_sf(mid, df) > 1.0 - p:
-            lo = mid
-        else:
-            hi = mid
-        if hi - lo < 1e-13 * max(1.0, hi):
-            break
-    return 0.5 * (lo + hi)
+    from scipy.stats import t as student
+
+    return float(student.ppf(p, df))
 
 
 def critical_value(level: float, df: float) -> float:
     """The two-sided ``level`` t quantile (12.71 at 95 % for 1 df, 1.96 for infinite df)."""
     return t_quantile(0.5 + level / 2.0, df)
+
+
+# ----------------------------------------------------------------------------------------------
+# is a difference beyond the noise: the t-test of a difference, pooled or paired
+# ----------------------------------------------------------------------------------------------
+
+
+def standard_error(sigma: float, n1: int, n2: int) -> float:
+    """Standard error of the difference of two means of n1 and n2 runs with spread sigma."""
+    if not math.isfinite(sigma):
+        return math.nan
+    return sigma * math.sqrt(1 / max(n1, 1) + 1 / max(n2, 1))
+
+
+@dataclass(frozen=True)
+class DifferenceTest:
+    """A difference of means, its t-test and its interval at ``level``."""
+
+    diff: float
+    se: float  # nan: no noise estimate
+    df: int
+    t: float  # nan without a standard error or degrees of freedom
+    p: float  # two-sided
+    low: float  # the difference's interval at ``level``
+    high: float
+    level: float
+
+    @property
+    def tested(self) -> bool:
+        """Whether there was a standard error and degrees of freedom to test with."""
+        return not math.isnan(self.t)
+
+    @property
+    def called(self) -> bool:
+        """The difference is beyond the noise: its interval excludes 0 (p < 1 − level)."""
+        return self.low > 0 or self.high < 0
+
+    @property
+    def direction(self) -> str:
+        """ "higher", "lower" or "" (not resolved by the noise, or not tested)."""
+        if self.low > 0:
+            return "higher"
+        if self.high < 0:
+            return "lower"
+        return ""
+
+
+def difference_test(diff: float, se: float, df: int, level: float = 0.95) -> DifferenceTest:
+    """The t-test of a mean difference ``diff`` with standard error ``se`` on ``df`` degrees of
+    freedom, and its interval at ``level`` (no test, all nan, without se or df ≥ 1)."""
+    nan = math.nan
+    if not (math.isfinite(se) and df >= 1 and math.isfinite(diff)):
+        return DifferenceTest(diff, se, max(df, 0), nan, nan, nan, nan, level)
+    if se > 0:
+        t = diff / se
+        p = two_sided_p(t, df)
+    else:  # runs without spread: any difference is exact
+        t = math.copysign(math.inf, diff) if diff else 0.0
+        p = float(diff == 0)
+    half = critical_value(level, df) * se
+    return DifferenceTest(diff, se, df, t, p, diff - half, diff + half, level)
+
+
+def paired_test(mine: Sequence[float], theirs: Sequence[float], level: float = 0.95):
+    """The paired t-test of runs that share their seeds (index k: the same seed in both), on
+    pairs − 1 degrees of freedom (untested below 2 pairs)."""
+    diffs = [a - b for a, b in zip(mine, theirs, strict=True)]
+    n = len(diffs)
+    mean = sum(diffs) / n if n else math.nan
+    sd = sample_sd(diffs)
+    se = math.nan if sd is None else sd / math.sqrt(n)
+    return difference_test(mean, se, n - 1, level)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -170,23 +194,24 @@ def possibly_best(
 
 def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     """Kendall's τ-b between two scorings of the same items (nan when either is constant)."""
-    n = len(x)
-    concordant = discordant = ties_x = ties_y = 0
-    for i in range(n):
-        for j in range(i + 1, n):
-            dx, dy = x[i] - x[j], y[i] - y[j]
-            if dx == 0 and dy == 0:
-                continue
-            if dx == 0:
-                ties_x += 1
-            elif dy == 0:
-                ties_y += 1
-            elif (dx > 0) == (dy > 0):
-                concordant += 1
-            else:
-                discordant += 1
-    denom = math.sqrt((concordant + discordant + ties_x) * (concordant + discordant + ties_y))
-    return (concordant - discordant) / denom if denom else math.nan
+    from scipy.stats import kendalltau
+
+    if len(set(x)) < 2 or len(set(y)) < 2:
+        return math.nan
+    return float(kendalltau(x, y, variant="b").statistic)
+
+
+def bootstrap_mean_interval(
+    values: Sequence[float], samples: int = 2000, seed: int = 0, level: float = 0.95
+) -> tuple[float, float]:
+    """A percentile interval of the mean of ``values`` (e.g. per-seed τ), resampled with
+    replacement ``samples`` times by numpy's Generator seeded with ``seed``."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, len(values), size=(samples, len(values)))
+    return percentile_interval(values[draws].mean(axis=1), level)
 
 
 def paired_bootstrap(stages: Sequence, replicates: int = 2000, seed: int = 0, chunk: int = 250):

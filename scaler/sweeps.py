@@ -14,7 +14,8 @@ measured FLOPs and compared with the search's compound point.
   (d, w given, γ solved) against depth-only, width-only and resolution-only networks, each
   solved to the same *measured* FLOPs (B × the base's at its cost pixels), with the base; every
   point trained with the same seeds, so compound and each single dimension pair seed by seed
-  (:func:`compare_verdicts`: a paired t-test per dimension, its df, and a verdict). As in a
+  (:func:`scaler.findings_sweeps.compare_verdicts`: a paired t-test per dimension, its df, and
+  a verdict). As in a
   search, the networks that scale resolution train at the proxy input size solved to B × the
   base's proxy FLOPs (not round(r × proxy pixels)); the report states the proxy costs.
 
@@ -54,6 +55,7 @@ from typing import Any
 from scaler import bases
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
+from scaler.findings_sweeps import COMPARE_ORDER, fmt_flops
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import SWEEP_ROLE, Status, write
 from scaler.results import Noise, finished, noise, sweep_frame
@@ -83,7 +85,6 @@ from scaler.workers import run_workers
 
 SWEEP_KINDS = ("width-by-baseline", "single", "compound", "compare")
 PAPER_PER_PHI = (1.2, 1.1)  # the paper's (α, β): a compare sweep's default compound is (α, β)^φ
-COMPARE_LEVEL = 0.95  # family-wise: Bonferroni over the single dimensions compared
 DIMENSIONS = ("width", "depth", "resolution")
 # The paper's Figure 4 (our Figure 1) and Figure 3 values.
 FIG1_WIDTHS = (1.0, 1.4, 1.8, 2.2, 2.6)
@@ -428,14 +429,6 @@ class Point:
         }
 
 
-def fmt_flops(x: float) -> str:
-    """4633536 → "4.63 MFLOPs" (3 significant digits, the largest fitting unit)."""
-    for unit, scale_ in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if x >= scale_:
-            return f"{x / scale_:.3g} {unit}FLOPs"
-    return f"{x:.3g} FLOPs"
-
-
 def num(x: float) -> str:
     """A multiplier as in labels: 1 → "1.0", 1.25 → "1.25"."""
     s = f"{x:g}"
@@ -470,9 +463,6 @@ def _raw_points(
     return rows
 
 
-COMPARE_ORDER = ("depth", "width", "resolution")  # the rows of the paper's Table 3
-
-
 def compare_points(cfg: SweepConfig, num_classes: int) -> list[tuple]:
     """A compare sweep's points: the base, the compound network and one network per dimension
     alone, each solved to B × the base's measured FLOPs at the base's cost pixels."""
@@ -505,108 +495,6 @@ def _compare_proxy_pixels(cfg: SweepConfig, d: float, w: float, base_px: int, cl
 
     target = float(cfg.budget or 2.0) * base_flops(base_px, classes, cfg.base)
     return solve_pixels(d, w, target, base_px, classes, base=cfg.base).spec.pixels
-
-
-@dataclass(frozen=True)
-class Versus:
-    """The compound network against one single-dimension network, paired seed by seed."""
-
-    dim: str
-    label: str
-    flops_ratio: float  # the compound network's measured FLOPs at the cost pixels ÷ its
-    diff: float  # compound − it: the mean of the paired differences (top-1 points)
-    n: int  # paired seeds
-    t: float  # paired t statistic (nan below 2 pairs)
-    df: int
-    p: float  # two-sided
-    low: float  # the difference's interval at the family-wise level (Bonferroni)
-    high: float
-    level: float  # each interval's own level: 1 - (1 - COMPARE_LEVEL) / comparisons
-
-    @property
-    def verdict(self) -> str:
-        if self.n < 2:
-            return "not tested: one paired seed (give --seeds 2 or more)"
-        if self.low > 0:
-            return "compound higher"
-        if self.high < 0:
-            return "compound lower"
-        return "not resolved by the noise"
-
-    def describe(self) -> str:
-        """One line: the difference, its test and its verdict."""
-        head = (
-            f"compound vs {self.label} ({self.flops_ratio:.2f}× its FLOPs): {self.diff:+.2f} "
-            f"points over {self.n} paired seed{'s' if self.n != 1 else ''}"
-        )
-        if self.n < 2:
-            return f"{head} → {self.verdict}."
-        return (
-            f"{head}, paired t = {self.t:.2f}, df = {self.df}, p = {self.p:.3g}; "
-            f"{self.level:.1%} interval [{self.low:+.2f}, {self.high:+.2f}] → {self.verdict}."
-        )
-
-
-def paired_runs(row) -> dict[int, float]:
-    """Seed → top-1 of one finished point (seed k is the same seed for every point)."""
-    tops, seeds = row.get("top1_seeds"), row.get("seed_list")
-    if isinstance(tops, str):
-        tops, seeds = json.loads(tops), json.loads(seeds) if isinstance(seeds, str) else seeds
-    if not isinstance(tops, list):
-        return {}
-    if not isinstance(seeds, list) or len(seeds) != len(tops):
-        seeds = list(range(len(tops)))  # written before seeds were stored: k-th run, seed k
-    return {int(s): float(t) for s, t in zip(seeds, tops, strict=True)}
-
-
-def compare_verdicts(frame, level: float = COMPARE_LEVEL) -> list[Versus]:
-    """Compound against each single dimension of a compare sweep (none without the compound).
-
-    A paired t-test on the per-seed differences (df = pairs − 1); the intervals hold
-    family-wise at ``level`` by Bonferroni over the dimensions compared.
-    """
-    from statistics import mean, stdev
-
-    from scaler.stats import t_quantile, two_sided_p
-
-    done = finished(frame)
-    if done is None or done.empty:
-        return []
-    by_series = {r["series"]: r for _, r in done.iterrows()}
-    compound = by_series.get("compound")
-    singles = [by_series[d] for d in COMPARE_ORDER if d in by_series]
-    if compound is None or not singles:
-        return []
-    mine, each = paired_runs(compound), 1.0 - (1.0 - level) / len(singles)
-    out = []
-    for row in singles:
-        theirs = paired_runs(row)
-        diffs = [mine[s] - theirs[s] for s in sorted(set(mine) & set(theirs))]
-        n, nan = len(diffs), math.nan
-        t = p = low = high = nan
-        diff = mean(diffs) if diffs else nan
-        if n >= 2:
-            se = stdev(diffs) / math.sqrt(n)
-            half = t_quantile(0.5 + each / 2, n - 1) * se
-            t = diff / se if se > 0 else math.copysign(math.inf, diff) if diff else 0.0
-            p = two_sided_p(t, n - 1) if se > 0 else float(diff == 0)
-            low, high = diff - half, diff + half
-        out.append(
-            Versus(
-                dim=str(row["series"]),
-                label=str(row["label"]),
-                flops_ratio=float(compound["cost_flops"]) / float(row["cost_flops"]),
-                diff=diff,
-                n=n,
-                t=t,
-                df=max(n - 1, 0),
-                p=p,
-                low=low,
-                high=high,
-                level=each,
-            )
-        )
-    return out
 
 
 def _over_cap(cfg: SweepConfig, proxy_flops: int, cost_flops: int) -> str:

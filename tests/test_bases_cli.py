@@ -163,8 +163,9 @@ def test_compare_points_sit_at_equal_measured_flops(compared):
 
 
 def test_compare_verdicts_are_paired_t_tests(compared):
+    from scaler.findings_sweeps import compare_verdicts
     from scaler.stats import two_sided_p
-    from scaler.sweeps import compare_verdicts, load_sweep
+    from scaler.sweeps import load_sweep
 
     res = load_sweep("cmp", compared[0])
     rows = res.points.set_index("series")
@@ -197,7 +198,7 @@ def test_compare_report_has_the_table_3_layout(compared, cli):
 def test_verdict_logic_on_made_up_runs():
     import pandas as pd
 
-    from scaler.sweeps import compare_verdicts
+    from scaler.findings_sweeps import compare_verdicts
 
     def row(series, tops):
         return {

@@ -10,6 +10,7 @@ import pytest
 from conftest import TINY_PROXY
 
 from scaler import confirm as C
+from scaler import findings_confirm as F
 from scaler import searches as S
 from scaler.records import CONFIRM_ROLE, unpack_bits
 from scaler.studies import load_study
@@ -75,7 +76,7 @@ def test_the_summary_reports_fidelity_p_best_and_the_test_split(confirmed):
     assert t.images == 650 and t.runs == 2
     assert t.chosen_interval[0] <= t.chosen <= t.chosen_interval[1]
     assert t.difference == pytest.approx(t.chosen - t.base)
-    text = " ".join(C.sentences(c))
+    text = " ".join(F.sentences(c))
     assert "Kendall τ" in text and "test split" in text and "smoke run" in text
 
 
@@ -138,10 +139,10 @@ def test_confirm_alone_runs_and_a_shorter_proxy_is_refused(cli, tmp_path):
 
 
 def test_edge_warning_names_the_option_to_widen():
-    row = C.ConfirmedRow(1, 2, "grid", 1.0, 1.2, 1.14, 70.0, 1, 72.0, 1.0, 3)
+    row = F.ConfirmedRow(1, 2, "grid", 1.0, 1.2, 1.14, 70.0, 1, 72.0, 1.0, 3)
     cfg = {"budget": 2.0, "alpha_range": [1.0, 1.4], "beta_range": [1.0, 1.2]}
-    text = C.edge_warning(row, cfg)
+    text = F.edge_warning(row, cfg)
     assert "--beta-range" in text and "--alpha-range" not in text  # α ≥ 1 is a wall above 1x
     assert "α = 1 at its minimum, a wall" in text and "β = 1.2 at its maximum)" in text
-    inside = C.ConfirmedRow(1, 2, "grid", 1.2, 1.1, 1.2, 70.0, 1, 72.0, 1.0, 3)
-    assert C.edge_warning(inside, cfg) == ""
+    inside = F.ConfirmedRow(1, 2, "grid", 1.2, 1.1, 1.2, 70.0, 1, 72.0, 1.0, 3)
+    assert F.edge_warning(inside, cfg) == ""

@@ -23,6 +23,7 @@ from scaler import plots as P
 from scaler import report as R
 from scaler import searches as S
 from scaler import sweeps as W
+from scaler.findings_sweeps import baseline_findings
 from scaler.results import load_studies
 from scaler.studies import versions
 
@@ -240,8 +241,9 @@ def test_report_compound_beats_single_dimensions(store, tmp_path):
     path = R.write_report(["search", "single"], store, tmp_path / "rep", phi_max=2)
     assert path == tmp_path / "rep" / "README.md"
     text = path.read_text()
-    assert "it beat every single dimension at equal measured FLOPs" in text
-    assert "width: +5.00 points vs width w=1.4" in text and "2.5 SE → better" in text
+    # σ has 1 df here: the t-test (since 0.6, not 2 standard errors) cannot call 2.5 SE.
+    assert "it beat no single dimension beyond the noise" in text
+    assert "width: +5.00 points vs width w=1.4" in text and "t = 2.5 with 1 df → tied" in text
     assert "σ = 1.41 points" in text and "### Leaderboard" in text
     assert "### Nominal vs measured cost" in text and "### Exported coefficients" in text
     assert "At the proxy's pixels the trained candidates cost " in text
@@ -256,6 +258,20 @@ def test_report_compound_beats_single_dimensions(store, tmp_path):
     infeasible = [r for r in rows if r["status"] == "infeasible"][0]
     assert infeasible["state"] == "PRUNED" and "γ < 1" in infeasible["reason"]
     assert json.loads(rows[0]["top1_seeds"]) == [49.0, 51.0]
+
+
+def test_compound_beats_single_dimensions_with_enough_degrees_of_freedom(store):
+    from scaler.findings import _compound_findings, match
+    from scaler.results import Noise
+
+    studies = load_studies(["search", "single"], store)
+    shows, _ = _compound_findings(studies, Noise(1.41, 20, 10))  # the same σ on 10 df
+    assert "it beat every single dimension at equal measured FLOPs" in shows[0]
+    assert "t = 2.5 with 10 df → better" in shows[0]
+    compound = studies[0].finished.sort_values("top1_mean").iloc[-1]
+    singles = studies[1].finished.assign(dim="width")
+    (m,) = match(compound, singles, Noise(1.41, 20, 1))
+    assert (m.df, m.verdict, m.test.direction) == (1, "tied", "")  # t(1 df) needs 12.7 SE
 
 
 def test_report_says_what_a_comparison_needs(store, tmp_path):
@@ -354,7 +370,7 @@ def _fig1_frame(gap: float, spread: float):
 )
 def test_figure1_verdict_is_a_t_test_on_the_sweeps_own_noise(gap, spread, verdict):
     frame = _fig1_frame(gap, spread)
-    lines = R._baseline_findings(frame, frame)
+    lines = baseline_findings(frame, frame)
     assert lines[-1].startswith(
         f"The paper's ordering (every deeper or higher-resolution "
         f"baseline above d=1.0, r=1.0 at equal FLOPs) {verdict}"

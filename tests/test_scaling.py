@@ -202,8 +202,8 @@ def test_member_spec_past_the_builders_depth_and_overflow(tmp_path):
 
 
 def test_report_marks_family_rows_past_the_builders_limit():
-    # report.py's family table (its other tables are pinned in test_plots_report.py).
-    from scaler.report import _family_table
+    # the report's family table (its other tables are pinned in test_plots_report.py).
+    from scaler.report_search import family_table as _family_table
 
     lines = _family_table(Coefficients(1.0, 1.0, 1.384), 7, 224)
     rows = lines[0].splitlines()

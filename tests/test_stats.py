@@ -10,13 +10,18 @@ import pytest
 
 from scaler.records import pack_bits, unpack_bits
 from scaler.stats import (
+    bootstrap_mean_interval,
+    critical_value,
+    difference_test,
     kendall_tau,
     p_best,
     paired_bootstrap,
+    paired_test,
     percentile_interval,
     pooled_sd,
     possibly_best,
     sample_sd,
+    standard_error,
     t_quantile,
     t_sf,
     two_sided_p,
@@ -67,6 +72,48 @@ def test_kendall_tau_b():
     assert kendall_tau([1, 2, 3, 4], [1, 3, 2, 4]) == pytest.approx(2 / 3)
     assert kendall_tau([1, 2, 2, 3], [1, 2, 3, 4]) == pytest.approx(5 / math.sqrt(30))
     assert math.isnan(kendall_tau([1, 1, 1], [1, 2, 3]))
+
+
+@pytest.mark.parametrize(
+    "diff, se, df", [(1.0, 0.5, 1), (1.0, 0.5, 14), (-3.0, 1.2, 4), (0.2, 1.0, 30)]
+)
+def test_a_difference_is_called_when_its_interval_excludes_zero(diff, se, df):
+    test = difference_test(diff, se, df)
+    assert test.t == pytest.approx(diff / se) and test.p == pytest.approx(
+        two_sided_p(diff / se, df)
+    )
+    half = critical_value(0.95, df) * se
+    assert (test.low, test.high) == pytest.approx((diff - half, diff + half))
+    assert test.called == (test.p < 0.05)
+    assert test.direction == ("" if not test.called else "higher" if diff > 0 else "lower")
+
+
+def test_no_test_without_a_noise_estimate():
+    for se, df in ((math.nan, 5), (1.0, 0)):
+        test = difference_test(2.0, se, df)
+        assert not test.tested and not test.called and test.direction == ""
+    assert difference_test(0.5, 0.0, 3).called  # runs without spread: any difference is exact
+    assert standard_error(2.0, 1, 4) == pytest.approx(2.0 * math.sqrt(1.25))
+    assert math.isnan(standard_error(math.nan, 2, 2))
+
+
+def test_paired_test_is_scipys_ttest_rel():
+    from scipy.stats import ttest_rel
+
+    mine, theirs = [71.0, 74.5, 69.0, 73.2], [70.0, 72.0, 69.5, 70.1]
+    test = paired_test(mine, theirs)
+    ref = ttest_rel(mine, theirs)
+    assert (test.t, test.p, test.df) == (pytest.approx(ref.statistic), pytest.approx(ref.pvalue), 3)
+    assert not paired_test([70.0], [69.0]).tested  # one pair: no spread, no df
+
+
+def test_bootstrap_mean_interval_is_seeded():
+    per_seed = [1.0, 1.0, 2 / 3]  # reports/calibration: τ per seed
+    assert bootstrap_mean_interval(per_seed) == pytest.approx((2 / 3, 1.0))
+    other = [0.2, -0.4, 0.9, 0.1, 0.5]
+    assert bootstrap_mean_interval(other, 500, 3) == bootstrap_mean_interval(other, 500, 3)
+    lo, hi = bootstrap_mean_interval(other, 500, 3)
+    assert min(other) <= lo < float(np.mean(other)) < hi <= max(other)
 
 
 def test_bits_round_trip():

@@ -219,7 +219,7 @@ CONFIRM_COLUMNS += ("P(best)", "95 % set", "test top-1 %")
 
 def print_confirmation(name: str, c) -> None:
     """The confirmation table of a search and its sentences."""
-    from scaler.confirm import sentences
+    from scaler.findings_confirm import sentences
 
     if c.rows:
         table = Table(title=f"{name}: confirmation ({c.state}, top-1 on val; test never chosen on)")

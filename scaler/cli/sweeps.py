@@ -125,6 +125,7 @@ def describe_point(event) -> str:
 def run(cfg, args: SweepArgs) -> None:
     """Run a sweep with a progress display (one worker) and print its table."""
     from scaler import sweeps as W
+    from scaler.findings_sweeps import compare_verdicts
     from scaler.workers import check_workers
 
     check_workers(args.workers, args.workers_per_gpu)  # fails before any file is written
@@ -140,7 +141,7 @@ def run(cfg, args: SweepArgs) -> None:
             with study_progress(describe_point) as display:
                 res = W.run_prepared(prepared, display)
     print_sweep(res)
-    for line in W.compare_verdicts(res.frame) if cfg.kind == "compare" else ():
+    for line in compare_verdicts(res.frame) if cfg.kind == "compare" else ():
         out.print(line.describe(), markup=False)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "

@@ -218,6 +218,7 @@ def calibrate(
     from scaler.data import parse_data
     from scaler.device import check_device
     from scaler.files import check_out_dir
+    from scaler.findings_calibration import report_text
 
     cfg = C.CalibrationConfig(
         members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),
@@ -241,6 +242,6 @@ def calibrate(
     if as_json:
         print_json(cal.to_dict())
         return
-    out.print(C.report_text(cal))
+    out.print(report_text(cal))
     if out_dir is not None:
         out.print(f"wrote {out_dir}/calibration.json, runs.csv, README.md")

@@ -1,0 +1,391 @@
+"""The confirmation's verdict: what a search's confirmation stage shows, in numbers and words.
+
+:mod:`scaler.confirm` runs the stage (the search's leaders trained again, longer, with paired
+seeds); this module reads its trials back (:func:`summarize`, a :class:`Confirmation`) and states
+what they show (:func:`sentences`):
+
+- **proxy fidelity**: Kendall's τ-b between the search's and the confirmation's mean top-1 of
+  the confirmed networks, with a 95 % paired-bootstrap interval (val images drawn once for both
+  stages, seeds drawn per stage);
+- which confirmed candidates could be the best (:func:`scaler.stats.possibly_best` on the
+  confirmation's pooled σ and its degrees of freedom) and each one's P(best) (paired bootstrap
+  over seeds and val images);
+- the **chosen** candidate (the best confirmation mean on val) on the **test split**, never
+  used for any choice, with its 95 % interval, against the base's, and their difference
+  (:class:`TestVerdict`);
+- a warning when the chosen candidate lies on an edge of the α/β box that could be widened
+  (:func:`edge_warning`).
+
+Every rule is :mod:`scaler.stats`'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from scaler.records import unpack_bits
+from scaler.results import LEVEL, Noise, confirmed, seeds_of
+from scaler.stats import (
+    kendall_tau,
+    p_best,
+    paired_bootstrap,
+    percentile_interval,
+    pooled_sd,
+    possibly_best,
+)
+
+ATTR = "confirm"  # the study attribute holding the confirmation's settings and networks
+BOOTSTRAP = 2000  # replicates of every bootstrap (seeded: the same numbers on every read)
+
+
+@dataclass(frozen=True)
+class ConfirmedRow:
+    """One confirmed network: its search result and its confirmation result."""
+
+    trial: int  # the search trial it confirms
+    number: int  # the confirmation trial
+    role: str  # base, paper, grid or sampled
+    alpha: float
+    beta: float
+    gamma: float
+    search_top1: float
+    search_runs: int
+    top1: float  # mean val top-1 of the confirmation runs
+    std: float | None  # their standard deviation (None for one run)
+    runs: int
+    p_best: float | None = None  # paired bootstrap; None for the base or without per-image data
+    possibly_best: bool | None = None  # None: no usable noise estimate (or the base)
+    test_top1: float | None = None  # mean test top-1 (reported, never used to choose)
+
+
+@dataclass(frozen=True)
+class TestVerdict:
+    """The chosen candidate against the base on the test split (paired bootstrap, 95 %)."""
+
+    chosen: float
+    chosen_interval: tuple[float, float]
+    base: float
+    base_interval: tuple[float, float]
+    difference: float
+    difference_interval: tuple[float, float]
+    runs: int  # paired seeds behind each mean
+    images: int  # test images
+
+    @property
+    def verdict(self) -> str:
+        lo, hi = self.difference_interval
+        if lo > 0:
+            return "better than the base"
+        if hi < 0:
+            return "worse than the base"
+        return "not distinguishable from the base at 95 %"
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    """A search's confirmation stage as stored and trained so far."""
+
+    state: str  # "not run", "in progress" or "done"
+    settings: dict[str, Any]
+    proxy: dict[str, Any]
+    rows: tuple[ConfirmedRow, ...]
+    noise: Noise
+    tau: float = math.nan  # Kendall τ-b, search proxy against confirmation proxy
+    tau_interval: tuple[float, float] = (math.nan, math.nan)
+    chosen: ConfirmedRow | None = None
+    test: TestVerdict | None = None
+    edge: str = ""  # the warning when the chosen candidate lies on an edge of the α/β box
+    notes: tuple[str, ...] = ()  # what the data cannot support
+
+    def to_dict(self) -> dict[str, Any]:
+        """The confirmation as plain JSON-ready values (for exports)."""
+        noise_ = {"sigma": _num(self.noise.sigma), "dof": self.noise.dof, "runs": self.noise.runs}
+        return {
+            "state": self.state,
+            "settings": self.settings,
+            "proxy": self.proxy,
+            "level": LEVEL,
+            "noise": {**noise_, "usable": self.noise.usable},
+            "proxy_fidelity": {
+                "kendall_tau": _num(self.tau),
+                "interval": [_num(x) for x in self.tau_interval],
+                "networks": len(self.rows),
+                "bootstrap": BOOTSTRAP,
+            },
+            "candidates": [dataclasses.asdict(r) for r in self.rows],
+            "chosen": None if self.chosen is None else self.chosen.trial,
+            "test": None if self.test is None else dataclasses.asdict(self.test),
+            "edge_warning": self.edge or None,
+            "notes": list(self.notes),
+        }
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _bits(row, column: str, seeds: list[int]):
+    """[seeds, images] per-image correctness of a frame row for the given seeds, or None."""
+    import numpy as np
+
+    packed, order = row.get(column), row.get("seed_list")
+    if not isinstance(packed, list) or not isinstance(order, list) or len(packed) != len(order):
+        return None
+    return np.stack([unpack_bits(packed[order.index(s)]) for s in seeds])
+
+
+def stage_array(rows: list, column: str = "val_correct"):
+    """[networks, common seeds, images] correctness of frame rows, or None when a row lacks it
+    (trained before 0.3) or the rows share no seed or no image count."""
+    import numpy as np
+
+    seed_sets = [set(r.get("seed_list") or []) for r in rows]
+    common = sorted(set.intersection(*seed_sets)) if seed_sets else []
+    if not common:
+        return None
+    arrays = [_bits(r, column, common) for r in rows]
+    if any(a is None for a in arrays) or len({a.shape for a in arrays}) != 1:
+        return None
+    return np.stack(arrays)
+
+
+def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmation:
+    """The confirmation of a search frame (``attrs``: the study's attributes)."""
+    stored = attrs.get(ATTR)
+    if stored is None:
+        return Confirmation("not run", {}, {}, (), Noise(math.nan, 0))
+    conf = confirmed(frame)
+    search = frame.set_index("number")
+    pairs = [
+        (search.loc[int(r["confirm_of"])], r)
+        for _, r in conf.sort_values("top1_mean", ascending=False).iterrows()
+    ]
+    groups = [r["top1_seeds"] for _, r in pairs if isinstance(r["top1_seeds"], list)]
+    sigma, dof = pooled_sd(groups)
+    nz = Noise(sigma, sum(len(g) for g in groups), dof)
+    state = "done" if len(pairs) == len(stored["points"]) else "in progress"
+    base = Confirmation(state, stored["settings"], stored["proxy"], (), nz)
+    if not pairs:
+        return base
+    rows = _rows(pairs, nz)
+    tau, tau_interval, notes = _fidelity(pairs)
+    chosen = next((r for r in rows if r.role != "base"), None)
+    test, test_notes = _test_verdict(pairs, chosen)
+    notes += test_notes + _limits(base, rows)
+    return dataclasses.replace(
+        base,
+        rows=tuple(rows),
+        tau=tau,
+        tau_interval=tau_interval,
+        chosen=chosen,
+        test=test,
+        edge=edge_warning(chosen, config),
+        notes=tuple(notes),
+    )
+
+
+def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
+    """The confirmed rows with P(best) (paired bootstrap) and the possibly-best flags."""
+    cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != "base"]
+    keep = possibly_best(
+        [float(pairs[i][1]["top1_mean"]) for i in cands],
+        [seeds_of(pairs[i][1]) for i in cands],
+        nz.sigma,
+        nz.dof,
+        LEVEL,
+    )
+    probs = None
+    array = stage_array([pairs[i][1] for i in cands])
+    if array is not None and cands:
+        probs = p_best(paired_bootstrap([array], BOOTSTRAP)[0])
+    rows = []
+    for i, (s, c) in enumerate(pairs):
+        j = cands.index(i) if i in cands else None
+        tests = c.get("test_top1_seeds")
+        rows.append(
+            ConfirmedRow(
+                trial=int(c["confirm_of"]),
+                number=int(c["number"]),
+                role=str(s["role"]),
+                alpha=float(c["alpha"]),
+                beta=float(c["beta"]),
+                gamma=float(c["gamma"]),
+                search_top1=float(s["top1_mean"]),
+                search_runs=seeds_of(s),
+                top1=float(c["top1_mean"]),
+                std=None if seeds_of(c) < 2 else float(c["top1_std"]),
+                runs=seeds_of(c),
+                p_best=None if j is None or probs is None else float(probs[j]),
+                possibly_best=None if j is None or keep is None else keep[j],
+                test_top1=sum(tests) / len(tests) if isinstance(tests, list) and tests else None,
+            )
+        )
+    return rows
+
+
+def _fidelity(pairs: list) -> tuple[float, tuple[float, float], list[str]]:
+    """Kendall τ-b between the stages over the confirmed networks, with its bootstrap interval."""
+    if len(pairs) < 3:
+        return (
+            math.nan,
+            (math.nan, math.nan),
+            [f"Proxy fidelity needs at least 3 confirmed networks; {len(pairs)} so far: no τ."],
+        )
+    tau = kendall_tau(
+        [float(s["top1_mean"]) for s, _ in pairs], [float(c["top1_mean"]) for _, c in pairs]
+    )
+    first = stage_array([s for s, _ in pairs])
+    second = stage_array([c for _, c in pairs])
+    if first is None or second is None or first.shape[2] != second.shape[2]:
+        return (
+            tau,
+            (math.nan, math.nan),
+            [
+                "The τ of proxy fidelity has no interval: some runs stored no per-image results "
+                "(trained before scaler 0.3)."
+            ],
+        )
+    a, b = paired_bootstrap([first, second], BOOTSTRAP)
+    taus = [kendall_tau(x, y) for x, y in zip(a, b, strict=True)]
+    return tau, percentile_interval(taus, LEVEL), []
+
+
+def _test_verdict(pairs: list, chosen: ConfirmedRow | None) -> tuple[TestVerdict | None, list]:
+    """The chosen candidate against the base on the test split, over their common seeds."""
+    if chosen is None:
+        return None, ["No candidate was confirmed (only the base): no test-split verdict."]
+    by_trial = {int(c["confirm_of"]): c for _, c in pairs}
+    base = next((c for s, c in pairs if s["role"] == "base"), None)
+    if base is None:
+        return None, ["The base was not confirmed: no test-split comparison."]
+    array = stage_array([by_trial[chosen.trial], base], "test_correct")
+    if array is None:
+        return None, [
+            "No test-split result: the data have no test split (an image folder needs a test/ "
+            "folder) or the runs predate scaler 0.3."
+        ]
+    (samples,) = paired_bootstrap([array], BOOTSTRAP)
+    point = array.mean(axis=(1, 2)) * 100.0
+    verdict = TestVerdict(
+        chosen=float(point[0]),
+        chosen_interval=percentile_interval(samples[:, 0], LEVEL),
+        base=float(point[1]),
+        base_interval=percentile_interval(samples[:, 1], LEVEL),
+        difference=float(point[0] - point[1]),
+        difference_interval=percentile_interval(samples[:, 0] - samples[:, 1], LEVEL),
+        runs=int(array.shape[1]),
+        images=int(array.shape[2]),
+    )
+    return verdict, []
+
+
+def _limits(c: Confirmation, rows: list[ConfirmedRow]) -> list[str]:
+    """What this confirmation cannot support, in words."""
+    notes = []
+    if c.settings.get("smoke"):
+        notes.append(
+            "This confirmation is a smoke run (quick proxy: top 1 and the base, 2 seeds, "
+            "a few epochs): its numbers check the wiring and are no evidence."
+        )
+    if not c.noise.usable:
+        notes.append(
+            f"The confirmation has {c.noise.describe()}: it cannot say which candidates could "
+            "be the best."
+        )
+    if c.state != "done":
+        notes.append("The confirmation is not finished: rerun the command to complete it.")
+    return notes
+
+
+def edge_warning(chosen: ConfirmedRow | None, config: dict[str, Any]) -> str:
+    """A warning when ``chosen`` lies on an edge of the α/β box that could be widened."""
+    if chosen is None or not config.get("alpha_range") or not config.get("beta_range"):
+        return ""
+    up = float(config.get("budget", 2.0)) > 1
+    edges, options = [], []
+    for name, value, (lo, hi) in (
+        ("α", chosen.alpha, config["alpha_range"]),
+        ("β", chosen.beta, config["beta_range"]),
+    ):
+        option = "--alpha-range" if name == "α" else "--beta-range"
+        # Above 1x the coefficients cannot go under 1 (under 1x not over 1): that edge is a wall.
+        wall = (up and lo <= 1.0) if abs(value - lo) < 1e-9 else (not up and hi >= 1.0)
+        if abs(value - lo) < 1e-9 or abs(value - hi) < 1e-9:
+            side = "minimum" if abs(value - lo) < 1e-9 else "maximum"
+            if wall:
+                edges.append(f"{name} = {value:g} at its {side}, a wall: it cannot cross 1")
+            else:
+                edges.append(f"{name} = {value:g} at its {side}")
+                options.append(option)
+    if not options:
+        return ""
+    return (
+        f"The chosen candidate lies on an edge of the search box ({', '.join(edges)}): the "
+        f"best may lie outside it; widen {' and '.join(options)} and search again."
+    )
+
+
+def _net(r: ConfirmedRow) -> str:
+    return f"#{r.trial} {r.role} (α {r.alpha:g}, β {r.beta:g}, γ {r.gamma:.3f})"
+
+
+def _fidelity_sentence(c: Confirmation) -> str:
+    if not math.isfinite(c.tau):
+        return "Proxy fidelity: no Kendall τ (fewer than 3 confirmed networks)."
+    text = (
+        f"Proxy fidelity: Kendall τ = {c.tau:+.2f} between the search proxy's and the "
+        f"confirmation proxy's ranking of {len(c.rows)} networks"
+    )
+    lo, hi = c.tau_interval
+    if not math.isfinite(lo):
+        return text + " (no interval: runs without per-image results)."
+    text += f" (95 % paired-bootstrap interval {lo:+.2f} to {hi:+.2f})"
+    if lo > 0:
+        return text + ": the short proxy ranks these networks as the longer one does (τ > 0)."
+    return text + ": the data cannot tell whether the short proxy ranks them as the longer does."
+
+
+def _best_sentence(c: Confirmation) -> str:
+    cands = [r for r in c.rows if r.role != "base"]
+    probs = ", ".join(f"#{r.trial} {r.p_best:.2f}" for r in cands if r.p_best is not None)
+    probs = f" P(best) by paired bootstrap over seeds and val images: {probs}." if probs else ""
+    if not c.noise.usable:
+        return f"Which candidates could be the best: not stated ({c.noise.describe()}).{probs}"
+    keep = [_net(r) for r in cands if r.possibly_best]
+    return (
+        f"Possibly best at 95 % on the confirmation runs ({c.noise.describe()}; Gupta subset "
+        f"selection with t quantiles): {', '.join(keep)}.{probs}"
+    )
+
+
+def _test_sentence(c: Confirmation) -> str:
+    t = c.test
+    assert t is not None and c.chosen is not None
+
+    def ci(iv: tuple[float, float]) -> str:
+        return f"{iv[0]:.2f}–{iv[1]:.2f}"
+
+    lo, hi = t.difference_interval
+    return (
+        f"On the test split (never used to choose), the chosen candidate {_net(c.chosen)} "
+        f"scored {t.chosen:.2f} % (95 % interval {ci(t.chosen_interval)}) against the base's "
+        f"{t.base:.2f} % ({ci(t.base_interval)}): {t.difference:+.2f} points ({lo:+.2f} to "
+        f"{hi:+.2f}) over {t.runs} paired seeds and {t.images} images, {t.verdict}."
+    )
+
+
+def sentences(c: Confirmation) -> list[str]:
+    """What a confirmation shows, in sentences computed from it."""
+    if c.state == "not run":
+        return ["No confirmation stage yet: `scaler confirm STUDY` trains the leaders again."]
+    if not c.rows:
+        return ["The confirmation has no finished run yet: rerun the command to train it."]
+    out = [_fidelity_sentence(c), _best_sentence(c)]
+    if c.test is not None:
+        out.append(_test_sentence(c))
+    if c.edge:
+        out.append(c.edge)
+    return out + list(c.notes)

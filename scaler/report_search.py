@@ -1,0 +1,248 @@
+"""A search's report section: leaderboard, noise floor, confirmation, costs, coefficients."""
+
+from __future__ import annotations
+
+import math
+
+from scaler.bases import EFFICIENTNET_B0, from_config
+from scaler.findings import ranked
+from scaler.findings_confirm import sentences, summarize
+from scaler.records import CANDIDATE_ROLES
+from scaler.report_tables import (
+    int_text,
+    md_table,
+    millions,
+    no_result_lines,
+    num,
+    status_text,
+    top1_text,
+)
+from scaler.results import Noise, StudyData, seeds_of
+
+BOARD_HEADERS = (
+    "#",
+    "role",
+    "α",
+    "β",
+    "γ",
+    "px (proxy/cost)",
+    "top-1 %",
+    "seeds",
+    "",
+    "params (M)",
+    "MFLOPs (proxy)",
+    "status",
+)
+COST_HEADERS = ("#", "α", "β", "γ", "nominal ×", "measured ×", "proxy ×")
+FAMILY_HEADERS = (
+    "φ",
+    "d",
+    "w",
+    "r",
+    "pixels",
+    "layers",
+    "params (M)",
+    "GFLOPs",
+    "nominal ×",
+    "measured ×",
+)
+
+
+def _family_rows(rows) -> list[list[str]]:
+    """Family rows as table cells; a ``*`` on the pixels of members past the builder's limit."""
+    return [
+        [
+            r.phi,
+            f"{r.depth:.3f}",
+            f"{r.width:.3f}",
+            f"{r.resolution:.3f}",
+            f"{r.pixels}*" if r.limit else r.pixels,
+            r.layers,
+            f"{r.params / 1e6:.2f}",
+            f"{r.flops / 1e9:.3f}",
+            f"{r.nominal_cost:.2f}",
+            f"{r.measured_cost:.2f}",
+        ]
+        for r in rows
+    ]
+
+
+def family_table(coeffs, phi_max: int, base_res: int, net=EFFICIENTNET_B0) -> list[str]:
+    """The family φ = 0..phi_max (members past the builder's limit too, marked and footnoted)."""
+    from scaler.scaling import family
+
+    rows = family(coeffs, phi_max, base_res, base=net)
+    lines = [md_table(FAMILY_HEADERS, _family_rows(rows)), ""]
+    past = [f"φ = {r.phi} ({r.limit})" for r in rows if r.limit]
+    if past:
+        lines += [
+            "\\* Past the builder's limit, so never built: parameters and FLOPs are exact, "
+            f"from the Spec alone. {'; '.join(past)}.",
+            "",
+        ]
+    return lines
+
+
+def search_section(s: StudyData, phi_max: int) -> list[str]:
+    """A search's leaderboard, noise floor, costs and coefficients, and its trials without one."""
+    nz, board = ranked(s.frame)
+    lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz)
+    cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
+    conf = summarize(s.frame, s.attrs, s.config)
+    lines += _confirmation_lines(conf)
+    if not cands.empty:
+        lines += _cost_lines(s, cands)
+        chosen = cands[cands["best"]].iloc[0]
+        if conf.chosen is not None:
+            chosen = s.frame.set_index("number", drop=False).loc[conf.chosen.trial]
+        lines += _coefficients_lines(s, chosen, phi_max)
+    return lines + no_result_lines(s.frame)
+
+
+CONFIRM_HEADERS = ("search #", "role", "α", "β", "γ", "search top-1 %", "confirm top-1 %")
+CONFIRM_HEADERS += ("runs", "P(best)", "95 % set", "test top-1 %")
+
+
+def _confirmation_lines(c) -> list[str]:
+    """The confirmation stage: its table and its sentences."""
+    lines = ["### Confirmation", ""]
+    if c.rows:
+        rows = [
+            [
+                r.trial,
+                r.role,
+                num(r.alpha),
+                num(r.beta),
+                num(r.gamma),
+                f"{r.search_top1:.2f}",
+                f"{r.top1:.2f}" + (f" ± {r.std:.2f}" if r.std is not None else ""),
+                r.runs,
+                "" if r.p_best is None else f"{r.p_best:.2f}",
+                "" if r.possibly_best is None else ("possibly" if r.possibly_best else ""),
+                "" if r.test_top1 is None else f"{r.test_top1:.2f}",
+            ]
+            for r in c.rows
+        ]
+        proxy = c.proxy
+        images = proxy.get("images")
+        run = f"{images} images" if images else f"{proxy.get('epochs')} epochs"
+        lines += [
+            f"Settings: top {c.settings.get('top')}, {c.settings.get('seeds')} paired seeds, "
+            f"{run} per run ({c.state}). Top-1 on val; the test split is reported, never "
+            "used to choose.",
+            "",
+            md_table(CONFIRM_HEADERS, rows),
+            "",
+        ]
+    return lines + [f"- {x}" for x in sentences(c)] + [""]
+
+
+def _set_cell(r, usable: bool) -> str:
+    """best, possibly (in the 95 % set), or ? for a candidate without a usable noise estimate."""
+    if r["best"]:
+        return "best"
+    if r["role"] == "base":
+        return ""
+    return ("possibly" if r["possibly_best"] else "") if usable else "?"
+
+
+def _leaderboard_lines(board, usable: bool = True) -> list[str]:
+    """The leaderboard table (or a line saying there is nothing to rank yet)."""
+    lines = ["### Leaderboard", ""]
+    if board.empty:
+        return lines + ["No finished trial yet: nothing to rank.", ""]
+    rows = [
+        [
+            r["number"],
+            r["role"],
+            num(r["alpha"]),
+            num(r["beta"]),
+            num(r["gamma"]),
+            f"{int_text(r['pixels'])}/{int_text(r['cost_pixels'])}",
+            top1_text(r),
+            seeds_of(r),
+            _set_cell(r, usable),
+            millions(r["params"]),
+            millions(r["flops"], ".1f"),
+            status_text(r),
+        ]
+        for _, r in board.iterrows()
+    ]
+    return lines + [md_table(BOARD_HEADERS, rows), ""]
+
+
+def _noise_lines(nz: Noise) -> list[str]:
+    """The noise floor with its degrees of freedom, and the "possibly best" rule."""
+    verdict = (
+        "The last column marks them (best, possibly)."
+        if nz.usable
+        else "Without a usable estimate no candidate is declared possibly best or ruled out (?)."
+    )
+    return [
+        "### Noise floor and the candidates that could be the best",
+        "",
+        f"Noise floor: {nz.describe()}. Rule: {nz.rule}. {verdict}",
+        "",
+    ]
+
+
+def _cost_lines(s: StudyData, cands) -> list[str]:
+    """The candidates' nominal cost against their measured one, at the cost and proxy pixels."""
+    rows = [
+        [
+            r["number"],
+            num(r["alpha"]),
+            num(r["beta"]),
+            num(r["gamma"]),
+            num(r["nominal_cost"]),
+            num(r["cost_ratio"]),
+            num(r["proxy_cost_ratio"]),
+        ]
+        for _, r in cands.iterrows()
+    ]
+    miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
+    trained = cands[cands["status"] == "trained"]["proxy_cost_ratio"].astype(float)
+    spread = (
+        [
+            f"At the proxy's pixels the trained candidates cost {trained.min():.2f}–"
+            f"{trained.max():.2f}× the base.",
+            "",
+        ]
+        if len(trained)
+        else []
+    )
+    return [
+        "### Nominal vs measured cost",
+        "",
+        f"The budget is {s.config.get('budget')}× the base. Nominal cost is α·β²·γ²; measured is "
+        f"fvcore FLOPs ÷ the base's at {s.config.get('cost_pixels')} px (the constraint is "
+        f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
+        f"Measured differs from nominal by up to {miss.max():.0%} here.",
+        "",
+        md_table(COST_HEADERS, rows),
+        "",
+        *spread,
+    ]
+
+
+def _coefficients_lines(s: StudyData, best, phi_max: int) -> list[str]:
+    """The coefficients per unit φ of the best candidate, and their family φ = 0..phi_max."""
+    from scaler.scaling import Coefficients
+
+    budget = s.config.get("budget")
+    phi = float(s.config.get("phi", math.log2(float(budget or 2))))
+    base_res = int(s.config.get("cost_pixels", 224))
+    net = from_config(s.config)
+    coeffs = Coefficients.from_multipliers(
+        float(best["alpha"]), float(best["beta"]), float(best["gamma"]), phi
+    )
+    return [
+        "### Exported coefficients",
+        "",
+        f"Per unit φ (φ = {phi:g} at this budget): α = {coeffs.alpha:.4f}, "
+        f"β = {coeffs.beta:.4f}, γ = {coeffs.gamma:.4f} (α·β²·γ² = {coeffs.product:.3f}); "
+        f"write them with `scaler export {s.name}`. The family at {base_res} px, 1000 "
+        "classes (FLOPs: fvcore's convention, from the exact cost model):",
+        "",
+        *family_table(coeffs, phi_max, base_res, net),
+    ]
