@@ -6,6 +6,15 @@ stream and init seed for every member), then compares their order with the paper
 (Table 2) by Kendall's τ. τ is computed per seed and averaged (the figure the README's target is
 stated in), and for the members' mean accuracies; its 95 % interval comes from a paired bootstrap
 over seeds (all members resampled with the same seed indices).
+
+A calibration is a kind of study (:class:`scaler.runner.StudyKind`): each (member, seed k) run is
+one queued trial of an optuna study (default storage ``studies/<name>.db`` or
+``$SCALER_STORAGE``; ``--study``, ``--storage``), claimed and trained by the runner like a
+search's points. So ``scaler calibrate`` resumes after Ctrl-C (the finished runs are kept, the
+same command trains only the missing ones), and ``--workers N`` shares the runs between
+processes. The :class:`Calibration` is read back from the trials (:func:`result`), so a resumed
+or shared calibration reads exactly as one run in one sitting; its ``wall_time`` is the runs'
+training time, summed.
 """
 
 from __future__ import annotations

@@ -1,9 +1,14 @@
 """The one work queue of every study: queue points, claim them, reuse twins, train, record.
 
-Searches and sweeps (and whatever kind of study comes next) differ only in which points they
-queue and how a point becomes a network; both are given to :func:`work_queue` by the caller
-(a function listing the :class:`QueuedPoint` s, and a :class:`Trainer` holding the
-:data:`Describe` function). The rest is here, once:
+Searches, sweeps, confirmations and calibrations (and whatever kind of study comes next)
+differ only in which points they queue and how a point becomes a network; both are given to
+:func:`work_queue` by the caller (a function listing the :class:`QueuedPoint` s, and a
+:class:`Trainer` holding the :data:`Describe` function). The rest is here, once:
+
+- **One lifecycle.** Each kind is a module with the functions of :class:`StudyKind`
+  (``prepare`` → ``create`` → ``work`` → ``result``, and ``trial_bytes``); :func:`run_study`
+  runs any of them in this process or in worker processes, and every kind's ``run(cfg, study,
+  storage, progress, workers)`` is that.
 
 - **Queued points.** Each point is an optuna trial enqueued with its identity (``point``).
   :func:`ensure_queue` enqueues the points no trial covers; a point whose trial was lost
@@ -20,6 +25,8 @@ queue and how a point becomes a network; both are given to :func:`work_queue` by
   Workers wait for other workers' running trials before they exit, so the study completes.
 - **Twins.** A network (``network_key``: realized network and pixels) trained once in a study
   is reused by every later trial of the same network (status ``reused``).
+- **optuna's private API** (atomic claims, heartbeats, trial ids) is reached only through
+  :mod:`scaler.optuna_api`.
 - **Failures never stop a study.** A trial that raises is recorded as failed with its reason;
   Ctrl-C records ``interrupted`` and stops (the point is queued again on resume).
 """

@@ -220,7 +220,7 @@ def test_result_fields_are_record_fields():
 
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
-    ("bases", "files", "records", "workers", "stats"),
+    ("bases", "files", "records", "workers", "stats", "optuna_api"),
     ("spec",),
     ("model",),
     ("complexity",),
@@ -229,10 +229,10 @@ LAYERS = (
     ("fractal",),
     ("data",),
     ("train",),
-    ("bench", "calibrate"),
+    ("bench",),
     ("studies",),
     ("runner", "results"),
-    ("confirm",),
+    ("confirm", "calibrate"),
     ("searches", "sweeps"),
     ("plots",),
     ("report",),
