@@ -300,7 +300,8 @@ def result(study, storage_url: str) -> Calibration:
         proxy=config["proxy_preset"],
         proxy_overrides=tuple(config["proxy_overrides"].items()),
     )
-    runs = [_member_runs(m, cfg.seeds, _finished_runs(study)) for m in cfg.members]
+    found = _finished_runs(study)
+    runs = [_member_runs(m, cfg.seeds, found) for m in cfg.members]
     per_seed, mean, of_means, interval = tau_statistics(runs)
     return Calibration(
         config=cfg,
@@ -315,33 +316,38 @@ def result(study, storage_url: str) -> Calibration:
     )
 
 
-def _finished_runs(study) -> dict[tuple[str, int], Any]:
-    """(member, seed index) → its trained run's record; the rest as (member, k, why)."""
+def _finished_runs(study) -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], str]]:
+    """(member, seed index) → the record of its finished run, and → why a run failed."""
     from optuna.trial import TrialState
 
-    from scaler.records import CALIBRATE_ROLE, TrialRecord
+    from scaler.records import CALIBRATE_ROLE, Status, TrialRecord
 
-    runs: dict[tuple[str, int], Any] = {}
+    done: dict[tuple[str, int], Any] = {}
+    failed: dict[tuple[str, int], str] = {}
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
         if rec.role != CALIBRATE_ROLE:
             continue
-        key = (rec.member, rec.seed_index)
         if t.state == TrialState.COMPLETE:
-            runs[key] = rec
-        elif rec.reason and key not in runs:
-            runs.setdefault(("failed", key), f"{rec.status}: {rec.reason}")
-    return runs
+            done[(rec.member, rec.seed_index)] = rec
+        elif rec.status == Status.FAILED:
+            failed[(rec.member, rec.seed_index)] = rec.reason
+    return done, failed
 
 
-def _member_runs(member: str, seeds: int, runs: dict) -> MemberRuns:
+def _member_runs(member: str, seeds: int, runs: tuple[dict, dict]) -> MemberRuns:
     """One member's paired runs, seed k at index k (ValueError naming a missing one)."""
-    missing = [k for k in range(seeds) if (member, k) not in runs]
+    done, failed = runs
+    missing = [k for k in range(seeds) if (member, k) not in done]
     if missing:
         k = missing[0]
-        why = runs.get(("failed", (member, k)), "not trained yet: rerun the command")
+        why = (
+            f"it failed ({failed[(member, k)]}); a failed run is not retried: give another --study"
+            if (member, k) in failed
+            else "not trained yet: rerun the command"
+        )
         raise ValueError(f"the calibration has no run of {member} with seed index {k}: {why}")
-    recs = [runs[(member, k)] for k in range(seeds)]
+    recs = [done[(member, k)] for k in range(seeds)]
     return MemberRuns(
         member=member,
         pixels=int(recs[0].pixels),

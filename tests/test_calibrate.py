@@ -123,6 +123,14 @@ def test_a_calibration_study_refuses_other_settings_and_says_what_is_missing(tmp
     assert {t.state for t in study.get_trials()} == {optuna.trial.TrialState.WAITING}
     with pytest.raises(ValueError, match="no run of b0 with seed index 0: not trained yet"):
         C.result(study, url)
+    from scaler.records import Status, write
+    from scaler.runner import claim
+
+    trial = claim(study)  # b0, seed 0: a run that raised is kept with its reason
+    write(trial, status=Status.FAILED, reason="DivergedError: loss is nan")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    with pytest.raises(ValueError, match=r"b0 with seed index 0: it failed \(DivergedError"):
+        C.result(study, url)
     with pytest.raises(ValueError, match=r"different configuration \(seeds: 2 → 3"):
         C.create(C.prepare(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "cal", url))
     other = C.default_study_name(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "f")
