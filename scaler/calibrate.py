@@ -6,6 +6,15 @@ stream and init seed for every member), then compares their order with the paper
 (Table 2) by Kendall's τ: :mod:`scaler.findings_calibration` computes τ per seed and averaged
 (the figure the README's target is stated in), for the members' mean accuracies, and its 95 %
 interval (a paired bootstrap over seeds), and writes the report's sentences.
+
+A calibration is a kind of study (:class:`scaler.runner.StudyKind`): each (member, seed k) run is
+one queued trial of an optuna study (default storage ``studies/<name>.db`` or
+``$SCALER_STORAGE``; ``--study``, ``--storage``), claimed and trained by the runner like a
+search's points. So ``scaler calibrate`` resumes after Ctrl-C (the finished runs are kept, the
+same command trains only the missing ones), and ``--workers N`` shares the runs between
+processes. The :class:`Calibration` is read back from the trials (:func:`result`), so a resumed
+or shared calibration reads exactly as one run in one sitting; its ``wall_time`` is the runs'
+training time, summed.
 """
 
 from __future__ import annotations
@@ -113,52 +122,254 @@ def plan(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
     return specs
 
 
-Progress = Callable[[str, int, float], None]  # member, seed index, top-1
+# ----------------------------------------------------------------------------------------------
+# the study: one trial per (member, paired seed), run by the runner like every other kind
+# ----------------------------------------------------------------------------------------------
+
+KIND: Final = "calibration"
+# Proxy fields that change speed, not results: left out of the default name's hash.
+_SPEED_ONLY: Final = ("threads", "device")
 
 
-def calibrate(cfg: CalibrationConfig, progress: Progress | None = None) -> Calibration:
-    """Train every member with every paired seed and measure the order against the paper's."""
-    import time
+@dataclass(frozen=True)
+class Prepared:
+    """A validated calibration, ready to run: nothing has been written yet."""
 
-    from scaler.complexity import count
+    cfg: CalibrationConfig
+    study_name: str
+    storage_url: str
+    source: Any
+    specs: tuple[tuple[str, Any], ...]  # (member, spec at the proxy)
+    stored: dict[str, Any]
+
+
+def default_study_name(cfg: CalibrationConfig, fingerprint: str) -> str:
+    """calibration-<data>-<proxy>-<hash6 of the data, the proxy, the members and seeds>."""
+    from scaler.studies import default_name, proxy_json
+
+    proxy = proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)
+    hashed = f"{fingerprint}|{proxy}|{','.join(cfg.members)}|{cfg.seeds}"
+    return default_name(KIND, cfg.data, cfg.proxy, hashed)
+
+
+def stored(cfg: CalibrationConfig, source) -> dict[str, Any]:
+    """The configuration as stored in the study (JSON-safe) and compared on every rerun."""
+    return {
+        "members": list(cfg.members),
+        "seeds": cfg.seeds,
+        "data": cfg.data,
+        "data_fingerprint": source.fingerprint(),
+        "data_classes": source.num_classes,
+        "proxy_preset": cfg.proxy,
+        "proxy_overrides": dict(cfg.proxy_overrides),
+        "proxy": cfg.proxy_config().to_dict(),
+    }
+
+
+def prepare(
+    cfg: CalibrationConfig, study: str | None = None, storage: str | None = None
+) -> Prepared:
+    """Validate everything a calibration needs (ValueError: one line); writes nothing."""
     from scaler.data import parse_data
-    from scaler.train import train
+    from scaler.studies import check_storage_url, check_study_name, default_storage
+    from scaler.train import check_device
 
     cfg.validate()
-    proxy = cfg.proxy_config()
+    check_device(cfg.proxy_config().device)
     source = parse_data(cfg.data)
-    specs = plan(cfg, source)
-    start = time.perf_counter()
-    runs = []
-    for member, spec in specs:
-        results = []
-        for k in range(cfg.seeds):
-            results.append(train(spec, source, proxy, seed=proxy.seed + k))
-            if progress is not None:
-                progress(member, k, results[-1].top1)
-        cost = count(spec, source.num_classes)
-        runs.append(
-            MemberRuns(
-                member=member,
-                pixels=spec.pixels,
-                params=cost.params,
-                flops=cost.flops,
-                top1=tuple(r.top1 for r in results),
-                wall_time=sum(r.wall_time for r in results),
-            )
+    specs = tuple(plan(cfg, source))  # a size the data cannot serve fails here
+    name = check_study_name(study or default_study_name(cfg, source.fingerprint()))
+    url = check_storage_url(storage) if storage else default_storage(name)
+    return Prepared(cfg, name, url, source, specs, stored(cfg, source))
+
+
+def trial_bytes(p: Prepared) -> int:
+    """GPU memory the largest member's run may take."""
+    from scaler.complexity import train_memory
+
+    batch = p.cfg.proxy_config().batch_size
+    return max(train_memory(spec, batch, p.source.num_classes) for _, spec in p.specs)
+
+
+def queued_points(cfg: CalibrationConfig) -> list:
+    """Every (member, seed k) run, member by member: the order the runs are trained in."""
+    from scaler.records import CALIBRATE_ROLE
+    from scaler.runner import QueuedPoint
+
+    return [
+        QueuedPoint(
+            id=f"{CALIBRATE_ROLE}:{m}:{k}",
+            params={},
+            attrs={"role": CALIBRATE_ROLE, "member": m, "seed_index": k},
         )
+        for m in cfg.members
+        for k in range(cfg.seeds)
+    ]
+
+
+def create(p: Prepared):
+    """Create the study (its runs queued once), or load it and refuse a changed configuration."""
+    from scaler.runner import ensure_queue
+    from scaler.studies import StudySpec, open_study
+
+    spec = StudySpec(p.study_name, p.storage_url, KIND, p.stored)
+    return open_study(spec, on_create=lambda st: ensure_queue(st, queued_points(p.cfg)))
+
+
+class Describe:
+    """Turns a claimed trial into its run: the member's network, trained with seed k alone."""
+
+    def __init__(self, p: Prepared):
+        self.specs = dict(p.specs)
+        self.classes = p.source.num_classes
+        self.proxy = p.cfg.proxy_config()
+
+    def __call__(self, trial):
+        from scaler.complexity import count
+        from scaler.records import CALIBRATE_ROLE, TrialRecord, write
+        from scaler.runner import Job
+
+        rec = TrialRecord.from_trial(trial)
+        spec = self.specs[rec.member]
+        cost = count(spec, self.classes)
+        write(trial, pixels=spec.pixels, params=cost.params, flops=cost.flops)
+        seed = self.proxy.seed + rec.seed_index  # paired: seed k is the same for every member
+        return Job(
+            spec=spec,
+            seeds=1,
+            prune=False,
+            info={"member": rec.member, "seed_index": rec.seed_index, "pixels": spec.pixels},
+            proxy=dataclasses.replace(self.proxy, seed=seed),
+            key=f"{CALIBRATE_ROLE}:{rec.member}:{seed}",  # never another run's twin
+        )
+
+
+def work(p: Prepared, progress=None) -> None:
+    """Train the queued runs until none is left and no other worker trains one."""
+    from scaler.runner import Trainer, work_queue
+
+    study = create(p)
+    trainer = Trainer(Describe(p), p.source, p.cfg.proxy_config(), progress)
+    work_queue(study, lambda: queued_points(p.cfg), trainer)
+
+
+def result(study, storage_url: str) -> Calibration:
+    """The calibration its study's trials hold (ValueError while a run is missing or failed)."""
+    from scaler.studies import stored_config
+
+    config = stored_config(study)
+    cfg = CalibrationConfig(
+        members=tuple(config["members"]),
+        seeds=int(config["seeds"]),
+        data=config["data"],
+        proxy=config["proxy_preset"],
+        proxy_overrides=tuple(config["proxy_overrides"].items()),
+    )
+    found = _finished_runs(study)
+    runs = [_member_runs(m, cfg.seeds, found) for m in cfg.members]
     per_seed, mean, of_means, interval = tau_statistics(runs)
     return Calibration(
         config=cfg,
-        proxy=proxy.to_dict(),
-        data_classes=source.num_classes,
+        proxy=config["proxy"],
+        data_classes=int(config["data_classes"]),
         runs=tuple(runs),
         tau_per_seed=per_seed,
         tau_mean=mean,
         tau_of_means=of_means,
         tau_interval=interval,
-        wall_time=time.perf_counter() - start,
+        wall_time=sum(r.wall_time for r in runs),  # training time, however many sittings
     )
+
+
+def _finished_runs(study) -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], str]]:
+    """(member, seed index) → the record of its finished run, and → why a run failed."""
+    from optuna.trial import TrialState
+
+    from scaler.records import CALIBRATE_ROLE, Status, TrialRecord
+
+    done: dict[tuple[str, int], Any] = {}
+    failed: dict[tuple[str, int], str] = {}
+    for t in study.get_trials(deepcopy=False):
+        rec = TrialRecord.from_trial(t)
+        if rec.role != CALIBRATE_ROLE:
+            continue
+        if t.state == TrialState.COMPLETE:
+            done[(rec.member, rec.seed_index)] = rec
+        elif rec.status == Status.FAILED:
+            failed[(rec.member, rec.seed_index)] = rec.reason
+    return done, failed
+
+
+def _member_runs(member: str, seeds: int, runs: tuple[dict, dict]) -> MemberRuns:
+    """One member's paired runs, seed k at index k (ValueError naming a missing one)."""
+    done, failed = runs
+    missing = [k for k in range(seeds) if (member, k) not in done]
+    if missing:
+        k = missing[0]
+        why = (
+            f"it failed ({failed[(member, k)]}); a failed run is not retried: give another --study"
+            if (member, k) in failed
+            else "not trained yet: rerun the command"
+        )
+        raise ValueError(f"the calibration has no run of {member} with seed index {k}: {why}")
+    recs = [done[(member, k)] for k in range(seeds)]
+    return MemberRuns(
+        member=member,
+        pixels=int(recs[0].pixels),
+        params=int(recs[0].params),
+        flops=int(recs[0].flops),
+        top1=tuple(float(r.top1_seeds[0]) for r in recs),
+        wall_time=sum(float(r.wall_time) for r in recs),
+    )
+
+
+def run(
+    cfg: CalibrationConfig,
+    study: str | None = None,
+    storage: str | None = None,
+    progress=None,
+    workers: int = 1,
+) -> Calibration:
+    """Run (or resume) a calibration; the Python entry point behind ``scaler calibrate``.
+
+    ``progress`` takes the runner's events (:class:`scaler.runner.Event`).
+    """
+    import sys
+
+    from scaler.runner import run_study
+
+    return run_study(sys.modules[__name__], prepare(cfg, study, storage), progress, workers)
+
+
+Progress = Callable[[str, int, float], None]  # member, seed index, top-1
+
+
+def calibrate(
+    cfg: CalibrationConfig,
+    progress: Progress | None = None,
+    *,
+    study: str | None = None,
+    storage: str | None = None,
+    workers: int = 1,
+) -> Calibration:
+    """Train every member with every paired seed (those its study lacks) and measure the order
+    against the paper's. ``progress(member, seed index, top-1)`` follows each run that ends."""
+    return run(cfg, study, storage, None if progress is None else RunEnds(progress), workers)
+
+
+class RunEnds:
+    """A runner progress function that calls ``progress(member, k, top-1)`` as a run ends."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+        self.started: dict[int, dict[str, Any]] = {}
+
+    def __call__(self, event) -> None:
+        if event.kind == "trial_start":
+            self.started[event.trial] = event.info
+        elif event.kind == "trial_end":
+            info = self.started.pop(event.trial)
+            self.progress(info["member"], info["seed_index"], event.info["top1"])
 
 
 def write_report(cal: Calibration, out) -> list:

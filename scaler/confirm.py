@@ -33,7 +33,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.findings_confirm import ATTR
+from scaler.findings_confirm import ATTR, Confirmation, summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
 from scaler.results import finished, trials_frame
@@ -248,6 +248,7 @@ def check_idle(study) -> None:
     with warnings_silenced():
         optuna.storages.fail_stale_trials(study)
     busy = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
+    busy = [t for t in busy if t.user_attrs.get("role") != CONFIRM_ROLE]  # other workers'
     if busy:
         raise ValueError(
             f"study {study.study_name!r} is still searching ({len(busy)} trials queued or "
@@ -288,7 +289,7 @@ def is_confirmation(trial) -> bool:
     return trial.user_attrs.get("role") == CONFIRM_ROLE
 
 
-def run(study, p: Plan, trainer: Trainer, search_points=lambda: []) -> None:
+def stage(study, p: Plan, trainer: Trainer, search_points=lambda: []) -> None:
     """Queue the plan's networks (once) and train them with ``trainer`` (whose describe hands
     confirmation trials to :func:`describe`); ``search_points`` keeps the search's own points
     queued, so a lost search trial is trained again too."""
@@ -319,27 +320,86 @@ class Describe:
 class Prepared:
     """A validated ``scaler confirm``: nothing has been written yet."""
 
+    cfg: ConfirmConfig
+    study_name: str
+    storage_url: str
     study: Any
     plan: Plan
     source: Any
-    storage_url: str
 
 
-def prepare(name: str, storage: str | None, cfg: ConfirmConfig) -> Prepared:
-    """Load the study and check everything a confirmation needs (ValueError: one line)."""
+def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = None) -> Prepared:
+    """Load the search ``study`` and check everything a confirmation needs (ValueError: one
+    line)."""
     from scaler.data import parse_data
     from scaler.studies import default_storage, load_study, stored_config
 
     cfg.check()
-    study = load_study(name, storage)
-    if study.user_attrs.get("kind") != "search":
-        raise ValueError(f"study {name!r} is not a scaler search: only searches are confirmed")
-    source = parse_data(stored_config(study).get("data", "embedded"))
-    p = plan(study, cfg, source)
-    check_idle(study)
-    return Prepared(study, p, source, storage or default_storage(name))
+    if study is None:
+        raise ValueError("STUDY is missing: name the search to confirm")
+    st = load_study(study, storage)
+    if st.user_attrs.get("kind") != "search":
+        raise ValueError(f"study {study!r} is not a scaler search: only searches are confirmed")
+    source = parse_data(stored_config(st).get("data", "embedded"))
+    p = plan(st, cfg, source)
+    check_idle(st)
+    return Prepared(cfg, study, storage or default_storage(study), st, p, source)
 
 
-def run_alone(p: Prepared, progress=None) -> None:
+def trial_bytes(p: Prepared) -> int:
+    """GPU memory the largest confirmed network's run may take."""
+    from scaler.bases import from_config
+    from scaler.complexity import train_memory
+    from scaler.spec import scale
+
+    base = from_config(p.study.user_attrs.get("config", {}))
+    sizes = [
+        train_memory(
+            scale(
+                a["alpha"],
+                a["beta"],
+                base_pixels=p.plan.proxy.base_pixels,
+                pixels=a["pixels"],
+                base=base,
+            ),
+            p.plan.proxy.batch_size,
+            p.source.num_classes,
+        )
+        for a in (pt["attrs"] for pt in p.plan.points)
+    ]
+    return max(sizes, default=0)
+
+
+def create(p: Prepared):
+    """Store the confirmation's settings and networks (once) and queue its trials."""
+    if ATTR not in p.study.user_attrs:
+        p.study.set_user_attr(ATTR, p.plan.stored())
+    ensure_queue(p.study, p.plan.queued())
+    return p.study
+
+
+def work(p: Prepared, progress=None) -> None:
     """Train a prepared confirmation (its trials only: the search is finished)."""
-    run(p.study, p.plan, Trainer(Describe(), p.source, p.plan.proxy, progress))
+    stage(create(p), p.plan, Trainer(Describe(), p.source, p.plan.proxy, progress))
+
+
+def result(study, storage_url: str) -> Confirmation:
+    """The confirmation of ``study`` as its trials hold it."""
+    from scaler.studies import stored_config
+
+    return summarize(trials_frame(study), study.user_attrs, stored_config(study))
+
+
+def run(
+    cfg: ConfirmConfig,
+    study: str | None = None,
+    storage: str | None = None,
+    progress=None,
+    workers: int = 1,
+) -> Confirmation:
+    """Run (or resume) the confirmation of the search ``study``; behind ``scaler confirm``."""
+    import sys
+
+    from scaler.runner import run_study
+
+    return run_study(sys.modules[__name__], prepare(cfg, study, storage), progress, workers)

@@ -20,6 +20,8 @@ SWEEP_ROLE = "sweep"
 # A search's confirmation trials: a finished network trained again with a longer proxy and more
 # seeds (its own role, so nothing that ranks search candidates ever mixes them in).
 CONFIRM_ROLE = "confirm"
+# A calibration's trials: one (official member, paired seed) run each.
+CALIBRATE_ROLE = "calibrate"
 
 
 class Status(str, enum.Enum):
@@ -116,6 +118,9 @@ class TrialRecord:
     # confirmation trials
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
+    # calibration trials (scaler calibrate): one run of an official member with one paired seed
+    member: str | None = None  # b0..b7
+    seed_index: int | None = None  # k: the run's seed is the proxy's seed + k
 
     @classmethod
     def from_attrs(cls, attrs: dict[str, Any]) -> TrialRecord:

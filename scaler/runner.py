@@ -1,9 +1,14 @@
 """The one work queue of every study: queue points, claim them, reuse twins, train, record.
 
-Searches and sweeps (and whatever kind of study comes next) differ only in which points they
-queue and how a point becomes a network; both are given to :func:`work_queue` by the caller
-(a function listing the :class:`QueuedPoint` s, and a :class:`Trainer` holding the
-:data:`Describe` function). The rest is here, once:
+Searches, sweeps, confirmations and calibrations (and whatever kind of study comes next)
+differ only in which points they queue and how a point becomes a network; both are given to
+:func:`work_queue` by the caller (a function listing the :class:`QueuedPoint` s, and a
+:class:`Trainer` holding the :data:`Describe` function). The rest is here, once:
+
+- **One lifecycle.** Each kind is a module with the functions of :class:`StudyKind`
+  (``prepare`` → ``create`` → ``work`` → ``result``, and ``trial_bytes``); :func:`run_study`
+  runs any of them in this process or in worker processes, and every kind's ``run(cfg, study,
+  storage, progress, workers)`` is that.
 
 - **Queued points.** Each point is an optuna trial enqueued with its identity (``point``).
   :func:`ensure_queue` enqueues the points no trial covers; a point whose trial was lost
@@ -20,6 +25,8 @@ queue and how a point becomes a network; both are given to :func:`work_queue` by
   Workers wait for other workers' running trials before they exit, so the study completes.
 - **Twins.** A network (``network_key``: realized network and pixels) trained once in a study
   is reused by every later trial of the same network (status ``reused``).
+- **optuna's private API** (atomic claims, heartbeats, trial ids) is reached only through
+  :mod:`scaler.optuna_api`.
 - **Failures never stop a study.** A trial that raises is recorded as failed with its reason;
   Ctrl-C records ``interrupted`` and stops (the point is queued again on resume).
 """
@@ -27,6 +34,7 @@ queue and how a point becomes a network; both are given to :func:`work_queue` by
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import socket
 import sys
@@ -34,8 +42,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
+from scaler import optuna_api
 from scaler.records import Status, TrialRecord, write
 from scaler.stats import sample_sd
 from scaler.studies import heartbeat, warnings_silenced
@@ -140,51 +149,19 @@ def ensure_queue(study, points: list[QueuedPoint]) -> int:
 
 
 def claim(study) -> Any | None:
-    """Claim a waiting trial (re-queued points first) as an optuna Trial, or None."""
-    import optuna
+    """Claim a waiting trial (re-queued points first) as an optuna Trial, or None.
+
+    The claim is atomic (one winner, on SQLite too) and sends the trial's first heartbeat at
+    once: :func:`scaler.optuna_api.claim`.
+    """
     from optuna.trial import TrialState
 
     waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    storage = study._storage
     for t in sorted(waiting, key=lambda t: (t.user_attrs.get("requeued_from") is None, t.number)):
-        if _take(storage, t._trial_id):
-            _beat(storage, t._trial_id)
-            return optuna.Trial(study, t._trial_id)
+        trial = optuna_api.claim(study, t)
+        if trial is not None:
+            return trial
     return None
-
-
-def _take(storage, trial_id: int) -> bool:
-    """WAITING → RUNNING for one trial, won by exactly one worker on every database.
-
-    optuna's own transition reads the state, then writes it, under a row lock that SQLite
-    ignores: two workers on one SQLite file could both take a trial. One conditional UPDATE
-    cannot be won twice.
-    """
-    import datetime
-
-    import sqlalchemy
-    from optuna.storages._rdb import models  # optuna's table definitions
-    from optuna.trial import TrialState
-
-    engine = getattr(getattr(storage, "_backend", storage), "engine", None)
-    if engine is None:  # not a database (in memory): one process, no race
-        return storage.set_trial_state_values(trial_id, state=TrialState.RUNNING)
-    trial = models.TrialModel
-    take = (
-        sqlalchemy.update(trial)
-        .where(trial.trial_id == trial_id, trial.state == TrialState.WAITING)
-        .values(state=TrialState.RUNNING, datetime_start=datetime.datetime.now())
-    )
-    with engine.begin() as connection:
-        return connection.execute(take).rowcount == 1
-
-
-def _beat(storage, trial_id: int) -> None:
-    """One heartbeat, sent as soon as a trial is RUNNING: optuna never fails a running trial
-    that has no heartbeat yet as stale, so a worker killed before its first beat would leave
-    the trial running for ever."""
-    if hasattr(storage, "record_heartbeat"):
-        storage.record_heartbeat(trial_id)
 
 
 def _yields_to(trial) -> int | None:
@@ -207,8 +184,7 @@ def _yields_to(trial) -> int | None:
 @contextlib.contextmanager
 def _heartbeat(study, trial):
     """Send the trial's heartbeat every interval until the block ends."""
-    storage = study._storage
-    if not hasattr(storage, "record_heartbeat"):
+    if not optuna_api.has_heartbeat(study):
         yield
         return
     stop = threading.Event()
@@ -216,7 +192,7 @@ def _heartbeat(study, trial):
     def beat() -> None:
         while True:
             with contextlib.suppress(Exception):  # a missed beat is retried next interval
-                storage.record_heartbeat(trial._trial_id)
+                optuna_api.beat(study, trial)
             if stop.wait(heartbeat()[0]):
                 return
 
@@ -292,7 +268,7 @@ def propose(study):
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
         trial = study.ask()
-    _beat(study._storage, trial._trial_id)
+    optuna_api.beat(study, trial)  # optuna never fails a running trial without one as stale
     return trial
 
 
@@ -411,7 +387,6 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
     """
     import optuna
 
-    from scaler.records import pack_bits
     from scaler.train import train
 
     test = has_test_split(source, job.spec.pixels)
@@ -427,19 +402,30 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
             info = dict(epoch=epoch, epochs=epochs, loss=loss, images_per_s=ips, seed=k)
             emit("epoch", trial.number, {**info, "seeds": job.seeds})
 
-    runs = []
-    for k in range(job.seeds):
-        runs.append(
-            train(
-                job.spec,
-                source,
-                proxy,
-                seed=proxy.seed + k,
-                callback=lambda e, a, k=k: on_epoch(e, a, k),
-                progress=lambda *a, k=k: on_progress(*a, k),
-                test=test,
-            )
+    runs = [
+        train(
+            job.spec,
+            source,
+            proxy,
+            seed=proxy.seed + k,
+            # Only a pruner needs every epoch's val accuracy: evaluating it costs time and
+            # changes no result (seed k's run is the same with or without it).
+            callback=(lambda e, a, k=k: on_epoch(e, a, k)) if job.prune else None,
+            progress=lambda *a, k=k: on_progress(*a, k),
+            test=test,
         )
+        for k in range(job.seeds)
+    ]
+    mean = record_runs(trial, runs, test)
+    if emit is not None:
+        emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
+    return mean
+
+
+def record_runs(trial, runs: list, test: bool) -> float:
+    """Write a point's runs (seed k at index k) on ``trial``; returns their mean top-1."""
+    from scaler.records import pack_bits
+
     top1 = [r.top1 for r in runs]
     mean = sum(top1) / len(top1)
     if test:
@@ -462,8 +448,6 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
         loss_curve=list(runs[0].loss_curve),
         status=Status.TRAINED,
     )
-    if emit is not None:
-        emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
     return mean
 
 
@@ -501,3 +485,77 @@ class LineProgress:
         else:
             return
         print(self.prefix + line, file=sys.stderr, flush=True)
+
+
+# ----------------------------------------------------------------------------------------------
+# kinds of study: one lifecycle, run the same way
+# ----------------------------------------------------------------------------------------------
+
+
+@runtime_checkable
+class Prepared(Protocol):
+    """What every kind's ``prepare`` returns: a validated study, nothing written yet.
+
+    ``cfg``, ``study_name`` and ``storage_url`` are all a worker process needs to prepare the
+    same study again (``kind.prepare(cfg, study_name, storage_url)``).
+    """
+
+    cfg: Any
+    study_name: str
+    storage_url: str
+
+
+@runtime_checkable
+class StudyKind(Protocol):
+    """A kind of study: searches, sweeps, confirm and calibrate (the modules) each are one.
+
+    The lifecycle, in order: ``prepare`` checks everything and writes nothing (every error one
+    line, before any display starts); ``create`` creates the study and queues its points once
+    (or loads it and refuses a changed configuration); ``work`` is one worker's loop over the
+    queue (:func:`work_queue`), in this process or in a worker process; ``result`` reads the
+    outcome back from the study's trials, so a resumed or shared study reads as one run.
+    :func:`run_study` runs them in that order; each module's ``run(cfg, study, storage,
+    progress, workers)`` is that, its Python entry point.
+    """
+
+    def prepare(self, cfg: Any, study: str | None = None, storage: str | None = None) -> Any:
+        """Validate ``cfg`` and resolve the study's name and storage; writes nothing."""
+
+    def trial_bytes(self, prepared: Any) -> int:
+        """GPU memory one trial may take (for the default number of workers)."""
+
+    def create(self, prepared: Any) -> Any:
+        """Create the study with its points queued once, or load it; returns the optuna study."""
+
+    def work(self, prepared: Any, progress: ProgressFn | None = None) -> None:
+        """Train queued trials until none is left and no other worker runs one."""
+
+    def result(self, study: Any, storage_url: str) -> Any:
+        """What the study holds, read back from its trials."""
+
+
+def run_study(kind: StudyKind, p: Prepared, progress: ProgressFn | None = None, workers: int = 1):
+    """Run (or resume) a prepared study of ``kind`` with ``workers`` processes; its result.
+
+    With several workers the study is created (and its points queued) once, here, before the
+    worker processes race for it; each prepares it again and works its queue.
+    """
+    from scaler.workers import run_workers
+
+    study = kind.create(p)
+    if workers > 1:
+        work = functools.partial(_worker, kind.__name__, p.cfg, p.study_name, p.storage_url)
+        run_workers(work, workers)
+    else:
+        kind.work(p, progress)
+    return kind.result(study, p.storage_url)
+
+
+def _worker(module: str, cfg, study: str, storage: str, placement) -> None:
+    """One worker process of :func:`run_study` (picklable: names its kind's module)."""
+    import importlib
+
+    kind = importlib.import_module(module)
+    kind.work(
+        kind.prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] ")
+    )

@@ -34,9 +34,9 @@ becomes a candidate network, its result, the export and the Python API :func:`se
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,11 +50,11 @@ from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
 from scaler.runner import (
     Job,
-    LineProgress,
     ProgressFn,
     QueuedPoint,
     Trainer,
     ensure_queue,
+    run_study,
     work_queue,
 )
 from scaler.spec import B0_RESOLUTION, MIN_PIXELS, check_pixels, round_pixels, scale
@@ -71,7 +71,6 @@ from scaler.studies import (
     stored_config,
     study_names,
 )
-from scaler.workers import run_workers
 
 SAMPLERS = ("grid", "tpe", "random")
 CONSTRAINTS = ("measured", "nominal")
@@ -364,10 +363,6 @@ def realize(
     base_px = cfg.proxy_config().base_pixels
     res = cfg.cost_pixels
     net = cfg.base
-
-    def solve(target: float, px: int, where: str, limit: str) -> tuple[int, str]:
-        return _solve(alpha, beta, target, px, num_classes, where, limit, net)
-
     base_cost = count(scale(base_pixels=res, base=net), num_classes).flops
     base_proxy = count(scale(base_pixels=base_px, base=net), num_classes).flops
     reason, pixels = "", base_px
@@ -376,26 +371,9 @@ def realize(
         cost_pixels = res
     else:
         gamma_nominal = math.sqrt(cfg.budget / (alpha * beta**2))
-        if cfg.constraint == "measured":
-            cost_pixels, reason = solve(
-                cfg.budget * base_cost, res, "", f"--tolerance {cfg.tolerance}"
-            )
-            pixels, proxy_reason = solve(
-                cfg.budget * base_proxy,
-                base_px,
-                "at the proxy's input size, ",
-                f"--proxy-tolerance {cfg.proxy_limit or math.inf}",
-            )
-            reason = reason or proxy_reason
-        else:
-            cost_pixels = round_pixels(gamma_nominal, res)
+        targets = (cfg.budget * base_cost, cfg.budget * base_proxy)
+        cost_pixels, pixels, reason = _pixels(cfg, alpha, beta, gamma_nominal, targets, num_classes)
         gamma = cost_pixels / res
-        if cfg.constraint != "measured":
-            pixels = round_pixels(gamma, base_px)
-        if (cfg.budget > 1 and gamma < 1) or (cfg.budget < 1 and gamma > 1):
-            side = "< 1" if cfg.budget > 1 else "> 1"
-            # The more basic reason wins: depth and width alone already spend the budget.
-            reason = f"needs γ {side} (γ = {gamma:.3f}): depth and width alone exceed the budget"
     cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels, base=net)
     spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels), base=net)
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
@@ -421,6 +399,43 @@ def realize(
         network_key=spec.key_str,
         infeasible=reason,
     )
+
+
+def _pixels(
+    cfg: SearchConfig,
+    alpha: float,
+    beta: float,
+    gamma_nominal: float,
+    targets: tuple[float, float],
+    num_classes: int,
+) -> tuple[int, int, str]:
+    """(cost pixels, proxy pixels, why infeasible or "") of a candidate that is not the base.
+
+    ``targets``: the budget's FLOPs at the cost pixels and at the proxy's base pixels.
+    """
+    base_px, res = cfg.proxy_config().base_pixels, cfg.cost_pixels
+
+    def solve(target: float, px: int, where: str, limit: str) -> tuple[int, str]:
+        return _solve(alpha, beta, target, px, num_classes, where, limit, cfg.base)
+
+    if cfg.constraint == "measured":
+        cost_pixels, reason = solve(targets[0], res, "", f"--tolerance {cfg.tolerance}")
+        pixels, proxy_reason = solve(
+            targets[1],
+            base_px,
+            "at the proxy's input size, ",
+            f"--proxy-tolerance {cfg.proxy_limit or math.inf}",
+        )
+        reason = reason or proxy_reason
+    else:
+        cost_pixels, reason = round_pixels(gamma_nominal, res), ""
+        pixels = round_pixels(cost_pixels / res, base_px)
+    gamma = cost_pixels / res
+    if (cfg.budget > 1 and gamma < 1) or (cfg.budget < 1 and gamma > 1):
+        side = "< 1" if cfg.budget > 1 else "> 1"
+        # The more basic reason wins: depth and width alone already spend the budget.
+        reason = f"needs γ {side} (γ = {gamma:.3f}): depth and width alone exceed the budget"
+    return cost_pixels, pixels, reason
 
 
 def _solve(
@@ -574,7 +589,7 @@ def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = N
     prepared = Prepared(cfg, source, name, url)
     # Connect and compare with an existing study now, before any progress display starts.
     if name in study_names(open_storage(url)):
-        open_search_study(prepared)
+        create(prepared)
     return prepared
 
 
@@ -588,7 +603,7 @@ def trial_bytes(p: Prepared) -> int:
     return int(run * max(1.0, p.cfg.budget))
 
 
-def open_search_study(p: Prepared):
+def create(p: Prepared):
     """Create the study (its points queued once), or load it and refuse a changed config."""
     stored = p.cfg.stored()
     stored["data_fingerprint"] = p.source.fingerprint()
@@ -619,9 +634,10 @@ def count_finished_candidates(study) -> int:
     return int(finished(frame)["role"].isin(CANDIDATE_ROLES).sum()) if len(frame) else 0
 
 
-def run_worker(p: Prepared, progress: ProgressFn | None = None):
-    """Work on the study until no queued point is left (and the cap is reached)."""
-    study = open_search_study(p)
+def work(p: Prepared, progress: ProgressFn | None = None) -> None:
+    """Work on the study until no queued point is left (and the cap is reached), then on its
+    confirmation stage."""
+    study = create(p)
     trainer = Trainer(Describe(p.cfg, p.source), p.source, p.cfg.proxy_config(), progress)
     cap = p.cfg.candidate_cap()
 
@@ -632,13 +648,7 @@ def run_worker(p: Prepared, progress: ProgressFn | None = None):
     if p.cfg.confirm and count_finished_candidates(study):
         # Without a finished candidate there is nothing to confirm; the summary says so.
         plan = confirm.plan(study, p.cfg.confirm_config(), p.source)
-        confirm.run(study, plan, trainer, lambda: queued_points(p.cfg))
-    return study
-
-
-def _worker(cfg: SearchConfig, study: str, storage: str, placement) -> None:
-    """One worker process of ``run_prepared(..., workers=N)``."""
-    run_worker(prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] "))
+        confirm.stage(study, plan, trainer, lambda: queued_points(p.cfg))
 
 
 def run(
@@ -649,18 +659,7 @@ def run(
     workers: int = 1,
 ) -> SearchResult:
     """Run (or resume) a search; the Python entry point behind ``scaler search``."""
-    return run_prepared(prepare(cfg, study, storage), progress, workers)
-
-
-def run_prepared(p: Prepared, progress: ProgressFn | None = None, workers: int = 1):
-    """Run a search that :func:`prepare` validated (and connected to)."""
-    if workers > 1:
-        open_search_study(p)  # create and queue once, before the workers race for it
-        run_workers(functools.partial(_worker, p.cfg, p.study_name, p.storage_url), workers)
-        st = load_study(p.study_name, p.storage_url)
-    else:
-        st = run_worker(p, progress)
-    return result(st, p.storage_url)
+    return run_study(sys.modules[__name__], prepare(cfg, study, storage), progress, workers)
 
 
 @dataclass(frozen=True)

@@ -338,7 +338,7 @@ class StudySpec:
 
     name: str
     storage_url: str
-    kind: str  # "search" | "sweep"
+    kind: str  # "search" | "sweep" | "calibration"
     config: dict[str, Any]  # stored, and compared on every later open
     attrs: tuple[tuple[str, Any], ...] = ()  # further study attributes written at creation
     sampler: Callable[[], Any] | None = None  # optuna sampler factory (default: random, seed 0)

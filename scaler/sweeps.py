@@ -44,10 +44,10 @@ How a sweep runs (the reasons):
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 import math
 import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,11 +61,11 @@ from scaler.records import SWEEP_ROLE, Status, write
 from scaler.results import Noise, finished, noise, sweep_frame
 from scaler.runner import (
     Job,
-    LineProgress,
     ProgressFn,
     QueuedPoint,
     Trainer,
     ensure_queue,
+    run_study,
     work_queue,
 )
 from scaler.scaling import MAX_NETWORK_PARAMS, check_phi_max
@@ -81,7 +81,6 @@ from scaler.studies import (
     resolve_target,
     stored_config,
 )
-from scaler.workers import run_workers
 
 SWEEP_KINDS = ("width-by-baseline", "single", "compound", "compare")
 PAPER_PER_PHI = (1.2, 1.1)  # the paper's (α, β): a compare sweep's default compound is (α, β)^φ
@@ -563,7 +562,7 @@ def plan(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> list[Poi
 
 
 @dataclass(frozen=True)
-class PreparedSweep:
+class Prepared:
     """A validated sweep, ready to run: nothing has been written yet."""
 
     cfg: SweepConfig
@@ -592,7 +591,7 @@ def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
     return default_name(f"sweep-{kind}", cfg.data, cfg.proxy, hashed)
 
 
-def trial_bytes(p: PreparedSweep) -> int:
+def trial_bytes(p: Prepared) -> int:
     """GPU memory the largest trained point of this sweep may take (for placement)."""
     from scaler.complexity import train_memory
     from scaler.scaling import realize
@@ -606,19 +605,17 @@ def trial_bytes(p: PreparedSweep) -> int:
     return train_memory(spec, proxy.batch_size, p.source.num_classes)
 
 
-def prepare(
-    cfg: SweepConfig, study: str | None = None, storage: str | None = None
-) -> PreparedSweep:
+def prepare(cfg: SweepConfig, study: str | None = None, storage: str | None = None) -> Prepared:
     """Validate everything a sweep needs before any study is created or changed."""
     cfg.validate()
     source, name, url = resolve_target(cfg, study, storage, default_study_name)
     stored = cfg.stored()
     stored["data_fingerprint"] = source.fingerprint()
     points = tuple(plan(cfg, source.num_classes, source.max_pixels))
-    return PreparedSweep(cfg, source, name, url, points, stored)
+    return Prepared(cfg, source, name, url, points, stored)
 
 
-def open_sweep_study(p: PreparedSweep):
+def create(p: Prepared):
     """Create the study, or load it and refuse a different configuration."""
     attrs: tuple[tuple[str, Any], ...] = (("sweep", p.cfg.kind),)
     if p.cfg.kind == "compound":
@@ -627,7 +624,7 @@ def open_sweep_study(p: PreparedSweep):
     return open_study(spec, on_create=lambda st: ensure_queue(st, queued_points(p)))
 
 
-def queued_points(p: PreparedSweep) -> list[QueuedPoint]:
+def queued_points(p: Prepared) -> list[QueuedPoint]:
     """The sweep's points as the runner queues them (skipped ones with their reason)."""
     return [
         QueuedPoint(
@@ -643,7 +640,7 @@ def queued_points(p: PreparedSweep) -> list[QueuedPoint]:
 class Describe:
     """Turns a claimed trial into the sweep point it trains (counted with fvcore)."""
 
-    def __init__(self, p: PreparedSweep):
+    def __init__(self, p: Prepared):
         self.p = p
         self.points = {pt.id: pt for pt in p.points}
         self.proxy = p.cfg.proxy_config()
@@ -707,7 +704,8 @@ class SweepResult:
         return self.frame[self.frame["status"] == "skipped"]
 
 
-def sweep_result(study, storage_url: str) -> SweepResult:
+def result(study, storage_url: str) -> SweepResult:
+    """A sweep's trials, points and noise floor, read back from its study."""
     frame = sweep_frame(study)
     return SweepResult(
         study_name=study.study_name,
@@ -718,31 +716,16 @@ def sweep_result(study, storage_url: str) -> SweepResult:
     )
 
 
-def run_worker(p: PreparedSweep, progress: ProgressFn | None = None):
-    """Work on the sweep until no queued point is left; returns the study."""
-    study = open_sweep_study(p)
+def work(p: Prepared, progress: ProgressFn | None = None) -> None:
+    """Work on the sweep until no queued point is left."""
+    study = create(p)
     study.set_user_attr("max_flops", p.cfg.max_flops)  # the latest run's cap, for reports
     study.set_user_attr("max_flops_at", p.cfg.max_flops_at)
     trainer = Trainer(Describe(p), p.source, p.cfg.proxy_config(), progress)
     work_queue(study, lambda: queued_points(p), trainer)
-    return study
 
 
-def _worker(cfg: SweepConfig, study: str, storage: str, placement) -> None:
-    """One worker process of ``run_sweep(..., workers=N)``."""
-    run_worker(prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] "))
-
-
-def run_prepared(p: PreparedSweep, progress: ProgressFn | None = None, workers: int = 1):
-    """Run a sweep that :func:`prepare` validated; returns its result."""
-    if workers > 1:
-        open_sweep_study(p)  # create it once, before the workers race for it
-        run_workers(functools.partial(_worker, p.cfg, p.study_name, p.storage_url), workers)
-        return sweep_result(load_study(p.study_name, p.storage_url), p.storage_url)
-    return sweep_result(run_worker(p, progress), p.storage_url)
-
-
-def run_sweep(
+def run(
     config: SweepConfig,
     study: str | None = None,
     storage: str | None = None,
@@ -750,7 +733,10 @@ def run_sweep(
     workers: int = 1,
 ) -> SweepResult:
     """Run (or resume) a sweep; the Python entry point behind ``scaler sweep``."""
-    return run_prepared(prepare(config, study, storage), progress, workers)
+    return run_study(sys.modules[__name__], prepare(config, study, storage), progress, workers)
+
+
+run_sweep = run  # its name until 0.5 (``scaler.run_sweep``)
 
 
 def load_sweep(name: str, storage: str | None = None) -> SweepResult:
@@ -758,4 +744,4 @@ def load_sweep(name: str, storage: str | None = None) -> SweepResult:
     st = load_study(name, storage)
     if st.user_attrs.get("kind") != "sweep":
         raise ValueError(f"study {name!r} is not a scaler sweep")
-    return sweep_result(st, storage or default_storage(name))
+    return result(st, storage or default_storage(name))

@@ -64,7 +64,8 @@ def test_calibrate_trains_paired_seeds_and_writes_the_report(tmp_path):
         members=("b0", "b2"), seeds=2, proxy="quick", proxy_overrides=TINY_PROXY
     )
     seen = []
-    cal = C.calibrate(cfg, lambda m, k, t: seen.append((m, k)))
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    cal = C.calibrate(cfg, lambda m, k, t: seen.append((m, k)), storage=url)
     assert seen == [("b0", 0), ("b0", 1), ("b2", 0), ("b2", 1)]
     assert [r.pixels for r in cal.runs] == [16, 19]  # b2: 260/224 of the 16 px base
     assert len(cal.tau_per_seed) == 2 and -1 <= cal.tau_mean <= 1
@@ -73,6 +74,92 @@ def test_calibrate_trains_paired_seeds_and_writes_the_report(tmp_path):
     assert data["paper_top1"] == {"b0": 77.1, "b2": 80.1}
     assert len(files[1].read_text().splitlines()) == 1 + 4
     assert "Kendall τ" in files[2].read_text()
+
+
+TINY = C.CalibrationConfig(members=("b0", "b1"), seeds=2, proxy="quick", proxy_overrides=TINY_PROXY)
+
+
+def _same(a: C.Calibration, b: C.Calibration) -> None:
+    """Two calibrations agree run by run (the time they took aside)."""
+    x, y = a.to_dict(), b.to_dict()
+    for d in (x, y):
+        d.pop("wall_time")
+        for row in d["runs"]:
+            row.pop("wall_time")
+    assert x == y
+
+
+@pytest.mark.slow
+def test_an_interrupted_calibration_resumes_with_only_the_missing_runs(tmp_path):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    started = []
+
+    def stop_at_third_run(event):
+        if event.kind == "trial_start":
+            started.append((event.info["member"], event.info["seed_index"]))
+            if len(started) == 3:
+                raise KeyboardInterrupt  # Ctrl-C as b1's first run starts
+
+    with pytest.raises(KeyboardInterrupt):
+        C.run(TINY, "cal", url, progress=stop_at_third_run)
+    seen = []
+    resumed = C.calibrate(TINY, lambda m, k, t: seen.append((m, k)), study="cal", storage=url)
+    assert seen == [("b1", 0), ("b1", 1)]  # b0's runs were kept
+    again = C.calibrate(TINY, lambda m, k, t: seen.append((m, k)), study="cal", storage=url)
+    assert len(seen) == 2 and again == resumed  # nothing left to train: the same result
+    whole = C.calibrate(TINY, storage=f"sqlite:///{tmp_path / 'whole.db'}")
+    _same(resumed, whole)
+    assert [len(r.top1) for r in resumed.runs] == [2, 2]
+
+
+def test_a_calibration_study_refuses_other_settings_and_says_what_is_missing(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    p = C.prepare(TINY, "cal", url)
+    assert p.study_name == "cal" and not (tmp_path / "c.db").exists()  # prepare writes nothing
+    study = C.create(p)
+    points = [t.user_attrs["point"] for t in study.get_trials()]
+    assert points == ["calibrate:b0:0", "calibrate:b0:1", "calibrate:b1:0", "calibrate:b1:1"]
+    assert {t.state for t in study.get_trials()} == {optuna.trial.TrialState.WAITING}
+    with pytest.raises(ValueError, match="no run of b0 with seed index 0: not trained yet"):
+        C.result(study, url)
+    from scaler.records import Status, write
+    from scaler.runner import claim
+
+    trial = claim(study)  # b0, seed 0: a run that raised is kept with its reason
+    write(trial, status=Status.FAILED, reason="DivergedError: loss is nan")
+    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+    with pytest.raises(ValueError, match=r"b0 with seed index 0: it failed \(DivergedError"):
+        C.result(study, url)
+    with pytest.raises(ValueError, match=r"different configuration \(seeds: 2 → 3"):
+        C.create(C.prepare(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "cal", url))
+    other = C.default_study_name(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "f")
+    assert other != C.default_study_name(TINY, "f") and other.startswith("calibration-embedded-")
+
+
+@pytest.mark.slow
+def test_calibrate_runs_on_two_workers_and_resumes_from_the_cli(cli, tmp_path, tiny_args):
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    args = ["calibrate", "--members", "b0,b1", "--seeds", "2", *tiny_args, "--storage", url]
+    code, stdout, stderr = cli(*args, "--study", "w", "--workers", "2", "--out", tmp_path / "o")
+    assert code == 0, stderr
+    assert "Kendall τ" in stdout and "study w in" in stdout
+    from optuna.trial import TrialState
+
+    from scaler.studies import load_study
+
+    trials = load_study("w", url).get_trials()
+    assert sorted(t.user_attrs["point"] for t in trials if t.state == TrialState.COMPLETE) == [
+        "calibrate:b0:0",
+        "calibrate:b0:1",
+        "calibrate:b1:0",
+        "calibrate:b1:1",
+    ]
+    report = (tmp_path / "o" / "calibration.json").read_text()
+    code, again, stderr = cli(*args, "--study", "w", "--json")  # resumes: nothing to train
+    assert code == 0 and "trial 1/" not in stderr
+    assert json.loads(again)["runs"] == json.loads(report)["runs"]
 
 
 def test_lr_range_script_scores_test_split_from_a_first_seed(tmp_path):

@@ -224,7 +224,7 @@ def test_result_fields_are_record_fields():
 
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
-    ("bases", "files", "records", "workers", "stats"),
+    ("bases", "files", "records", "workers", "stats", "optuna_api"),
     ("spec",),
     ("proxy",),
     ("model",),
@@ -238,12 +238,12 @@ LAYERS = (
     ("device", "augment"),
     ("train",),
     ("findings_calibration",),
-    ("bench", "calibrate"),
+    ("bench",),
     ("studies",),
     ("runner", "results"),
     ("findings_confirm", "findings_sweeps"),
     ("findings",),
-    ("confirm",),
+    ("confirm", "calibrate"),
     ("searches", "sweeps"),
     ("plots_style",),
     ("plots_search",),

@@ -108,7 +108,7 @@ def make_search(url: str, name: str = "search") -> None:
 def make_sweep(url: str, name: str, cfg: W.SweepConfig, top1) -> None:
     """A sweep study as `scaler sweep` leaves it, every point finished with top1(point)."""
     p = W.prepare(cfg, name, url)
-    st = W.open_sweep_study(p)
+    st = W.create(p)
     for pt in p.points:
         attrs = {**pt.attrs(cfg.kind), **_result([top1(pt)]), "status": "trained"}
         attrs.update(params=1_000_000, activations=1, wall_time=1.0)
@@ -145,7 +145,7 @@ def store(tmp_path_factory):
     fig1 = W.SweepConfig(kind="width-by-baseline", proxy="quick", proxy_overrides=TINY_PROXY)
     make_sweep(url, "fig1", fig1, lambda pt: 40 + 5 * pt.width + 3 * pt.depth)
     # A sweep whose every point is over the cap: no finished trial.
-    W.run_sweep(
+    W.run(
         W.SweepConfig(kind="single", dims=("width",), widths=(1.0, 2.0), max_flops=1.0,
                       proxy="quick", proxy_overrides=TINY_PROXY),
         study="empty",

@@ -38,7 +38,7 @@ SWEPT = dict(
 def swept(tmp_path_factory):
     url = f"sqlite:///{tmp_path_factory.mktemp('sweep') / 's.db'}"
     events = []
-    res = W.run_sweep(tiny(**SWEPT), study="single", storage=url, progress=events.append)
+    res = W.run(tiny(**SWEPT), study="single", storage=url, progress=events.append)
     return res, url, events
 
 
@@ -78,14 +78,14 @@ def test_compound_sweep_stores_its_coefficients(tmp_path):
     coeffs.write_text(json.dumps({"coefficients": {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}}))
     url = f"sqlite:///{tmp_path / 'c.db'}"
     cfg = tiny(kind="compound", coefficients=str(coeffs), phi_max=2, max_flops=1.0)
-    res = W.run_sweep(cfg, study="fam", storage=url)
+    res = W.run(cfg, study="fam", storage=url)
     assert list(res.skipped["phi"]) == [0, 1, 2] and res.points.empty
     assert res.config["coefficients"] == {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}
     assert set(res.frame["label"]) == {"compound α=1.2, β=1.1, γ=1.15"}
     # Other coefficients in the same file name are another family: refused on resume.
     coeffs.write_text(json.dumps({"coefficients": {"alpha": 1.3, "beta": 1.1, "gamma": 1.15}}))
     with pytest.raises(ValueError, match=r"coefficients.alpha: 1.2 → 1.3"):
-        W.run_sweep(cfg, study="fam", storage=url)
+        W.run(cfg, study="fam", storage=url)
 
 
 def test_max_flops_and_max_pixels_skip():
@@ -120,12 +120,12 @@ def test_sweep_trains_dedupes_and_skips(swept):
 
 def test_rerun_resumes_and_refuses_other_config(swept):
     res, url, _ = swept
-    again = W.run_sweep(tiny(**SWEPT), study="single", storage=url)
+    again = W.run(tiny(**SWEPT), study="single", storage=url)
     assert list(again.frame["number"]) == list(res.frame["number"])  # nothing new queued
     with pytest.raises(ValueError, match=r"seeds: 1 → 2"):
-        W.run_sweep(tiny(**SWEPT, seeds=2), study="single", storage=url)
+        W.run(tiny(**SWEPT, seeds=2), study="single", storage=url)
     with pytest.raises(ValueError, match=r"resolutions"):
-        W.run_sweep(tiny(**{**SWEPT, "resolutions": (1.0,)}), study="single", storage=url)
+        W.run(tiny(**{**SWEPT, "resolutions": (1.0,)}), study="single", storage=url)
     st = W.load_sweep("single", url)
     assert len(st.frame) == len(res.frame)
 
@@ -143,13 +143,13 @@ def test_failed_point_does_not_stop_the_sweep(tmp_path, monkeypatch):
     monkeypatch.setattr(runner, "train_point", fake_train)
     url = f"sqlite:///{tmp_path / 'f.db'}"
     cfg = tiny(kind="single", dims=("width",), widths=(1.4, 1.0))
-    res = W.run_sweep(cfg, study="f", storage=url)
+    res = W.run(cfg, study="f", storage=url)
     failed = res.frame[res.frame["status"] == "failed"].iloc[0]
     assert (
         failed["state"] == "FAIL" and failed["reason"] == "RuntimeError: out of memory (simulated)"
     )
     assert list(res.points["point_value"]) == [1.0]
-    again = W.run_sweep(cfg, study="f", storage=url)  # a failure with a reason is not retried
+    again = W.run(cfg, study="f", storage=url)  # a failure with a reason is not retried
     assert len(again.frame) == 2
 
 

@@ -333,6 +333,31 @@ def study_progress(describe: Callable[[Any], str] = describe_candidate):
     return StudyDisplay(describe) if err.is_terminal else LineProgress(describe)
 
 
+def run_kind(
+    kind,
+    prepared,
+    workers: int | None = None,
+    per_gpu: int | None = None,
+    describe: Callable[[Any], str] = describe_candidate,
+):
+    """Run a prepared study of any kind (:class:`scaler.runner.StudyKind`) and return its result.
+
+    The study is created (or checked) before the display starts, so its errors stay one line;
+    one worker shows a live display, several run as processes (``--workers``,
+    ``--workers-per-gpu``); Ctrl-C says what the study kept and how to resume.
+    """
+    from scaler.runner import run_study
+    from scaler.workers import check_workers
+
+    workers = check_workers(workers, per_gpu, kind.trial_bytes(prepared))
+    kind.create(prepared)
+    with resumable(prepared.study_name, prepared.storage_url):
+        if workers > 1:
+            return run_study(kind, prepared, workers=workers)
+        with study_progress(describe) as display:
+            return run_study(kind, prepared, display)
+
+
 def next_steps(study: str, storage: str | None, shown: str, *commands: str) -> None:
     """Print the commands that follow (``storage`` given: repeat its masked URL)."""
     store = f" --storage '{shown}'" if storage else ""

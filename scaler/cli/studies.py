@@ -23,8 +23,7 @@ from scaler.cli.common import (
     out,
     print_json,
     proxy_options,
-    resumable,
-    study_progress,
+    run_kind,
 )
 
 ToleranceOpt = Annotated[str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")]
@@ -94,60 +93,46 @@ def search(
 
       scaler search --base mobilenetv2 --budget 4x --storage postgresql://USER@HOST/DB
     """
+    options = dict(locals())  # first: the options as given
     from scaler import searches as S
-    from scaler.scaling import parse_budget
     from scaler.workers import check_workers
 
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
-    net = base_option(base) or S.SearchConfig.base
-    cfg = S.SearchConfig(
-        budget=parse_budget(budget),
-        data=data,
-        proxy=proxy,
-        proxy_overrides=overrides,
-        sampler=sampler,
-        trials=trials,
-        seeds=seeds,
-        base_seeds=base_seeds,
-        constraint=constraint,
-        tolerance=S.parse_tolerance(tolerance),
-        proxy_tolerance=(
-            None
-            if proxy_tolerance is None
-            else S.parse_tolerance(proxy_tolerance, "--proxy-tolerance")
-        ),
-        cost_pixels=net.pixels if cost_pixels is None else cost_pixels,
-        alpha_range=S.parse_range("--alpha-range", alpha_range),
-        beta_range=S.parse_range("--beta-range", beta_range),
-        alpha_step=alpha_step,
-        beta_step=beta_step,
-        pruner=pruner,
-        confirm=confirm,
-        confirm_top=confirm_top,
-        confirm_seeds=confirm_seeds,
-        base=net,
-    )
     started = time.time()
-    prepared = S.prepare(cfg, study, storage)  # every check before the display starts
-    workers = check_workers(workers, workers_per_gpu, S.trial_bytes(prepared))
-    _run_search(prepared, workers, storage, started)
-
-
-def _run_search(prepared, workers: int, storage: str | None, started: float) -> None:
-    from scaler import searches as S
-
-    with resumable(prepared.study_name, prepared.storage_url):
-        if workers > 1:
-            res = S.run_prepared(prepared, workers=workers)
-        else:
-            with study_progress() as display:
-                res = S.run_prepared(prepared, progress=display)
+    prepared = S.prepare(search_config(options), study, storage)  # every check, first
+    res = run_kind(S, prepared, workers, workers_per_gpu)
     print_board(res)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
         f"{time.time() - started:.0f} s"
     )
     next_steps(res.study_name, storage, res.storage, "export")
+
+
+def search_config(options: dict):
+    """The :class:`scaler.searches.SearchConfig` of ``scaler search``'s options."""
+    from scaler import searches as S
+    from scaler.scaling import parse_budget
+
+    o = {k: v for k, v in options.items() if k not in ("study", "storage", "workers")}
+    o.pop("workers_per_gpu")
+    net = base_option(o.pop("base")) or S.SearchConfig.base
+    cost_pixels, proxy_tolerance = o.pop("cost_pixels"), o.pop("proxy_tolerance")
+    return S.SearchConfig(
+        budget=parse_budget(o.pop("budget")),
+        proxy_overrides=o.pop("overrides"),
+        tolerance=S.parse_tolerance(o.pop("tolerance")),
+        proxy_tolerance=(
+            None
+            if proxy_tolerance is None
+            else S.parse_tolerance(proxy_tolerance, "--proxy-tolerance")
+        ),
+        cost_pixels=net.pixels if cost_pixels is None else cost_pixels,
+        alpha_range=S.parse_range("--alpha-range", o.pop("alpha_range")),
+        beta_range=S.parse_range("--beta-range", o.pop("beta_range")),
+        base=net,
+        **o,
+    )
 
 
 BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", "95 % set")
@@ -273,15 +258,12 @@ def confirm(
       scaler confirm search-embedded-2x-standard-1a2b3c --top 4 --seeds 4 --proxy long
     """
     from scaler import confirm as C
-    from scaler import searches as S
+    from scaler.studies import mask_url
 
     cfg = C.ConfirmConfig(top=top, seeds=seeds, proxy=proxy, proxy_overrides=overrides)
-    prepared = C.prepare(study, storage, cfg)
-    with resumable(study, prepared.storage_url), study_progress() as display:
-        C.run_alone(prepared, progress=display)
-    res = S.result(prepared.study, prepared.storage_url)
-    print_confirmation(res.study_name, res.confirmation)
-    next_steps(res.study_name, storage, res.storage, "export", "report")
+    prepared = C.prepare(cfg, study, storage)
+    print_confirmation(study, run_kind(C, prepared, workers=1))
+    next_steps(study, storage, mask_url(prepared.storage_url), "export", "report")
 
 
 def export(

@@ -20,8 +20,7 @@ from scaler.cli.common import (
     next_steps,
     out,
     proxy_options,
-    resumable,
-    study_progress,
+    run_kind,
 )
 from scaler.cli.studies import status_cell, top1_cell
 
@@ -132,14 +131,7 @@ def run(cfg, args: SweepArgs) -> None:
     started = time.time()
     # Validate, create or check the study before the display starts: errors stay one line.
     prepared = W.prepare(cfg, args.study, args.storage)
-    workers = check_workers(args.workers, args.workers_per_gpu, W.trial_bytes(prepared))
-    W.open_sweep_study(prepared)
-    with resumable(prepared.study_name, prepared.storage_url):
-        if workers > 1:
-            res = W.run_prepared(prepared, workers=workers)
-        else:
-            with study_progress(describe_point) as display:
-                res = W.run_prepared(prepared, display)
+    res = run_kind(W, prepared, args.workers, args.workers_per_gpu, describe_point)
     print_sweep(res)
     for line in compare_verdicts(res.frame) if cfg.kind == "compare" else ():
         out.print(line.describe(), markup=False)

@@ -14,13 +14,18 @@ from scaler.cli.common import (
     DataOpt,
     EpochBar,
     JsonOpt,
+    PerGpuOpt,
     ProxyOpt,
+    StorageOpt,
+    StudyOpt,
+    WorkersOpt,
     base_option,
     err,
     jsonable,
     out,
     print_json,
     proxy_options,
+    run_kind,
 )
 from scaler.proxy import resolve_proxy
 
@@ -200,43 +205,43 @@ def calibrate(
         typer.Option("--out", help="Write calibration.json, runs.csv and README.md here."),
     ] = None,
     as_json: JsonOpt = False,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    workers_per_gpu: PerGpuOpt = None,
     *,
     overrides: tuple = (),
 ) -> None:
     """Does the proxy order B0..B3 as ImageNet does? Kendall τ against the paper's Table 2.
 
     Each member trains at its own resolution multiplier of the proxy's base size, with the same
-    paired seeds; τ is averaged over seeds, with a paired bootstrap interval.
+    paired seeds; τ is averaged over seeds, with a paired bootstrap interval. Every run is a
+    trial of an optuna study: the same command again resumes (training only the runs missing).
 
     Examples:
 
       scaler calibrate --out reports/calibration
 
-      scaler calibrate --members b0,b2 --seeds 2 --proxy quick
+      scaler calibrate --members b0,b2 --seeds 2 --proxy quick --workers 2
     """
     from scaler import calibrate as C
-    from scaler.data import parse_data
-    from scaler.device import check_device
     from scaler.files import check_out_dir
     from scaler.findings_calibration import report_text
+    from scaler.studies import mask_url
+    from scaler.workers import check_workers
 
+    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     cfg = C.CalibrationConfig(
         members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),
         seeds=seeds,
         data=data,
         proxy=proxy,
         proxy_overrides=overrides,
-    ).validate()
-    check_device(cfg.proxy_config().device)
-    C.plan(cfg, parse_data(data))  # a size the data cannot serve fails before any training
+    )
+    prepared = C.prepare(cfg, study, storage)  # every check before any training
     if out_dir is not None:
         check_out_dir(out_dir)
-    say = err.print if as_json else out.print
-
-    def progress(member: str, k: int, top1: float) -> None:
-        say(f"{member} seed {k}: top-1 {top1:.2f} %")
-
-    cal = C.calibrate(cfg, progress)
+    cal = run_kind(C, prepared, workers, workers_per_gpu, describe_run)
     if out_dir is not None:
         C.write_report(cal, out_dir)
     if as_json:
@@ -245,3 +250,10 @@ def calibrate(
     out.print(report_text(cal))
     if out_dir is not None:
         out.print(f"wrote {out_dir}/calibration.json, runs.csv, README.md")
+    out.print(f"study {prepared.study_name} in {mask_url(prepared.storage_url)}")
+
+
+def describe_run(event) -> str:
+    """The calibration run a trial_start event names."""
+    info = event.info
+    return f"#{event.trial} {info['member']} seed {info['seed_index']} ({info['pixels']} px)"
