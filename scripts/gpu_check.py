@@ -94,10 +94,10 @@ Runs are counted with scaler's own functions: the search's queue (searches.queue
 each point realized under the budget (searches.realize: infeasible points are never trained,
 twins are trained once), then the confirmation (confirm._resolve with confirm.DEFAULTS: top 3
 + base + paper, 2 seeds, 2x the run; the slowest feasible candidates are taken as the top 3);
-the sweep's points (sweeps.plan) x its seeds; calibrate's members (calibrate.plan) x seeds, one
-process, one run after another; bench's rounds x 2 loops of 32 batches, the reference loop
-priced at {BENCH_REFERENCE_FACTOR:g}x the trainer's time, + {BENCH_PNG_S:g} s to write its PNGs.
-Images a run: scaler.confirm's count (epochs x whole batches of the train split).
+the sweep's points (sweeps.plan) x its seeds; calibrate's members (calibrate.plan) x seeds, a
+trial a run on K workers as the others; bench's rounds x 2 loops of 32 batches, the reference
+loop priced at {BENCH_REFERENCE_FACTOR:g}x the trainer's time, + {BENCH_PNG_S:g} s to write its
+PNGs. Images a run: scaler.confirm's count (epochs x whole batches of the train split).
 
 RATE(P), the slowest measured run of a 16-layer network on one H200 with P processes on it:
 """
@@ -204,7 +204,8 @@ class Settings:
 
     @property
     def workers(self) -> int:
-        """K: the workers of a search or sweep on the card (1 on a CPU: scaler's default)."""
+        """K: the workers of a search, sweep or calibration on the card (1 on a CPU: scaler's
+        default)."""
         if self.device != "cuda":
             return 1
         return self.workers_per_gpu or AUTO_PER_GPU
@@ -249,16 +250,16 @@ def commands(s: Settings) -> dict[str, list[str]]:
     sweep = ["sweep", "width-by-baseline", "--seeds", str(SWEEP_SEEDS), *proxy_argv(s), *storage]
     sweep += ["--study", "gpu-sweep"]
     sweep += ["--widths", ",".join(f"{w:g}" for w in TINY_SWEEP_WIDTHS)] if s.tiny else []
-    calibrate = ["calibrate", *proxy_argv(s), "--out", str(out / "calibration")]
+    calibrate = ["calibrate", *proxy_argv(s), *storage, "--study", "gpu-calibrate"]
+    calibrate += ["--out", str(out / "calibration")]
     if s.tiny:
         calibrate += ["--seeds", str(TINY_CALIBRATE["seeds"])]
         calibrate += ["--members", ",".join(TINY_CALIBRATE["members"])]
-    # TODO(gpucheck): add per_gpu to calibrate once `scaler calibrate --workers-per-gpu` is on main.
     return {
         "bench": bench,
         "search": search + per_gpu,
         "sweep": sweep + per_gpu,
-        "calibrate": calibrate,
+        "calibrate": calibrate + per_gpu,
     }
 
 
@@ -396,10 +397,10 @@ def plan_calibrate(s: Settings, source) -> Phase:
         **(TINY_CALIBRATE if s.tiny else {}),
     )
     images = _images(cfg.proxy_config(), source)
-    k = 1  # one process: scaler calibrate trains its runs one after another
+    k = s.workers  # a calibration is a study: one trial per (member, seed), K workers on CUDA
     trials = [
         (f"{m} seed {i}", 1, spec.layers)
-        for m, spec in calibrate.plan(cfg, source)
+        for m, spec in calibrate.plan(cfg, source)  # member by member, as calibrate queues
         for i in range(cfg.seeds)
     ]
     span, line = _stage(
@@ -440,10 +441,10 @@ def plan_text(s: Settings, plan: list[Phase], limit: float) -> str:
     total = sum(p.estimate for p in plan)
     where = "the CPU (the estimates are the H200's)" if s.device == "cpu" else "one H200"
     if s.device != "cuda":
-        who = "1 worker for search and sweep (scaler's default on a CPU)"
+        who = "1 worker a phase (scaler's default on a CPU)"
     else:
         why = "--workers-per-gpu" if s.workers_per_gpu else "scaler's automatic choice on an H200"
-        who = f"K = {s.workers} workers on the card for search and sweep ({why})"
+        who = f"K = {s.workers} workers on the card for search, sweep and calibrate ({why})"
     out = [
         f"GPU check plan on {where}: {'tiny' if s.tiny else 'full-size'} phases, {who}",
         "",
@@ -584,11 +585,11 @@ def runs_finished(name: str, row: dict, out: Path) -> tuple[int | None, dict]:
     if name == "bench":
         rounds = len(row.get("result", {}).get("scaler_rounds", ()))
         return 2 * rounds, {"rounds": rounds}
-    if name in ("search", "sweep"):
-        by_role = study_runs(storage, f"gpu-{name}")
-        if by_role is None:
-            return 0, {"study": "not created"}
+    by_role = study_runs(storage, f"gpu-{name}")
+    if by_role is not None:
         return sum(by_role.values()), {"by_role": by_role}
+    if name in ("search", "sweep"):
+        return 0, {"study": "not created"}
     runs_csv = out / "calibration" / "runs.csv"
     if runs_csv.exists():
         lines = [x for x in runs_csv.read_text().splitlines()[1:] if x.strip()]
@@ -661,7 +662,9 @@ def parse_args(argv: list[str] | None):
     ap.add_argument("--device", default="cuda", choices=("cuda", "cpu"))
     ap.add_argument("--tiny", action="store_true", help="CI's CPU smoke settings")
     ap.add_argument("--time-limit", type=float, default=480.0, help="seconds for all phases")
-    ap.add_argument("--workers-per-gpu", type=int, default=None, help="K for search and sweep")
+    ap.add_argument(
+        "--workers-per-gpu", type=int, default=None, help="K for search, sweep and calibrate"
+    )
     ap.add_argument("--phases", default=",".join(PHASES), help="comma-separated, in this order")
     ap.add_argument("--dry-run", action="store_true", help="print the plan, run nothing")
     return ap.parse_args(argv)

@@ -126,9 +126,10 @@ def test_makespan_places_trials_in_queue_order(gc):
 
 def test_commands_pass_workers_per_gpu_on_cuda_only(gc, tmp_path):
     cuda = gc.commands(gc.Settings(workers_per_gpu=4, out=tmp_path))
-    for name in ("search", "sweep"):
+    for name in ("search", "sweep", "calibrate"):  # calibrate: a study kind since 0.6
         assert cuda[name][-2:] == ["--workers-per-gpu", "4"]
-    assert "--workers-per-gpu" not in cuda["calibrate"] + cuda["bench"]
+    assert "--workers-per-gpu" not in cuda["bench"]
+    assert gc.commands(gc.Settings(out=tmp_path))["calibrate"][-2:] != ["--workers-per-gpu", "4"]
     cpu = gc.commands(gc.Settings(device="cpu", tiny=True, workers_per_gpu=4, out=tmp_path))
     assert not any("--workers-per-gpu" in argv for argv in cpu.values())
     assert cpu["search"][:3] == ["search", "--budget", "2x"]
@@ -148,7 +149,7 @@ def test_dry_run_prints_the_plan_and_runs_nothing(gc, capsys, tmp_path):
     assert gc.main([str(out), "--dry-run", "--phases", "calibrate"]) == 0
     text = capsys.readouterr().out
     assert "scaler calibrate --device cuda" in text
-    assert "runs: 12" in text and "fits" in text
+    assert "runs: 12 on 8 workers" in text and "fits" in text
     assert not out.exists()
 
 
@@ -190,10 +191,17 @@ def test_runs_finished_from_study_files_and_log(gc, tmp_path):
     assert (n, detail["by_role"]) == (4, {"base": 2, "confirm": 2})
     assert gc.runs_finished("sweep", {}, tmp_path) == (0, {"study": "not created"})
 
+    # calibrate: its study, else calibration/runs.csv, else its log
     (tmp_path / "calibrate.log").write_text("b0 seed 0: top-1 70.00 %\nb0 seed 1: top-1 71 %\n")
     assert gc.runs_finished("calibrate", {}, tmp_path)[0] == 2
     (tmp_path / "calibration").mkdir()
     (tmp_path / "calibration" / "runs.csv").write_text("member,seed\nb0,0\nb0,1\nb1,0\n")
     assert gc.runs_finished("calibrate", {}, tmp_path) == (3, {"from": "calibration/runs.csv"})
+    cal = optuna.create_study(study_name="gpu-calibrate", storage=storage)
+    trial = cal.ask()
+    for k, v in {"role": "calibrate", "status": "trained", "top1_seeds": [70.0]}.items():
+        trial.set_user_attr(k, v)
+    cal.tell(trial, 70.0)
+    assert gc.runs_finished("calibrate", {}, tmp_path) == (1, {"by_role": {"calibrate": 1}})
     bench = {"result": {"scaler_rounds": [1.0, 2.0, 3.0]}}
     assert gc.runs_finished("bench", bench, tmp_path)[0] == 6
