@@ -37,12 +37,12 @@ def test_train_bad_options(cli, args, needle):
 
 
 @pytest.mark.slow
-def test_train_json(cli, tmp_path):
+def test_train_out(cli, tmp_path):
     out_file = tmp_path / "run.json"
     code, out, err = cli(
         "train", "--width", "0.25", "--depth", "0.5", "--proxy", "quick", "--epochs", "1",
         "--images", "64", "--batch-size", "32", "--base-pixels", "16", "--threads", "1",
-        "--json", out_file,
+        "--out", out_file,
     )  # fmt: skip
     assert code == 0, err
     import json
