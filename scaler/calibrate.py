@@ -172,7 +172,7 @@ def prepare(
     """Validate everything a calibration needs (ValueError: one line); writes nothing."""
     from scaler.data import parse_data
     from scaler.studies import check_storage_url, check_study_name, default_storage
-    from scaler.train import check_device
+    from scaler.device import check_device
 
     cfg.validate()
     check_device(cfg.proxy_config().device)
