@@ -36,7 +36,7 @@ _LAZY = {
     "solve_pixels": "scaler.scaling",
     "build_member": "scaler.exports",
     "load_export": "scaler.exports",
-    "SearchConfig": "scaler.searches",
+    "SearchConfig": "scaler.search_config",
     "export": "scaler.searches",
     "SweepConfig": "scaler.sweeps",
     "run_sweep": "scaler.sweeps",

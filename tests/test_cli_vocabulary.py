@@ -134,7 +134,7 @@ def test_one_vocabulary_for_sizes(cli):
 
 
 def test_tolerance_takes_a_percentage_or_a_fraction():
-    from scaler.searches import parse_tolerance
+    from scaler.search_config import parse_tolerance
 
     assert parse_tolerance("5%") == pytest.approx(0.05) == parse_tolerance("0.05")
     for bad in ("0", "100%", "abc", "-5%"):

@@ -244,6 +244,8 @@ LAYERS = (
     ("findings_confirm", "findings_sweeps"),
     ("findings",),
     ("confirm", "calibrate"),
+    ("search_config",),
+    ("candidates",),
     ("searches", "sweeps"),
     ("plots_style",),
     ("plots_search",),

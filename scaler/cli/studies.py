@@ -110,8 +110,8 @@ def search(
 
 
 def search_config(options: dict):
-    """The :class:`scaler.searches.SearchConfig` of ``scaler search``'s options."""
-    from scaler import searches as S
+    """The :class:`scaler.search_config.SearchConfig` of ``scaler search``'s options."""
+    from scaler import search_config as S
     from scaler.scaling import parse_budget
 
     o = {k: v for k, v in options.items() if k not in ("study", "storage", "workers")}
