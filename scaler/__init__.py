@@ -38,7 +38,7 @@ _LAZY = {
     "load_export": "scaler.exports",
     "SearchConfig": "scaler.search_config",
     "export": "scaler.searches",
-    "SweepConfig": "scaler.sweeps",
+    "SweepConfig": "scaler.sweep_config",
     "run_sweep": "scaler.sweeps",
     "list_studies": "scaler.results",
     "trials_frame": "scaler.results",

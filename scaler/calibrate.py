@@ -171,8 +171,8 @@ def prepare(
 ) -> Prepared:
     """Validate everything a calibration needs (ValueError: one line); writes nothing."""
     from scaler.data import parse_data
-    from scaler.studies import check_storage_url, check_study_name, default_storage
     from scaler.device import check_device
+    from scaler.studies import check_storage_url, check_study_name, default_storage
 
     cfg.validate()
     check_device(cfg.proxy_config().device)
