@@ -104,7 +104,7 @@ def queued_points(cfg: SearchConfig) -> list[QueuedPoint]:
 
 
 class Describe:
-    """Turns a claimed trial into the candidate it trains: realize (α, β) under the budget."""
+    """Turns a claimed trial into the candidate it trains: (α, β) realized under the budget."""
 
     def __init__(self, cfg: SearchConfig, source):
         self.cfg = cfg

@@ -122,14 +122,14 @@ def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
 def trial_bytes(p: Prepared) -> int:
     """GPU memory the largest trained point of this sweep may take (for placement)."""
     from scaler.complexity import train_memory
-    from scaler.scaling import realize
+    from scaler.scaling import cost_spec
 
     proxy = p.cfg.proxy_config()
     trained = [q for q in p.points if not q.skip] or list(p.points)
     if not trained:
         return 0
     big = max(trained, key=lambda q: q.flops)
-    spec = realize(big.depth, big.width, big.resolution, proxy.base_pixels, p.cfg.base)
+    spec = cost_spec(big.depth, big.width, big.resolution, proxy.base_pixels, p.cfg.base)
     return train_memory(spec, proxy.batch_size, p.source.num_classes)
 
 
