@@ -90,7 +90,7 @@ class Confirmation:
 
     state: str  # "not run", "in progress" or "done"
     settings: dict[str, Any]
-    proxy: dict[str, Any]
+    proxy_settings: dict[str, Any]  # the confirmation's ProxyConfig as stored
     rows: tuple[ConfirmedRow, ...]
     noise: Noise
     tau: float = math.nan  # Kendall τ-b, search proxy against confirmation proxy
@@ -106,7 +106,7 @@ class Confirmation:
         return {
             "state": self.state,
             "settings": self.settings,
-            "proxy": self.proxy,
+            "proxy": self.proxy_settings,
             "level": LEVEL,
             "noise": {**noise_, "usable": self.noise.usable},
             "proxy_fidelity": {

@@ -123,9 +123,9 @@ def _confirmation_lines(c) -> list[str]:
             ]
             for r in c.rows
         ]
-        proxy = c.proxy
-        images = proxy.get("images")
-        run = f"{images} images" if images else f"{proxy.get('epochs')} epochs"
+        settings = c.proxy_settings
+        images = settings.get("images")
+        run = f"{images} images" if images else f"{settings.get('epochs')} epochs"
         lines += [
             f"Settings: top {c.settings.get('top')}, {c.settings.get('seeds')} paired seeds, "
             f"{run} per run ({c.state}). Top-1 on val; the test split is reported, never "

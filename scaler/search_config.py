@@ -164,27 +164,27 @@ class SearchConfig:
         """The proxy settings, its device, and a budget the proxy's base can shrink to."""
         from scaler.device import check_device
 
-        proxy = self.proxy_config()  # raises on unknown presets / invalid overrides
-        check_device(proxy.device)
-        smallest = round_pixels(math.sqrt(self.budget), proxy.base_pixels)
+        settings = self.proxy_config()  # raises on unknown presets / invalid overrides
+        check_device(settings.device)
+        smallest = round_pixels(math.sqrt(self.budget), settings.base_pixels)
         if self.budget < 1 and smallest < MIN_PIXELS:
-            floor = (MIN_PIXELS / proxy.base_pixels) ** 2
+            floor = (MIN_PIXELS / settings.base_pixels) ** 2
             raise ValueError(
                 f"--budget {self.budget:g}x is invalid: it shrinks the base to {smallest} px at "
-                f"the proxy's {proxy.base_pixels} px base, below the smallest input of "
+                f"the proxy's {settings.base_pixels} px base, below the smallest input of "
                 f"{MIN_PIXELS} px (smallest budget here: {floor:.3g}x)"
             )
 
     def stored(self) -> dict[str, Any]:
         """The configuration as stored in the study (JSON-safe)."""
-        proxy = dataclasses.asdict(self.proxy_config())
+        settings = dataclasses.asdict(self.proxy_config())
         (a, b), (sa, sb) = self.ranges(), self.steps()
         return {
             "budget": self.budget,
             "phi": self.phi,
             "data": self.data,
             "proxy_preset": self.proxy,
-            "proxy": proxy,
+            "proxy": settings,
             "sampler": self.sampler,
             "trials": self.trials,
             "seeds": self.seeds,
@@ -193,7 +193,7 @@ class SearchConfig:
             "tolerance": self.tolerance,
             "proxy_tolerance": self.proxy_limit,
             "cost_pixels": self.cost_pixels,
-            "base_pixels": proxy["base_pixels"],
+            "base_pixels": settings["base_pixels"],
             "alpha_range": list(a),
             "beta_range": list(b),
             "alpha_step": sa,

@@ -109,7 +109,7 @@ class Describe:
     def __init__(self, cfg: SearchConfig, source):
         self.cfg = cfg
         self.source = source
-        self.proxy = cfg.proxy_config()
+        self.settings = cfg.proxy_config()
 
     def __call__(self, trial) -> Job:
         import optuna
@@ -136,7 +136,7 @@ class Describe:
             write(trial, status=Status.INFEASIBLE, reason=cand.infeasible)
             raise optuna.TrialPruned(f"infeasible: {cand.infeasible}")
         spec = scale(
-            alpha, beta, base_pixels=self.proxy.base_pixels, pixels=cand.pixels, base=cfg.base
+            alpha, beta, base_pixels=self.settings.base_pixels, pixels=cand.pixels, base=cfg.base
         )
         base = role == "base"
         return Job(
@@ -203,9 +203,9 @@ def trial_bytes(p: Prepared) -> int:
     """GPU memory one trial of this search may take: the budget's share over the base's run."""
     from scaler.complexity import train_memory
 
-    proxy = p.cfg.proxy_config()
-    base = scale(base_pixels=proxy.base_pixels, base=p.cfg.base)
-    run = train_memory(base, proxy.batch_size, p.source.num_classes)
+    settings = p.cfg.proxy_config()
+    base_spec = scale(base_pixels=settings.base_pixels, base=p.cfg.base)
+    run = train_memory(base_spec, settings.batch_size, p.source.num_classes)
     return int(run * max(1.0, p.cfg.budget))
 
 
@@ -253,8 +253,8 @@ def work(p: Prepared, progress: ProgressFn | None = None) -> None:
     work_queue(study, lambda: queued_points(p.cfg), trainer, sampled_left)
     if p.cfg.confirm and count_finished_candidates(study):
         # Without a finished candidate there is nothing to confirm; the summary says so.
-        plan = confirm.plan(study, p.cfg.confirm_config(), p.source)
-        confirm.stage(study, plan, trainer, lambda: queued_points(p.cfg))
+        selection = confirm.select(study, p.cfg.confirm_config(), p.source)
+        confirm.stage(study, selection, trainer, lambda: queued_points(p.cfg))
 
 
 def run(

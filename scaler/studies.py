@@ -242,9 +242,9 @@ def default_name(prefix: str, data: str, proxy: str, hashed: str) -> str:
     return f"{prefix}-{name}-{proxy}-{digest}"
 
 
-def proxy_json(proxy, drop: tuple[str, ...] = ()) -> str:
+def proxy_json(settings, drop: tuple[str, ...] = ()) -> str:
     """A proxy configuration as canonical JSON, some fields left out."""
-    values = {k: v for k, v in dataclasses.asdict(proxy).items() if k not in drop}
+    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
     return json.dumps(values, sort_keys=True)
 
 

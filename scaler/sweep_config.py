@@ -283,13 +283,13 @@ class SweepConfig:
 
     def stored(self) -> dict[str, Any]:
         """The configuration as stored in the study (JSON-safe; max_flops left out on purpose)."""
-        proxy = dataclasses.asdict(self.proxy_config())
+        settings = dataclasses.asdict(self.proxy_config())
         out: dict[str, Any] = {
             "sweep": self.kind,
             "data": self.data,
             "proxy_preset": self.proxy,
-            "proxy": proxy,
-            "base_pixels": proxy["base_pixels"],
+            "proxy": settings,
+            "base_pixels": settings["base_pixels"],
             "seeds": self.seeds,
         }
         if self.kind == "width-by-baseline":

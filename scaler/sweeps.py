@@ -124,13 +124,13 @@ def trial_bytes(p: Prepared) -> int:
     from scaler.complexity import train_memory
     from scaler.scaling import cost_spec
 
-    proxy = p.cfg.proxy_config()
+    settings = p.cfg.proxy_config()
     trained = [q for q in p.points if not q.skip] or list(p.points)
     if not trained:
         return 0
     big = max(trained, key=lambda q: q.flops)
-    spec = cost_spec(big.depth, big.width, big.resolution, proxy.base_pixels, p.cfg.base)
-    return train_memory(spec, proxy.batch_size, p.source.num_classes)
+    spec = cost_spec(big.depth, big.width, big.resolution, settings.base_pixels, p.cfg.base)
+    return train_memory(spec, settings.batch_size, p.source.num_classes)
 
 
 def prepare(cfg: SweepConfig, study: str | None = None, storage: str | None = None) -> Prepared:
@@ -171,7 +171,7 @@ class Describe:
     def __init__(self, p: Prepared):
         self.p = p
         self.points = {pt.id: pt for pt in p.points}
-        self.proxy = p.cfg.proxy_config()
+        self.settings = p.cfg.proxy_config()
 
     def __call__(self, trial) -> Job:
         import optuna
@@ -190,7 +190,7 @@ class Describe:
         spec = scale(
             point.depth,
             point.width,
-            base_pixels=self.proxy.base_pixels,
+            base_pixels=self.settings.base_pixels,
             pixels=point.pixels,
             base=self.p.cfg.base,
         )

@@ -111,12 +111,14 @@ def test_the_confirmation_reads_the_searchs_proxy_as_resolve_does() -> None:
 
     # A named confirmation proxy: that preset with the search's base pixels, threads, device.
     cfg = confirm.ConfirmConfig(proxy="long", proxy_overrides=(("lr", 0.01),))
-    *_, proxy = confirm._resolve(cfg, {"preset": "quick", "proxy": search}, 640)
+    *_, proxy = confirm._resolve(cfg, {"preset": "quick", "settings": search}, 640)
     assert proxy == resolve_proxy(
         "long", {"base_pixels": 32, "threads": 1, "device": "auto", "lr": 0.01}
     )
     # The default: the search's own proxy, longer (1.5x for a quick search).
-    *_, proxy = confirm._resolve(confirm.ConfirmConfig(), {"preset": "quick", "proxy": search}, 640)
+    *_, proxy = confirm._resolve(
+        confirm.ConfirmConfig(), {"preset": "quick", "settings": search}, 640
+    )
     assert proxy == resolve_proxy(stored=search.to_dict(), overrides={"images": 96})
 
 

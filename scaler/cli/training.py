@@ -178,12 +178,12 @@ def bench(
 
     if not 1 <= rounds <= 20:
         raise ValueError(f"--rounds {rounds} is invalid: it must be in 1..20")
-    cfg = resolve_proxy(proxy, overrides)
-    check_device(cfg.device)
-    spec = preset_fn(preset, cfg.base_pixels)
+    settings = resolve_proxy(proxy, overrides)
+    check_device(settings.device)
+    spec = preset_fn(preset, settings.base_pixels)
     source = parse_data(data)
     with err.status("benchmarking ..."):
-        r = bench_fn(spec, source, cfg, rounds, images=images, workers=workers)
+        r = bench_fn(spec, source, settings, rounds, images=images, workers=workers)
     if as_json:
         print_json(r)
         return
