@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.bases import EFFICIENTNET_B0, Base
+from scaler.records import BASE_ROLE
 from scaler.search_config import SearchConfig
 from scaler.spec import round_pixels, scale
 
@@ -63,13 +64,13 @@ def realize_candidate(
     """
     from scaler.complexity import count
 
-    base_px = cfg.proxy_config().base_pixels
+    base_pixels = cfg.proxy_config().base_pixels
     res = cfg.cost_pixels
     net = cfg.base
     base_cost = count(scale(base_pixels=res, base=net), num_classes).flops
-    base_proxy = count(scale(base_pixels=base_px, base=net), num_classes).flops
-    reason, pixels = "", base_px
-    if role == "base":
+    base_proxy = count(scale(base_pixels=base_pixels, base=net), num_classes).flops
+    reason, pixels = "", base_pixels
+    if role == BASE_ROLE:
         alpha = beta = gamma = gamma_nominal = 1.0
         cost_pixels = res
     else:
@@ -78,7 +79,7 @@ def realize_candidate(
         cost_pixels, pixels, reason = _pixels(cfg, alpha, beta, gamma_nominal, targets, num_classes)
         gamma = cost_pixels / res
     cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels, base=net)
-    spec = scale(alpha, beta, base_pixels=base_px, pixels=max(8, pixels), base=net)
+    spec = scale(alpha, beta, base_pixels=base_pixels, pixels=max(8, pixels), base=net)
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
         reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
     cost = count(spec, num_classes)
@@ -116,7 +117,7 @@ def _pixels(
 
     ``targets``: the budget's FLOPs at the cost pixels and at the proxy's base pixels.
     """
-    base_px, res = cfg.proxy_config().base_pixels, cfg.cost_pixels
+    base_pixels, res = cfg.proxy_config().base_pixels, cfg.cost_pixels
 
     def solve(target: float, px: int, where: str, limit: str) -> tuple[int, str]:
         return _solve(alpha, beta, target, px, num_classes, where, limit, cfg.base)
@@ -125,14 +126,14 @@ def _pixels(
         cost_pixels, reason = solve(targets[0], res, "", f"--tolerance {cfg.tolerance}")
         pixels, proxy_reason = solve(
             targets[1],
-            base_px,
+            base_pixels,
             "at the proxy's input size, ",
             f"--proxy-tolerance {cfg.proxy_limit or math.inf}",
         )
         reason = reason or proxy_reason
     else:
         cost_pixels, reason = round_pixels(gamma_nominal, res), ""
-        pixels = round_pixels(cost_pixels / res, base_px)
+        pixels = round_pixels(cost_pixels / res, base_pixels)
     gamma = cost_pixels / res
     if (cfg.budget > 1 and gamma < 1) or (cfg.budget < 1 and gamma > 1):
         side = "< 1" if cfg.budget > 1 else "> 1"
@@ -145,7 +146,7 @@ def _solve(
     alpha: float,
     beta: float,
     target: float,
-    base_px: int,
+    base_pixels: int,
     num_classes: int,
     where: str,
     limit: str,
@@ -157,7 +158,7 @@ def _solve(
     """
     from scaler.scaling import solve_pixels
 
-    sol = solve_pixels(alpha, beta, target, base_px, num_classes, base=base)
+    sol = solve_pixels(alpha, beta, target, base_pixels, num_classes, base=base)
     option, tolerance = limit.split()
     if abs(sol.error) <= float(tolerance):
         return sol.spec.pixels, ""

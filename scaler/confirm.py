@@ -35,16 +35,16 @@ from typing import Any
 
 from scaler.findings_confirm import ATTR, Confirmation, summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
-from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
+from scaler.records import BASE_ROLE, CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
 from scaler.results import finished, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
 
 # Sized so that the default search, this stage included, stays near its time goal on 2 CPU
 # cores (README, "The confirmation stage"): 2 paired runs, each twice the search's length.
 # ``anchors``: the search's reference roles confirmed besides the top networks.
-DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": ("base", "paper")}
+DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": (BASE_ROLE, "paper")}
 # A search with one of these proxy presets is a smoke run; so is its confirmation.
-SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": ("base",)}}
+SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": (BASE_ROLE,)}}
 # The network attributes a confirmation trial copies from the search trial it confirms.
 COPIED = (
     "alpha",

@@ -196,20 +196,20 @@ def _plain_log_ticks(ax) -> None:
 def describe_setup(config: dict[str, Any]) -> str:
     """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...");
     a base other than EfficientNet-B0 first ("mobilenetv2 · embedded · ...")."""
-    proxy = config.get("proxy") or {}
-    base = f"{config['base']} · " if config.get("base") else ""
-    if not proxy:
-        return base + str(config.get("data", "unknown data"))
+    settings = config.get("proxy") or {}
+    named = f"{config['base']} · " if config.get("base") else ""
+    if not settings:
+        return named + str(config.get("data", "unknown data"))
     run = (
-        f"{proxy['images']} images"
-        if proxy.get("images")
-        else f"{proxy.get('epochs')} epoch{'s' if proxy.get('epochs') != 1 else ''}"
+        f"{settings['images']} images"
+        if settings.get("images")
+        else f"{settings.get('epochs')} epoch{'s' if settings.get('epochs') != 1 else ''}"
     )
     seeds = config.get("seeds", 1)
-    return base + (
+    return named + (
         f"{config.get('data')} · proxy {config.get('proxy_preset')}: {run}, batch "
-        f"{proxy.get('batch_size')}, lr {proxy.get('lr')}, {proxy.get('optimizer')}, base "
-        f"{proxy.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
+        f"{settings.get('batch_size')}, lr {settings.get('lr')}, {settings.get('optimizer')}, base "
+        f"{settings.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
     )
 
 

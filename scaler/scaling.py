@@ -349,12 +349,12 @@ def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -
     """The official B0..B7 (TF builder tuples) measured like a family."""
     from scaler.spec import PRESETS, preset
 
-    base = base_flops(base_pixels, num_classes)
+    unscaled = base_flops(base_pixels, num_classes)
     rows = {}
     for phi, name in enumerate(PRESETS):
         spec = preset(name, base_pixels)
         nominal = spec.depth * spec.width**2 * spec.resolution**2
-        rows[name] = _family_row(phi, spec, nominal, base, num_classes)
+        rows[name] = _family_row(phi, spec, nominal, unscaled, num_classes)
     return rows
 
 

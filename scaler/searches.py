@@ -48,7 +48,7 @@ from scaler.candidates import realize_candidate
 from scaler.data import DEFAULT_DATA
 from scaler.findings_confirm import summarize
 from scaler.proxy import ProxyConfig
-from scaler.records import CANDIDATE_ROLES, Status, TrialRecord, point_id, write
+from scaler.records import BASE_ROLE, CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
 from scaler.runner import (
     Job,
@@ -86,7 +86,7 @@ from scaler.studies import (
 
 def queued_points(cfg: SearchConfig) -> list[QueuedPoint]:
     """The queued points of a study: base, the paper's point, and the grid."""
-    points: list[tuple[str, float, float]] = [("base", 1.0, 1.0)]
+    points: list[tuple[str, float, float]] = [(BASE_ROLE, 1.0, 1.0)]
     paper = paper_at(cfg.budget)
     points.append(("paper", *paper))
     if cfg.sampler == "grid":
@@ -138,11 +138,11 @@ class Describe:
         spec = scale(
             alpha, beta, base_pixels=self.settings.base_pixels, pixels=cand.pixels, base=cfg.base
         )
-        base = role == "base"
+        is_base = role == BASE_ROLE
         return Job(
             spec=spec,
-            seeds=cfg.base_seeds if base else cfg.seeds,
-            prune=cfg.pruner != "none" and not base,
+            seeds=cfg.base_seeds if is_base else cfg.seeds,
+            prune=cfg.pruner != "none" and not is_base,
             info=cand.attrs(),
         )
 

@@ -262,10 +262,10 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
     from scaler.data import parse_data
 
     source = parse_data(cfg.data)
-    base_px = cfg.proxy_config().base_pixels
-    if source.max_pixels is not None and base_px > source.max_pixels:
+    base_pixels = cfg.proxy_config().base_pixels
+    if source.max_pixels is not None and base_pixels > source.max_pixels:
         raise ValueError(
-            f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
+            f"proxy base_pixels {base_pixels} is invalid for {cfg.data}: the data serve at most "
             f"{source.max_pixels} px"
         )
     name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)

@@ -130,14 +130,17 @@ def compare_points(cfg: SweepConfig, num_classes: int) -> list[tuple]:
     return rows
 
 
-def _compare_proxy_pixels(cfg: SweepConfig, d: float, w: float, base_px: int, classes: int) -> int:
+def _compare_proxy_pixels(
+    cfg: SweepConfig, d: float, w: float, base_pixels: int, classes: int
+) -> int:
     """The proxy's input size of a compare network that scales resolution: solved to B × the
     base's FLOPs at the proxy's own pixels, as a search solves its candidates', because
-    round(r × base_px) misses the budget by up to ~30 % at 32–64 px (maps of side ceil(p / 32))."""
+    round(r × base_pixels) misses the budget by up to ~30 % at 32–64 px (maps of side
+    ceil(p / 32))."""
     from scaler.scaling import base_flops, solve_pixels
 
-    target = float(cfg.budget or 2.0) * base_flops(base_px, classes, cfg.base)
-    return solve_pixels(d, w, target, base_px, classes, base=cfg.base).spec.pixels
+    target = float(cfg.budget or 2.0) * base_flops(base_pixels, classes, cfg.base)
+    return solve_pixels(d, w, target, base_pixels, classes, base=cfg.base).spec.pixels
 
 
 def _over_cap(cfg: SweepConfig, proxy_flops: int, cost_flops: int) -> str:
@@ -159,20 +162,20 @@ def sweep_points(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> 
     """
     from scaler.complexity import cost_model, param_count
 
-    base_px = cfg.proxy_config().base_pixels
+    base_pixels = cfg.proxy_config().base_pixels
     points: dict[str, Point] = {}
     net = cfg.base
     for series, label, d, w, r, name, value, phi in _raw_points(cfg, num_classes):
-        pixels = round_pixels(r, base_px)
+        pixels = round_pixels(r, base_pixels)
         if cfg.kind == "compare" and series in ("compound", "resolution"):
-            pixels = _compare_proxy_pixels(cfg, d, w, base_px, num_classes)
+            pixels = _compare_proxy_pixels(cfg, d, w, base_pixels, num_classes)
         reason = ""
         if pixels < MIN_PIXELS or pixels > MAX_PIXELS:
             reason = f"needs {pixels} px, outside {MIN_PIXELS}..{MAX_PIXELS} px"
         elif max_pixels is not None and pixels > max_pixels:
             reason = f"needs {pixels} px but the data serve at most {max_pixels} px"
         px = min(max(pixels, MIN_PIXELS), MAX_PIXELS)
-        spec = scale(d, w, base_pixels=base_px, pixels=px, base=net)
+        spec = scale(d, w, base_pixels=base_pixels, pixels=px, base=net)
         model = cost_model(spec, num_classes)
         flops = int(model.flops(spec.pixels))
         cost_flops = int(model.flops(round_pixels(r, net.pixels)))

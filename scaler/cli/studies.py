@@ -191,9 +191,11 @@ def print_board(res) -> None:
 
 def best_cell(r, usable: bool) -> str:
     """best, possibly (in the 95 % set) or ? (no usable noise estimate) for a candidate."""
+    from scaler.records import BASE_ROLE
+
     if r["best"]:
         return "best"
-    if r["role"] == "base":
+    if r["role"] == BASE_ROLE:
         return ""
     return ("possibly" if r["possibly_best"] else "") if usable else "?"
 
