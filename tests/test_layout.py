@@ -17,6 +17,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "scaler"
 V01 = Path(__file__).parent / "data" / "v0.1"
 MAX_FUNCTION_LINES = 60
+MAX_MODULE_LINES = 600
 # What the report says differently since 0.1, on purpose: one vocabulary for sizes.
 RENAMED = (("cost_resolution", "cost_pixels"),)
 # Report lines that 0.3 states differently on purpose: noise with its degrees of freedom and t
@@ -109,6 +110,15 @@ def test_no_function_over_60_lines():
                 lines = node.end_lineno - node.lineno + 1
                 if lines > MAX_FUNCTION_LINES:
                     long.append(f"{path.name}:{node.lineno} {node.name} ({lines} lines)")
+    assert not long, long
+
+
+def test_no_module_over_600_lines():
+    long = [
+        f"{path.relative_to(PACKAGE)} ({n} lines)"
+        for path in PACKAGE.rglob("*.py")
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    ]
     assert not long, long
 
 
