@@ -135,7 +135,7 @@ def test_rerun_resumes_and_refuses_other_config(swept):
 def test_failed_point_does_not_stop_the_sweep(tmp_path, monkeypatch):
     from scaler import runner
 
-    def fake_train(trial, job, source, proxy, emit=None):
+    def fake_train(trial, job, source, settings, emit=None):
         if job.spec.stem != 32:  # the widened network fails, the base trains
             raise RuntimeError("out of memory\n(simulated)")
         for key, value in (("top1_seeds", [42.0]), ("top1_mean", 42.0), ("status", "trained")):
