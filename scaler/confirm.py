@@ -97,8 +97,8 @@ class Selection:
     points: tuple[dict[str, Any], ...]  # per network: trial, role, alpha, beta, network_key
 
     def stored(self) -> dict[str, Any]:
-        proxy = self.proxy_settings.to_dict()  # stored under "proxy", as since 0.3
-        return {"settings": self.settings, "proxy": proxy, "points": self.points}
+        settings = self.proxy_settings.to_dict()  # stored under "proxy", as since 0.3
+        return {"settings": self.settings, "proxy": settings, "points": self.points}
 
     def queued(self) -> list[QueuedPoint]:
         return [
@@ -112,8 +112,8 @@ class Selection:
 # ----------------------------------------------------------------------------------------------
 
 
-def search_proxy(study) -> ProxyConfig:
-    """The ProxyConfig the search's trials were trained with."""
+def search_settings(study) -> ProxyConfig:
+    """The proxy settings (a ProxyConfig) the search's trials were trained with."""
     from scaler.studies import stored_config
 
     return resolve_proxy(stored=stored_config(study).get("proxy", {}))
@@ -215,7 +215,7 @@ def select(study, cfg: ConfirmConfig, source) -> Selection:
             f"study {name!r} has no finished candidate to confirm: run scaler search first"
         )
     preset = stored_config(study).get("proxy_preset", "")
-    own = search_proxy(study)
+    own = search_settings(study)
     n_train = len(source.load("train", own.base_pixels))
     top, seeds, smoke, proxy_settings = _resolve(cfg, {"preset": preset, "settings": own}, n_train)
     settings = {"top": top, "seeds": seeds, "smoke": smoke, "proxy_preset": cfg.proxy or preset}
