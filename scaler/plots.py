@@ -24,7 +24,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from scaler.findings_sweeps import COMPARE_ORDER, paired_runs
+from scaler.findings_sweeps import BASE_SERIES, COMPARE_ORDER, paired_runs
 from scaler.plots_search import (  # the search figures, importable from here as before 0.6
     plot_search_cost,
     plot_search_history,
@@ -230,7 +230,7 @@ def plot_compare(frame, title: str = "") -> Figure:
     done = finished(frame)
     if is_empty(done):
         return message_figure("no finished trial to plot yet", title)
-    order = ["base", "compound", *COMPARE_ORDER]
+    order = [BASE_SERIES, "compound", *COMPARE_ORDER]
     rows = [r for key in order for _, r in done[done["series"] == key].iterrows()]
     runs = [paired_runs(r) for r in rows]
     with style():

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.findings_sweeps import COMPARE_ORDER, compare_verdicts, fmt_flops, series_of
+from scaler.findings_sweeps import (
+    BASE_SERIES,
+    COMPARE_ORDER,
+    compare_verdicts,
+    fmt_flops,
+    series_of,
+)
 from scaler.report_tables import (
     int_text,
     md_table,
@@ -44,9 +50,9 @@ def _compare_lines(s: StudyData) -> list[str]:
         return []
     tests = {v.dim: v for v in compare_verdicts(s.frame)}
     by_series = {r["series"]: r for _, r in done.iterrows()}
-    base_row = by_series.get("base")
+    base_row = by_series.get(BASE_SERIES)
     rows = []
-    for key in ("base", "compound", *COMPARE_ORDER):
+    for key in (BASE_SERIES, "compound", *COMPARE_ORDER):
         r = by_series.get(key)
         if r is None:
             continue

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.findings_sweeps import COMPARE_ORDER, fmt_flops
+from scaler.findings_sweeps import BASE_SERIES, COMPARE_ORDER, fmt_flops
 from scaler.records import SWEEP_ROLE
 from scaler.scaling import MAX_NETWORK_PARAMS
 from scaler.spec import MAX_PIXELS, MIN_PIXELS, round_pixels, scale
@@ -117,7 +117,7 @@ def compare_points(cfg: SweepConfig, num_classes: int) -> list[tuple]:
     r = solve_pixels(d, w, target, px, num_classes, base=net).spec.pixels / px
     phi = round(math.log2(cfg.budget or 2.0), 6)
     rows: list[tuple] = [
-        ("base", "base (d = w = r = 1)", 1.0, 1.0, 1.0, "φ", 0.0, None),
+        (BASE_SERIES, "base (d = w = r = 1)", 1.0, 1.0, 1.0, "φ", 0.0, None),
         ("compound", f"compound d={num(d)}, w={num(w)}, r={r:.3g}", d, w, r, "φ", phi, None),
     ]
     for dim in COMPARE_ORDER:
