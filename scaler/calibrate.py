@@ -89,7 +89,7 @@ class Calibration:
     """A calibration's result; ``to_dict`` is what ``calibration.json`` holds."""
 
     config: CalibrationConfig
-    proxy: dict[str, Any]
+    proxy_settings: dict[str, Any]  # the ProxyConfig as stored; calibration.json's "proxy"
     data_classes: int
     runs: tuple[MemberRuns, ...]
     tau_per_seed: tuple[float, ...]
@@ -100,6 +100,7 @@ class Calibration:
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
+        d = {("proxy" if k == "proxy_settings" else k): v for k, v in d.items()}
         d["config"]["members"] = list(self.config.members)
         d["paper_top1"] = {m: PAPER_TOP1[m] for m in self.config.members}
         for r, row in zip(self.runs, d["runs"], strict=True):
@@ -107,16 +108,16 @@ class Calibration:
         return d
 
 
-def plan(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
+def member_specs(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
     """(member, spec at the proxy) pairs; ValueError when the data cannot serve a member."""
     from scaler.spec import preset
 
-    base = cfg.proxy_config().base_pixels
-    specs = [(m, preset(m, base)) for m in cfg.members]
+    base_pixels = cfg.proxy_config().base_pixels
+    specs = [(m, preset(m, base_pixels)) for m in cfg.members]
     for m, spec in specs:
         if source.max_pixels is not None and spec.pixels > source.max_pixels:
             raise ValueError(
-                f"--base-pixels {base} is invalid for --data {cfg.data}: {m} trains at "
+                f"--base-pixels {base_pixels} is invalid for --data {cfg.data}: {m} trains at "
                 f"{spec.pixels} px and the data serve at most {source.max_pixels} px"
             )
     return specs
@@ -147,8 +148,8 @@ def default_study_name(cfg: CalibrationConfig, fingerprint: str) -> str:
     """calibration-<data>-<proxy>-<hash6 of the data, the proxy, the members and seeds>."""
     from scaler.studies import default_name, proxy_json
 
-    proxy = proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)
-    hashed = f"{fingerprint}|{proxy}|{','.join(cfg.members)}|{cfg.seeds}"
+    settings = proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)
+    hashed = f"{fingerprint}|{settings}|{','.join(cfg.members)}|{cfg.seeds}"
     return default_name(KIND, cfg.data, cfg.proxy, hashed)
 
 
@@ -177,7 +178,7 @@ def prepare(
     cfg.validate()
     check_device(cfg.proxy_config().device)
     source = parse_data(cfg.data)
-    specs = tuple(plan(cfg, source))  # a size the data cannot serve fails here
+    specs = tuple(member_specs(cfg, source))  # a size the data cannot serve fails here
     name = check_study_name(study or default_study_name(cfg, source.fingerprint()))
     url = check_storage_url(storage) if storage else default_storage(name)
     return Prepared(cfg, name, url, source, specs, stored(cfg, source))
@@ -222,7 +223,7 @@ class Describe:
     def __init__(self, p: Prepared):
         self.specs = dict(p.specs)
         self.classes = p.source.num_classes
-        self.proxy = p.cfg.proxy_config()
+        self.settings = p.cfg.proxy_config()
 
     def __call__(self, trial):
         from scaler.complexity import count
@@ -233,13 +234,13 @@ class Describe:
         spec = self.specs[rec.member]
         cost = count(spec, self.classes)
         write(trial, pixels=spec.pixels, params=cost.params, flops=cost.flops)
-        seed = self.proxy.seed + rec.seed_index  # paired: seed k is the same for every member
+        seed = self.settings.seed + rec.seed_index  # paired: seed k is the same for every member
         return Job(
             spec=spec,
             seeds=1,
             prune=False,
             info={"member": rec.member, "seed_index": rec.seed_index, "pixels": spec.pixels},
-            proxy=dataclasses.replace(self.proxy, seed=seed),
+            proxy_settings=dataclasses.replace(self.settings, seed=seed),
             key=f"{CALIBRATE_ROLE}:{rec.member}:{seed}",  # never another run's twin
         )
 
@@ -270,7 +271,7 @@ def result(study, storage_url: str) -> Calibration:
     per_seed, mean, of_means, interval = tau_statistics(runs)
     return Calibration(
         config=cfg,
-        proxy=config["proxy"],
+        proxy_settings=config["proxy"],
         data_classes=int(config["data_classes"]),
         runs=tuple(runs),
         tau_per_seed=per_seed,
@@ -381,7 +382,9 @@ def write_report(cal: Calibration, out) -> list:
     rows = ["member,seed,pixels,params,flops,top1"]
     for r in cal.runs:
         for k, t in enumerate(r.top1):
-            rows.append(f"{r.member},{cal.proxy['seed'] + k},{r.pixels},{r.params},{r.flops},{t}")
+            rows.append(
+                f"{r.member},{cal.proxy_settings['seed'] + k},{r.pixels},{r.params},{r.flops},{t}"
+            )
     files = {
         "calibration.json": json.dumps(cal.to_dict(), indent=2) + "\n",
         "runs.csv": "\n".join(rows) + "\n",

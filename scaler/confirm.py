@@ -35,16 +35,16 @@ from typing import Any
 
 from scaler.findings_confirm import ATTR, Confirmation, summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
-from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
+from scaler.records import BASE_ROLE, CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
 from scaler.results import finished, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
 
 # Sized so that the default search, this stage included, stays near its time goal on 2 CPU
 # cores (README, "The confirmation stage"): 2 paired runs, each twice the search's length.
 # ``anchors``: the search's reference roles confirmed besides the top networks.
-DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": ("base", "paper")}
+DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": (BASE_ROLE, "paper")}
 # A search with one of these proxy presets is a smoke run; so is its confirmation.
-SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": ("base",)}}
+SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": (BASE_ROLE,)}}
 # The network attributes a confirmation trial copies from the search trial it confirms.
 COPIED = (
     "alpha",
@@ -89,15 +89,16 @@ class ConfirmConfig:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """A validated confirmation: its settings, proxy and the networks it trains."""
+class Selection:
+    """A validated confirmation: its settings, proxy settings and the networks it trains."""
 
     settings: dict[str, Any]  # top, seeds, smoke, proxy_preset (stored, compared on reruns)
-    proxy: ProxyConfig  # of the confirmation runs
+    proxy_settings: ProxyConfig  # of the confirmation runs
     points: tuple[dict[str, Any], ...]  # per network: trial, role, alpha, beta, network_key
 
     def stored(self) -> dict[str, Any]:
-        return {"settings": self.settings, "proxy": self.proxy.to_dict(), "points": self.points}
+        settings = self.proxy_settings.to_dict()  # stored under "proxy", as since 0.3
+        return {"settings": self.settings, "proxy": settings, "points": self.points}
 
     def queued(self) -> list[QueuedPoint]:
         return [
@@ -107,53 +108,55 @@ class Plan:
 
 
 # ----------------------------------------------------------------------------------------------
-# planning: every check before anything is written
+# selecting: every check before anything is written
 # ----------------------------------------------------------------------------------------------
 
 
-def search_proxy(study) -> ProxyConfig:
-    """The ProxyConfig the search's trials were trained with."""
+def search_settings(study) -> ProxyConfig:
+    """The proxy settings (a ProxyConfig) the search's trials were trained with."""
     from scaler.studies import stored_config
 
     return resolve_proxy(stored=stored_config(study).get("proxy", {}))
 
 
 def _resolve(cfg: ConfirmConfig, search, n_train: int):
-    """(top, seeds, length factor, smoke, proxy) of a confirmation of a search with ``search``
-    proxy settings and preset name ``search.preset``."""
+    """(top, seeds, smoke, settings) of a confirmation of a search whose proxy settings (a
+    ProxyConfig) are ``search["settings"]`` and preset name ``search["preset"]``."""
     smoke = search["preset"] in SMOKE
     defaults = SMOKE.get(search["preset"], DEFAULTS)
     top = cfg.top or defaults["top"]
     seeds = cfg.seeds or defaults["seeds"]
     factor = cfg.length or defaults["length"]
-    own = search["proxy"]
+    own = search["settings"]
     overrides = dict(cfg.proxy_overrides)
     if cfg.proxy is None:
-        proxy = resolve_proxy(stored=own.to_dict(), overrides=overrides)
+        settings = resolve_proxy(stored=own.to_dict(), overrides=overrides)
     else:
         keep = {k: getattr(own, k) for k in ("base_pixels", "threads", "device")}
-        proxy = resolve_proxy(cfg.proxy, {**keep, **overrides})
+        settings = resolve_proxy(cfg.proxy, {**keep, **overrides})
     if cfg.proxy is None and not {"epochs", "images"} & set(overrides):
         if own.images is not None:
-            proxy = dataclasses.replace(proxy, images=math.ceil(factor * own.images))
+            settings = dataclasses.replace(settings, images=math.ceil(factor * own.images))
         elif (factor * own.epochs).is_integer():
-            proxy = dataclasses.replace(proxy, epochs=int(factor * own.epochs))
+            settings = dataclasses.replace(settings, epochs=int(factor * own.epochs))
         else:  # a fraction of an epoch more: counted in images, not rounded up to a whole epoch
-            proxy = dataclasses.replace(proxy, images=math.ceil(factor * own.epochs * n_train))
-    _check_longer(cfg, proxy, own, n_train)
-    return top, seeds, smoke, proxy
+            settings = dataclasses.replace(
+                settings, images=math.ceil(factor * own.epochs * n_train)
+            )
+    _check_longer(cfg, settings, own, n_train)
+    return top, seeds, smoke, settings
 
 
-def _length(proxy, n_train: int) -> int:
-    """Training images one run of ``proxy`` sees (partial batches dropped, as train() does)."""
-    batch = min(proxy.batch_size, n_train)
-    if proxy.images is not None:
-        return math.ceil(proxy.images / batch) * batch
-    return proxy.epochs * (n_train // batch) * batch
+def _length(settings, n_train: int) -> int:
+    """Training images one run of ``settings`` sees (partial batches dropped, as train() does)."""
+    batch = min(settings.batch_size, n_train)
+    if settings.images is not None:
+        return math.ceil(settings.images / batch) * batch
+    return settings.epochs * (n_train // batch) * batch
 
 
-def _check_longer(cfg: ConfirmConfig, proxy, own, n_train: int) -> None:
-    mine, theirs = _length(proxy, n_train), _length(own, n_train)
+def _check_longer(cfg: ConfirmConfig, settings, own, n_train: int) -> None:
+    mine, theirs = _length(settings, n_train), _length(own, n_train)
     if mine > theirs:
         return
     given = dict(cfg.proxy_overrides)
@@ -193,7 +196,7 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else value
 
 
-def plan(study, cfg: ConfirmConfig, source) -> Plan:
+def select(study, cfg: ConfirmConfig, source) -> Selection:
     """Validate a confirmation of ``study`` (a finished search) and choose its networks.
 
     Raises ValueError (one line, naming the option) for a study that is no search, has no
@@ -212,24 +215,25 @@ def plan(study, cfg: ConfirmConfig, source) -> Plan:
             f"study {name!r} has no finished candidate to confirm: run scaler search first"
         )
     preset = stored_config(study).get("proxy_preset", "")
-    own = search_proxy(study)
+    own = search_settings(study)
     n_train = len(source.load("train", own.base_pixels))
-    top, seeds, smoke, proxy = _resolve(cfg, {"preset": preset, "proxy": own}, n_train)
+    top, seeds, smoke, proxy_settings = _resolve(cfg, {"preset": preset, "settings": own}, n_train)
     settings = {"top": top, "seeds": seeds, "smoke": smoke, "proxy_preset": cfg.proxy or preset}
     stored = study.user_attrs.get(ATTR)
     if stored is not None:
-        _refuse_changed(name, stored, settings, proxy)
-        return Plan(stored["settings"], proxy, tuple(stored["points"]))
+        _refuse_changed(name, stored, settings, proxy_settings)
+        return Selection(stored["settings"], proxy_settings, tuple(stored["points"]))
     anchors = SMOKE.get(preset, DEFAULTS)["anchors"]
     points = tuple(_point(r) for r in _choose(frame, top, anchors))
-    return Plan(settings, proxy, points)
+    return Selection(settings, proxy_settings, points)
 
 
-def _refuse_changed(name: str, stored: dict, settings: dict, proxy) -> None:
+def _refuse_changed(name: str, stored: dict, settings: dict, proxy_settings) -> None:
     from scaler.studies import config_diff
 
     diff = config_diff(
-        {**stored["settings"], "proxy": stored["proxy"]}, {**settings, "proxy": proxy.to_dict()}
+        {**stored["settings"], "proxy": stored["proxy"]},
+        {**settings, "proxy": proxy_settings.to_dict()},
     )
     if diff:
         raise ValueError(
@@ -268,11 +272,11 @@ def describe(trial) -> Job:
     from scaler.spec import scale
 
     stored = trial.study.user_attrs[ATTR]
-    proxy = resolve_proxy(stored=stored["proxy"])
+    settings = resolve_proxy(stored=stored["proxy"])
     a = trial.user_attrs
     base = from_config(trial.study.user_attrs.get("config", {}))  # the search's base network
     spec = scale(
-        a["alpha"], a["beta"], base_pixels=proxy.base_pixels, pixels=int(a["pixels"]), base=base
+        a["alpha"], a["beta"], base_pixels=settings.base_pixels, pixels=int(a["pixels"]), base=base
     )
     info = {**a, "role": f"confirm {a['confirm_role']}"}
     return Job(
@@ -280,7 +284,7 @@ def describe(trial) -> Job:
         seeds=int(stored["settings"]["seeds"]),
         prune=False,
         info=info,
-        proxy=proxy,
+        proxy_settings=settings,
         key=f"{CONFIRM_ROLE}:{spec.key_str}",
     )
 
@@ -289,8 +293,8 @@ def is_confirmation(trial) -> bool:
     return trial.user_attrs.get("role") == CONFIRM_ROLE
 
 
-def stage(study, p: Plan, trainer: Trainer, search_points=lambda: []) -> None:
-    """Queue the plan's networks (once) and train them with ``trainer`` (whose describe hands
+def stage(study, p: Selection, trainer: Trainer, search_points=lambda: []) -> None:
+    """Queue the selection's networks (once) and train them with ``trainer`` (whose describe hands
     confirmation trials to :func:`describe`); ``search_points`` keeps the search's own points
     queued, so a lost search trial is trained again too."""
     if ATTR not in study.user_attrs:
@@ -324,7 +328,7 @@ class Prepared:
     study_name: str
     storage_url: str
     study: Any
-    plan: Plan
+    selection: Selection
     source: Any
 
 
@@ -341,9 +345,9 @@ def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = 
     if st.user_attrs.get("kind") != "search":
         raise ValueError(f"study {study!r} is not a scaler search: only searches are confirmed")
     source = parse_data(stored_config(st).get("data", "embedded"))
-    p = plan(st, cfg, source)
+    selection = select(st, cfg, source)
     check_idle(st)
-    return Prepared(cfg, study, storage or default_storage(study), st, p, source)
+    return Prepared(cfg, study, storage or default_storage(study), st, selection, source)
 
 
 def trial_bytes(p: Prepared) -> int:
@@ -358,14 +362,14 @@ def trial_bytes(p: Prepared) -> int:
             scale(
                 a["alpha"],
                 a["beta"],
-                base_pixels=p.plan.proxy.base_pixels,
+                base_pixels=p.selection.proxy_settings.base_pixels,
                 pixels=a["pixels"],
                 base=base,
             ),
-            p.plan.proxy.batch_size,
+            p.selection.proxy_settings.batch_size,
             p.source.num_classes,
         )
-        for a in (pt["attrs"] for pt in p.plan.points)
+        for a in (pt["attrs"] for pt in p.selection.points)
     ]
     return max(sizes, default=0)
 
@@ -373,14 +377,15 @@ def trial_bytes(p: Prepared) -> int:
 def create(p: Prepared):
     """Store the confirmation's settings and networks (once) and queue its trials."""
     if ATTR not in p.study.user_attrs:
-        p.study.set_user_attr(ATTR, p.plan.stored())
-    ensure_queue(p.study, p.plan.queued())
+        p.study.set_user_attr(ATTR, p.selection.stored())
+    ensure_queue(p.study, p.selection.queued())
     return p.study
 
 
 def work(p: Prepared, progress=None) -> None:
     """Train a prepared confirmation (its trials only: the search is finished)."""
-    stage(create(p), p.plan, Trainer(Describe(), p.source, p.plan.proxy, progress))
+    selection = p.selection
+    stage(create(p), selection, Trainer(Describe(), p.source, selection.proxy_settings, progress))
 
 
 def result(study, storage_url: str) -> Confirmation:

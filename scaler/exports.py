@@ -199,7 +199,7 @@ def family_members(
 def family_payload(
     coefficients: Coefficients,
     phi_max: int,
-    base_pixels: int,
+    cost_pixels: int,
     num_classes: int = 1000,
     base: Base = EFFICIENTNET_B0,
 ) -> dict[str, Any]:
@@ -207,12 +207,12 @@ def family_payload(
 
     A base other than EfficientNet-B0 is stated as a study's configuration states it.
     """
-    members = family_members(coefficients, phi_max, base_pixels, num_classes, base)
+    members = family_members(coefficients, phi_max, cost_pixels, num_classes, base)
     return {
         "scaler_export": EXPORT_VERSION,
         "coefficients": dataclasses.asdict(coefficients),
         "phi_base": 2.0,
-        "base_resolution": base_pixels,
+        "base_resolution": cost_pixels,  # the cost pixels (its name in schema 1 and 2: kept)
         "macs_unit": MACS_UNIT,
         **bases.stored(base),
         "family": [m.to_dict() for m in members],
@@ -386,7 +386,7 @@ class Header:
     path: str
     version: int
     coefficients: Coefficients
-    base_pixels: int
+    cost_pixels: int  # the file's "base_resolution"
     base: Base = EFFICIENTNET_B0
 
 
@@ -395,7 +395,7 @@ def header(data: dict, path: str | Path) -> Header:
     try:
         c = data["coefficients"]
         coeffs = Coefficients(float(c["alpha"]), float(c["beta"]), float(c["gamma"]))
-        pixels = int(data.get("base_resolution", B0_RESOLUTION))
+        cost_pixels = int(data.get("base_resolution", B0_RESOLUTION))
     except (KeyError, TypeError, ValueError, AttributeError) as e:
         raise ValueError(
             f"coefficients file {str(path)!r} is not a scaler export "
@@ -405,7 +405,7 @@ def header(data: dict, path: str | Path) -> Header:
         base = bases.from_config(data)
     except ValueError as e:
         raise ValueError(f"--coefficients {str(path)!r}: {e}") from None
-    return Header(str(path), int(data.get("scaler_export", 1)), coeffs, pixels, base)
+    return Header(str(path), int(data.get("scaler_export", 1)), coeffs, cost_pixels, base)
 
 
 def read_header(path: str | Path, option: str | None = None) -> Header:
@@ -416,7 +416,7 @@ def read_header(path: str | Path, option: str | None = None) -> Header:
 def load_coefficients(path: str | Path) -> tuple[Coefficients, int]:
     """(coefficients, the base's cost pixels) of a file written by ``scaler export``."""
     h = read_header(path)
-    return h.coefficients, h.base_pixels
+    return h.coefficients, h.cost_pixels
 
 
 @dataclass(frozen=True)
@@ -426,7 +426,7 @@ class Export:
     path: str
     version: int
     coefficients: Coefficients
-    base_pixels: int
+    cost_pixels: int  # the file's "base_resolution"
     members: tuple[Member, ...]
     base: Base = EFFICIENTNET_B0
 
@@ -461,13 +461,13 @@ def from_data(data: dict, path: str | Path) -> Export:
             ) from None
     else:
         members = _complete(h, rows)
-    return Export(h.path, h.version, h.coefficients, h.base_pixels, members, h.base)
+    return Export(h.path, h.version, h.coefficients, h.cost_pixels, members, h.base)
 
 
 def _complete(h: Header, rows: list) -> tuple[Member, ...]:
     """The members of a version-1 file (or of bare coefficients), recomputed and checked."""
     phi_max = max((int(r["phi"]) for r in rows), default=DEFAULT_PHI_MAX)
-    members = tuple(family_members(h.coefficients, phi_max, h.base_pixels, base=h.base))
+    members = tuple(family_members(h.coefficients, phi_max, h.cost_pixels, base=h.base))
     for row in rows:
         m = members[int(row["phi"])]
         if "params" in row and int(row["params"]) != m.params:
@@ -515,7 +515,7 @@ def family_coefficients(
         if any(v is not None for v in (alpha, beta, gamma)):
             raise ValueError("--coefficients cannot be combined with --alpha/--beta/--gamma")
         h = _as_header(coefficients)
-        return h.coefficients, h.base_pixels
+        return h.coefficients, h.cost_pixels
     given = (("alpha", alpha), ("beta", beta), ("gamma", gamma))
     missing = [n for n, v in given if v is None]
     if missing:
@@ -541,7 +541,7 @@ def member_spec(
     the family row that shows its cost, and past MAX_NETWORK_PARAMS."""
     h = _as_header(coefficients)
     net = choose_base(base, h)
-    spec, limit = member(h.coefficients, phi, base_pixels or h.base_pixels, net)
+    spec, limit = member(h.coefficients, phi, base_pixels or h.cost_pixels, net)
     if limit:
         message = f"--phi {phi:g} gives a network past the builder's limit ({limit})"
         if float(phi).is_integer() and 0 <= phi <= MAX_PHI:
@@ -562,7 +562,7 @@ def check_member(exp: Export, m: Member) -> Spec:
     if m.limit:
         raise ValueError(f"--phi {m.phi} gives a network past the builder's limit ({m.limit})")
     spec = m.spec()
-    expected, _ = member(exp.coefficients, m.phi, exp.base_pixels, exp.base)
+    expected, _ = member(exp.coefficients, m.phi, exp.cost_pixels, exp.base)
     counted = (param_count(spec, m.num_classes), cost_model(spec, m.num_classes).flops_at(m.pixels))
     if expected.key != spec.key or counted != (m.params, m.macs):
         raise ValueError(

@@ -32,6 +32,7 @@ from scaler.findings_sweeps import (
     is_compare,
     series_findings,
 )
+from scaler.records import BASE_ROLE
 from scaler.results import (
     LEVEL,
     Noise,
@@ -287,14 +288,14 @@ def _proxy_caveats(studies: Sequence[StudyData]) -> list[str]:
     for s in studies:
         if s.kind == "unknown":
             continue
-        proxy = s.config.get("proxy") or {}
+        settings = s.config.get("proxy") or {}
         run = (
-            f"{proxy.get('images')} images"
-            if proxy.get("images")
-            else f"{proxy.get('epochs')} epoch(s)"
+            f"{settings.get('images')} images"
+            if settings.get("images")
+            else f"{settings.get('epochs')} epoch(s)"
         )
         text = (
-            f"a short proxy run ({run} at a {proxy.get('base_pixels')} px base on "
+            f"a short proxy run ({run} at a {settings.get('base_pixels')} px base on "
             f"{s.config.get('data')})"
         )
         setups.setdefault(text, []).append(s.name)
@@ -312,7 +313,7 @@ def _search_findings(s: StudyData) -> list[str]:
         return [f"{s.name}: no candidate finished (only the base)."]
     b = best.iloc[0]
     out = []
-    base = board[board["role"] == "base"]
+    base_rows = board[board["role"] == BASE_ROLE]
     # A reused twin is the best's own network: it is no rival, so it is not counted.
     rivals = board["possibly_best"] & ~board["best"] & (board["network_key"] != b["network_key"])
     tied = int(rivals.sum())
@@ -320,9 +321,9 @@ def _search_findings(s: StudyData) -> list[str]:
         f"{s.name}: the best candidate is {multipliers_text(b, ', ')} with {top1_text(b)} % top-1 "
         f"at {float(b['cost_ratio']):.2f}× the base's measured FLOPs"
     )
-    if not base.empty:
-        gap = float(b["top1_mean"]) - float(base.iloc[0]["top1_mean"])
-        se = standard_error(nz.sigma, seeds_of(b), seeds_of(base.iloc[0]))
+    if not base_rows.empty:
+        gap = float(b["top1_mean"]) - float(base_rows.iloc[0]["top1_mean"])
+        se = standard_error(nz.sigma, seeds_of(b), seeds_of(base_rows.iloc[0]))
         test = difference_test(gap, se, nz.dof, LEVEL)
         if test.tested and se > 0:
             side = "significant" if test.called else "not significant"

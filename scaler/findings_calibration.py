@@ -53,13 +53,13 @@ def tau_statistics(
 def report_text(cal: Any) -> str:
     """A short Markdown report of a calibration (a :class:`scaler.calibrate.Calibration`); its
     sentences are computed from the numbers."""
-    cfg = cal.config
+    cfg, settings = cal.config, cal.proxy_settings
     lines = [
         "# Calibration: does the proxy order B0..B3 as ImageNet does?",
         "",
         f"Data `{cfg.data}` ({cal.data_classes} classes), proxy `{cfg.proxy}` "
-        f"(base {cal.proxy['base_pixels']} px), {cfg.seeds} paired seeds "
-        f"(seed k = {cal.proxy['seed']} + k for every member), {cal.wall_time / 60:.1f} min.",
+        f"(base {settings['base_pixels']} px), {cfg.seeds} paired seeds "
+        f"(seed k = {settings['seed']} + k for every member), {cal.wall_time / 60:.1f} min.",
         "",
         "| member | px | params (M) | MFLOPs | proxy top-1 % (mean ± sd) | paper top-1 % |",
         "|---|---|---|---|---|---|",

@@ -26,7 +26,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.records import unpack_bits
+from scaler.records import BASE_ROLE, unpack_bits
 from scaler.results import LEVEL, Noise, confirmed, seeds_of
 from scaler.stats import (
     kendall_tau,
@@ -90,7 +90,7 @@ class Confirmation:
 
     state: str  # "not run", "in progress" or "done"
     settings: dict[str, Any]
-    proxy: dict[str, Any]
+    proxy_settings: dict[str, Any]  # the confirmation's ProxyConfig as stored
     rows: tuple[ConfirmedRow, ...]
     noise: Noise
     tau: float = math.nan  # Kendall τ-b, search proxy against confirmation proxy
@@ -106,7 +106,7 @@ class Confirmation:
         return {
             "state": self.state,
             "settings": self.settings,
-            "proxy": self.proxy,
+            "proxy": self.proxy_settings,
             "level": LEVEL,
             "noise": {**noise_, "usable": self.noise.usable},
             "proxy_fidelity": {
@@ -167,16 +167,16 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     sigma, dof = pooled_sd(groups)
     nz = Noise(sigma, sum(len(g) for g in groups), dof)
     state = "done" if len(pairs) == len(stored["points"]) else "in progress"
-    base = Confirmation(state, stored["settings"], stored["proxy"], (), nz)
+    so_far = Confirmation(state, stored["settings"], stored["proxy"], (), nz)
     if not pairs:
-        return base
+        return so_far
     rows = _rows(pairs, nz)
     tau, tau_interval, notes = _fidelity(pairs)
-    chosen = next((r for r in rows if r.role != "base"), None)
+    chosen = next((r for r in rows if r.role != BASE_ROLE), None)
     test, test_notes = _test_verdict(pairs, chosen)
-    notes += test_notes + _limits(base, rows)
+    notes += test_notes + _limits(so_far, rows)
     return dataclasses.replace(
-        base,
+        so_far,
         rows=tuple(rows),
         tau=tau,
         tau_interval=tau_interval,
@@ -189,7 +189,7 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
 
 def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
     """The confirmed rows with P(best) (paired bootstrap) and the possibly-best flags."""
-    cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != "base"]
+    cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != BASE_ROLE]
     keep = possibly_best(
         [float(pairs[i][1]["top1_mean"]) for i in cands],
         [seeds_of(pairs[i][1]) for i in cands],
@@ -258,10 +258,10 @@ def _test_verdict(pairs: list, chosen: ConfirmedRow | None) -> tuple[TestVerdict
     if chosen is None:
         return None, ["No candidate was confirmed (only the base): no test-split verdict."]
     by_trial = {int(c["confirm_of"]): c for _, c in pairs}
-    base = next((c for s, c in pairs if s["role"] == "base"), None)
-    if base is None:
+    base_run = next((c for s, c in pairs if s["role"] == BASE_ROLE), None)
+    if base_run is None:
         return None, ["The base was not confirmed: no test-split comparison."]
-    array = stage_array([by_trial[chosen.trial], base], "test_correct")
+    array = stage_array([by_trial[chosen.trial], base_run], "test_correct")
     if array is None:
         return None, [
             "No test-split result: the data have no test split (an image folder needs a test/ "
@@ -349,7 +349,7 @@ def _fidelity_sentence(c: Confirmation) -> str:
 
 
 def _best_sentence(c: Confirmation) -> str:
-    cands = [r for r in c.rows if r.role != "base"]
+    cands = [r for r in c.rows if r.role != BASE_ROLE]
     probs = ", ".join(f"#{r.trial} {r.p_best:.2f}" for r in cands if r.p_best is not None)
     probs = f" P(best) by paired bootstrap over seeds and val images: {probs}." if probs else ""
     if not c.noise.usable:

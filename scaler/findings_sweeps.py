@@ -25,6 +25,7 @@ from scaler.results import Noise, StudyData, finished, flops_column, noise, seed
 from scaler.stats import difference_test, paired_test, standard_error
 
 COMPARE_ORDER = ("depth", "width", "resolution")  # the rows of the paper's Table 3
+BASE_SERIES = "base"  # a compare sweep's series of the unscaled base network (stored)
 COMPARE_LEVEL = 0.95  # family-wise: Bonferroni over the single dimensions compared
 LEVEL = 0.95  # of every other verdict here (two-sided)
 
@@ -278,7 +279,7 @@ def compare_caveats(s: StudyData) -> list[str]:
     done = s.finished
     rows = {r["series"]: r for _, r in done.iterrows()}
     compound = rows.get("compound")
-    others = [r for key, r in rows.items() if key not in ("base", "compound")]
+    others = [r for key, r in rows.items() if key not in (BASE_SERIES, "compound")]
     if compound is None or not others:
         return []
     ratios = [float(r["flops"]) / float(compound["flops"]) for r in others]

@@ -24,7 +24,7 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
-from scaler.findings_sweeps import COMPARE_ORDER, paired_runs
+from scaler.findings_sweeps import BASE_SERIES, COMPARE_ORDER, paired_runs
 from scaler.plots_search import (  # the search figures, importable from here as before 0.6
     plot_search_cost,
     plot_search_history,
@@ -196,20 +196,20 @@ def _plain_log_ticks(ax) -> None:
 def describe_setup(config: dict[str, Any]) -> str:
     """Data and proxy settings in one line, for titles ("embedded · quick: 1 epoch ...");
     a base other than EfficientNet-B0 first ("mobilenetv2 · embedded · ...")."""
-    proxy = config.get("proxy") or {}
-    base = f"{config['base']} · " if config.get("base") else ""
-    if not proxy:
-        return base + str(config.get("data", "unknown data"))
+    settings = config.get("proxy") or {}
+    named = f"{config['base']} · " if config.get("base") else ""
+    if not settings:
+        return named + str(config.get("data", "unknown data"))
     run = (
-        f"{proxy['images']} images"
-        if proxy.get("images")
-        else f"{proxy.get('epochs')} epoch{'s' if proxy.get('epochs') != 1 else ''}"
+        f"{settings['images']} images"
+        if settings.get("images")
+        else f"{settings.get('epochs')} epoch{'s' if settings.get('epochs') != 1 else ''}"
     )
     seeds = config.get("seeds", 1)
-    return base + (
+    return named + (
         f"{config.get('data')} · proxy {config.get('proxy_preset')}: {run}, batch "
-        f"{proxy.get('batch_size')}, lr {proxy.get('lr')}, {proxy.get('optimizer')}, base "
-        f"{proxy.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
+        f"{settings.get('batch_size')}, lr {settings.get('lr')}, {settings.get('optimizer')}, base "
+        f"{settings.get('base_pixels')} px · {seeds} seed{'s' if seeds != 1 else ''}"
     )
 
 
@@ -230,7 +230,7 @@ def plot_compare(frame, title: str = "") -> Figure:
     done = finished(frame)
     if is_empty(done):
         return message_figure("no finished trial to plot yet", title)
-    order = ["base", "compound", *COMPARE_ORDER]
+    order = [BASE_SERIES, "compound", *COMPARE_ORDER]
     rows = [r for key in order for _, r in done[done["series"] == key].iterrows()]
     runs = [paired_runs(r) for r in rows]
     with style():

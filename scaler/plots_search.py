@@ -15,6 +15,7 @@ from scaler.plots_style import (
     seed_errors,
     style,
 )
+from scaler.records import BASE_ROLE
 from scaler.results import best_candidate, finished, isnan
 
 
@@ -143,7 +144,7 @@ def _map_note(r) -> str:
     if not isnan(r.get("pixels")):
         parts.append(f"{int(r['pixels'])}px")
     text = " ".join(parts)
-    return f"base: {text}" if r.get("role") == "base" and text else text
+    return f"base: {text}" if r.get("role") == BASE_ROLE and text else text
 
 
 def plot_search_cost(
@@ -166,10 +167,10 @@ def plot_search_cost(
                     label=f"±{tolerance:.0%}",
                 )
         groups = (
-            ("base", done[done["role"] == "base"], PALETTE[6], "s"),
-            ("trained", done[(done["role"] != "base") & (done["status"] != "reused")],
+            ("base", done[done["role"] == BASE_ROLE], PALETTE[6], "s"),
+            ("trained", done[(done["role"] != BASE_ROLE) & (done["status"] != "reused")],
              PALETTE[0], "o"),
-            ("reused", done[(done["role"] != "base") & (done["status"] == "reused")],
+            ("reused", done[(done["role"] != BASE_ROLE) & (done["status"] == "reused")],
              PALETTE[1], "D"),
         )  # fmt: skip
         for name, rows, colour, marker in groups:
@@ -188,7 +189,7 @@ def plot_search_cost(
                 label=name,
             )
             for _, r in rows.iterrows():
-                if r["role"] == "base" or r["status"] == "reused":
+                if r["role"] == BASE_ROLE or r["status"] == "reused":
                     continue  # a reused point sits on its twin, which is labelled already
                 ax.annotate(
                     f"α={float(r['alpha']):.2f} β={float(r['beta']):.2f}",

@@ -16,6 +16,7 @@ from typing import Any
 
 # Roles of the trials of a search that compete for "best"; the base is the reference.
 CANDIDATE_ROLES = ("paper", "grid", "sampled")
+BASE_ROLE = "base"  # a search's unscaled network (1×), trained base_seeds times: the noise floor
 SWEEP_ROLE = "sweep"
 # A search's confirmation trials: a finished network trained again with a longer proxy and more
 # seeds (its own role, so nothing that ranks search candidates ever mixes them in).

@@ -7,7 +7,7 @@ import math
 from scaler.bases import EFFICIENTNET_B0, from_config
 from scaler.findings import ranked
 from scaler.findings_confirm import sentences, summarize
-from scaler.records import CANDIDATE_ROLES
+from scaler.records import BASE_ROLE, CANDIDATE_ROLES
 from scaler.report_tables import (
     int_text,
     md_table,
@@ -123,9 +123,9 @@ def _confirmation_lines(c) -> list[str]:
             ]
             for r in c.rows
         ]
-        proxy = c.proxy
-        images = proxy.get("images")
-        run = f"{images} images" if images else f"{proxy.get('epochs')} epochs"
+        settings = c.proxy_settings
+        images = settings.get("images")
+        run = f"{images} images" if images else f"{settings.get('epochs')} epochs"
         lines += [
             f"Settings: top {c.settings.get('top')}, {c.settings.get('seeds')} paired seeds, "
             f"{run} per run ({c.state}). Top-1 on val; the test split is reported, never "
@@ -141,7 +141,7 @@ def _set_cell(r, usable: bool) -> str:
     """best, possibly (in the 95 % set), or ? for a candidate without a usable noise estimate."""
     if r["best"]:
         return "best"
-    if r["role"] == "base":
+    if r["role"] == BASE_ROLE:
         return ""
     return ("possibly" if r["possibly_best"] else "") if usable else "?"
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaler.findings_sweeps import COMPARE_ORDER, compare_verdicts, fmt_flops, series_of
+from scaler.findings_sweeps import (
+    BASE_SERIES,
+    COMPARE_ORDER,
+    compare_verdicts,
+    fmt_flops,
+    series_of,
+)
 from scaler.report_tables import (
     int_text,
     md_table,
@@ -44,14 +50,16 @@ def _compare_lines(s: StudyData) -> list[str]:
         return []
     tests = {v.dim: v for v in compare_verdicts(s.frame)}
     by_series = {r["series"]: r for _, r in done.iterrows()}
-    base = by_series.get("base")
+    base_row = by_series.get(BASE_SERIES)
     rows = []
-    for key in ("base", "compound", *COMPARE_ORDER):
+    for key in (BASE_SERIES, "compound", *COMPARE_ORDER):
         r = by_series.get(key)
         if r is None:
             continue
         v = tests.get(key)
-        ratio = float(r["cost_flops"]) / float(base["cost_flops"]) if base is not None else None
+        ratio = (
+            float(r["cost_flops"]) / float(base_row["cost_flops"]) if base_row is not None else None
+        )
         rows.append(
             [
                 r["label"],

@@ -119,8 +119,9 @@ def setup_key(config: dict[str, Any]) -> str:
     """What must match for two studies' top-1 to be comparable: data and proxy settings."""
     import json
 
-    proxy = {k: v for k, v in (config.get("proxy") or {}).items() if k not in ("threads", "device")}
-    key: list[Any] = [config.get("data_fingerprint"), proxy]
+    stored = config.get("proxy") or {}  # the proxy settings
+    settings = {k: v for k, v in stored.items() if k not in ("threads", "device")}
+    key: list[Any] = [config.get("data_fingerprint"), settings]
     if config.get("base"):  # only another base's networks differ: B0 keys stay as they were
         key.append([config.get("base"), config.get("base_table")])
     return json.dumps(key, sort_keys=True, default=str)

@@ -86,7 +86,8 @@ class Job:
     seeds: int
     prune: bool  # feed the first seed's per-epoch accuracy to the study's pruner
     info: dict[str, Any]  # for the trial_start progress event
-    proxy: Any = None  # its own ProxyConfig (a confirmation's longer proxy); None: the trainer's
+    # Its own ProxyConfig (a confirmation's longer proxy); None: the trainer's settings.
+    proxy_settings: Any = None
     key: str | None = None  # the network_key twins share; None: spec.key_str
 
 
@@ -319,10 +320,10 @@ def work_queue(
 class Trainer:
     """Runs a claimed trial: describe it, reuse a twin or train it, record the results."""
 
-    def __init__(self, describe: Describe, source, proxy, progress: ProgressFn | None = None):
+    def __init__(self, describe: Describe, source, settings, progress: ProgressFn | None = None):
         self.describe = describe
         self.source = source
-        self.proxy = proxy
+        self.settings = settings
         self.progress = progress
         self.counter = (0, 0)  # (done, total) for progress events
 
@@ -332,7 +333,7 @@ class Trainer:
         if reused is not None:
             return reused
         self.emit("trial_start", trial.number, job.info)
-        return train_point(trial, job, self.source, job.proxy or self.proxy, self.emit)
+        return train_point(trial, job, self.source, job.proxy_settings or self.settings, self.emit)
 
     def emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
         if self.progress is not None:
@@ -377,13 +378,14 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
         optuna.storages.fail_stale_trials(trial.study)  # unless that worker died
 
 
-def train_point(trial, job: Job, source, proxy, emit=None) -> float:
+def train_point(trial, job: Job, source, settings, emit=None) -> float:
     """Train ``job`` with its seeds, record the results on ``trial``, return mean top-1.
 
-    Seed k of every point is ``proxy.seed + k``: the same data order, augmentation stream and
-    initial seeding for every point trained with that proxy, so runs pair across points. Each
-    run's per-image correctness on val (and test, when the data have one) is stored too. With
-    ``job.prune`` the first seed's per-epoch accuracy feeds the study's pruner.
+    Seed k of every point is ``settings.seed + k`` (``settings``: a ProxyConfig): the same data
+    order, augmentation stream and initial seeding for every point trained with those settings,
+    so runs pair across points. Each run's per-image correctness on val (and test, when the data
+    have one) is stored too. With ``job.prune`` the first seed's per-epoch accuracy feeds the
+    study's pruner.
     """
     import optuna
 
@@ -406,8 +408,8 @@ def train_point(trial, job: Job, source, proxy, emit=None) -> float:
         train(
             job.spec,
             source,
-            proxy,
-            seed=proxy.seed + k,
+            settings,
+            seed=settings.seed + k,
             # Only a pruner needs every epoch's val accuracy: evaluating it costs time and
             # changes no result (seed k's run is the same with or without it).
             callback=(lambda e, a, k=k: on_epoch(e, a, k)) if job.prune else None,

@@ -36,8 +36,8 @@ from scaler.spec import (
     member_dropout,
     round_pixels,
     scale,
+    unchecked_spec,
 )
-from scaler.spec import realize as spec_realize
 
 PAPER_BASE = 2.0  # α·β²·γ² of the paper: one unit of φ doubles the cost
 PAPER_COEFFICIENTS = (1.2, 1.1, 1.15)
@@ -130,7 +130,7 @@ def multipliers(coefficients: Coefficients, phi: float) -> tuple[float, float, f
         raise ValueError(f"--phi {phi:g} is invalid: α^φ, β^φ or γ^φ overflows") from None
 
 
-def realize(
+def cost_spec(
     depth: float, width: float, resolution: float, base_pixels: int, base: Base = EFFICIENTNET_B0
 ) -> Spec:
     """The Spec ``spec.scale`` makes of these multipliers, without its size limits.
@@ -139,7 +139,7 @@ def realize(
     builder may have it is :func:`builder_limit`.
     """
     pixels = round_pixels(resolution, base_pixels)
-    return spec_realize(depth, width, resolution, base_pixels, pixels, base=base)
+    return unchecked_spec(depth, width, resolution, base_pixels, pixels, base=base)
 
 
 def builder_limit(spec: Spec) -> str:
@@ -165,7 +165,7 @@ def member(
     Its classifier dropout is, for EfficientNet, the official member's at the same φ
     (``spec.family_dropout``); another base keeps its own (``spec.member_dropout``).
     """
-    spec = realize(*multipliers(coefficients, phi), base_pixels, base)
+    spec = cost_spec(*multipliers(coefficients, phi), base_pixels, base)
     spec = dataclasses.replace(spec, dropout=member_dropout(base, phi))
     return spec, builder_limit(spec)
 
@@ -337,7 +337,7 @@ def solve_dimension(
         raise ValueError(f"dimension {dim!r} is unknown: valid are depth, width, resolution")
     d_or_w = {"depth": lambda v: (v, 1.0), "width": lambda v: (1.0, v)}[dim]
     flops = [
-        cost_model(realize(*d_or_w(v), 1.0, base_pixels, base), num_classes).flops_at(base_pixels)
+        cost_model(cost_spec(*d_or_w(v), 1.0, base_pixels, base), num_classes).flops_at(base_pixels)
         for v in values
     ]
     misses = [abs(f / target_flops - 1.0) for f in flops]
@@ -349,12 +349,12 @@ def official_family(base_pixels: int = B0_RESOLUTION, num_classes: int = 1000) -
     """The official B0..B7 (TF builder tuples) measured like a family."""
     from scaler.spec import PRESETS, preset
 
-    base = base_flops(base_pixels, num_classes)
+    unscaled = base_flops(base_pixels, num_classes)
     rows = {}
     for phi, name in enumerate(PRESETS):
         spec = preset(name, base_pixels)
         nominal = spec.depth * spec.width**2 * spec.resolution**2
-        rows[name] = _family_row(phi, spec, nominal, base, num_classes)
+        rows[name] = _family_row(phi, spec, nominal, unscaled, num_classes)
     return rows
 
 

@@ -234,10 +234,10 @@ def scale(
     else:
         resolution = pixels / base_pixels
     check_pixels(pixels, limit=pixel_limit)
-    return realize(depth, width, resolution, base_pixels, pixels, dropout, base)
+    return unchecked_spec(depth, width, resolution, base_pixels, pixels, dropout, base)
 
 
-def realize(
+def unchecked_spec(
     depth: float,
     width: float,
     resolution: float,

@@ -242,9 +242,9 @@ def default_name(prefix: str, data: str, proxy: str, hashed: str) -> str:
     return f"{prefix}-{name}-{proxy}-{digest}"
 
 
-def proxy_json(proxy, drop: tuple[str, ...] = ()) -> str:
+def proxy_json(settings, drop: tuple[str, ...] = ()) -> str:
     """A proxy configuration as canonical JSON, some fields left out."""
-    values = {k: v for k, v in dataclasses.asdict(proxy).items() if k not in drop}
+    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
     return json.dumps(values, sort_keys=True)
 
 
@@ -262,10 +262,10 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
     from scaler.data import parse_data
 
     source = parse_data(cfg.data)
-    base_px = cfg.proxy_config().base_pixels
-    if source.max_pixels is not None and base_px > source.max_pixels:
+    base_pixels = cfg.proxy_config().base_pixels
+    if source.max_pixels is not None and base_pixels > source.max_pixels:
         raise ValueError(
-            f"proxy base_pixels {base_px} is invalid for {cfg.data}: the data serve at most "
+            f"proxy base_pixels {base_pixels} is invalid for {cfg.data}: the data serve at most "
             f"{source.max_pixels} px"
         )
     name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)

@@ -376,7 +376,7 @@ def _setup(
     seed: int,
     batch_size: int,
 ) -> _Run:
-    """Build the model and optimizer, put the data on the device and plan the schedule."""
+    """Build the model and optimizer, put the data on the device and set up the schedule."""
     train_split, val_split = splits[:2]
     amp = config.amp if config.amp is not None else device.type == "cuda"
 

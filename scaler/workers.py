@@ -81,7 +81,7 @@ def check_workers(workers: int | None, per_gpu: int | None = None, trial_bytes: 
     return workers
 
 
-def plan(workers: int, cpus: int | None = None) -> list[Placement]:
+def placements(workers: int, cpus: int | None = None) -> list[Placement]:
     """Split the machine: GPUs round-robin when present, otherwise the cores evenly."""
     import torch
 
@@ -116,7 +116,7 @@ def run_workers(target: Callable[[Placement], None], workers: int) -> None:
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_child, args=(target, placement), daemon=False)
-        for placement in plan(workers)
+        for placement in placements(workers)
     ]
     for p in procs:
         p.start()

@@ -48,7 +48,7 @@ def run(args) -> None:
 
     overrides = dict(kv.split("=", 1) for kv in args.set)
     overrides = {k: _value(v) for k, v in overrides.items()}
-    base = resolve_proxy(args.proxy, overrides)
+    settings = resolve_proxy(args.proxy, overrides)
     source = parse_data(args.data)
     new = not args.out.exists()
     # test_top1 only when asked: older files of this script have no such column.
@@ -58,7 +58,7 @@ def run(args) -> None:
         if new:
             writer.writeheader()
         for name in args.members.split(","):
-            spec = network(name, base.base_pixels)
+            spec = network(name, settings.base_pixels)
             for lr in (float(x) for x in args.lrs.split(",")):
                 cfg = resolve_proxy(args.proxy, {**overrides, "lr": lr})
                 for k in range(args.first_seed, args.first_seed + args.seeds):

@@ -134,7 +134,7 @@ def test_one_vocabulary_for_sizes(cli):
 
 
 def test_tolerance_takes_a_percentage_or_a_fraction():
-    from scaler.searches import parse_tolerance
+    from scaler.search_config import parse_tolerance
 
     assert parse_tolerance("5%") == pytest.approx(0.05) == parse_tolerance("0.05")
     for bad in ("0", "100%", "abc", "-5%"):
@@ -143,11 +143,14 @@ def test_tolerance_takes_a_percentage_or_a_fraction():
 
 
 def test_max_flops_says_where_it_is_measured():
+    import dataclasses
+
     from scaler import sweeps as W
+    from scaler.sweep_points import sweep_points
 
     cfg = W.SweepConfig(kind="single", dims=("resolution",), resolutions=(1.0, 1.3))
-    at_proxy = W.plan(W.dataclasses.replace(cfg, max_flops=60e6), 13, None)
-    at_cost = W.plan(W.dataclasses.replace(cfg, max_flops=60e6, max_flops_at="cost"), 13, None)
+    at_proxy = sweep_points(dataclasses.replace(cfg, max_flops=60e6), 13, None)
+    at_cost = sweep_points(dataclasses.replace(cfg, max_flops=60e6, max_flops_at="cost"), 13, None)
     assert not any(p.skip for p in at_proxy)  # 48 and 62 px cost less than 60 MFLOPs ...
     assert all("at r × 224 px exceed" in p.skip for p in at_cost)  # ... 224 and 291 px more
 

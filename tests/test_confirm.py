@@ -42,10 +42,10 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     res, _ = confirmed
     frame = res.frame
     conf = frame[frame["role"] == CONFIRM_ROLE]
-    plan = load_study("conf", confirmed[1]).user_attrs[C.ATTR]
-    assert plan["settings"] == {"top": 2, "seeds": 2, "smoke": True, "proxy_preset": "quick"}
-    assert plan["proxy"]["images"] == 96  # 1.5 × the search's 64: a quick search's smoke run
-    assert len(conf) == len(plan["points"]) >= 3
+    stored = load_study("conf", confirmed[1]).user_attrs[C.ATTR]
+    assert stored["settings"] == {"top": 2, "seeds": 2, "smoke": True, "proxy_preset": "quick"}
+    assert stored["proxy"]["images"] == 96  # 1.5 × the search's 64: a quick search's smoke run
+    assert len(conf) == len(stored["points"]) >= 3
     assert set(conf["confirm_role"]) >= {"base", "paper"}
     for _, r in conf.iterrows():
         assert r["seed_list"] == [0, 1]  # seed k is the same seed for every network

@@ -75,7 +75,7 @@ def test_an_export_of_0_5_is_read_once_and_gives_the_same_family(monkeypatch):
     seen = _reads(monkeypatch)
     exp = load_export(EXPORT_0_5)
     assert seen == [str(EXPORT_0_5)]  # 0.5 read it three times
-    assert exp.version == 2 and exp.base.name == "efficientnet-b0" and exp.base_pixels == 224
+    assert exp.version == 2 and exp.base.name == "efficientnet-b0" and exp.cost_pixels == 224
     assert (exp.coefficients.alpha, exp.coefficients.beta) == (1.0, 1.2)
     assert [m.to_dict() for m in exp.members] == data["family"]
     assert [m.params for m in exp.members] == [

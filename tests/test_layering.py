@@ -29,6 +29,7 @@ RUNNING = {
     f"scaler.{m}"
     for m in ("searches", "sweeps", "confirm", "calibrate", "runner", "workers", "train", "bench")
 }
+RUNNING |= {f"scaler.{m}" for m in ("search_config", "candidates", "sweep_config", "sweep_points")}
 PRESENTATION = ("scaler.report", "scaler.plots", "scaler.findings")
 PRESENTATION += ("scaler.stats", "scaler.results")
 # Modules that draw images, crops and augmentations: random draws are their job, resampling is

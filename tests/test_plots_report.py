@@ -26,6 +26,7 @@ from scaler import sweeps as W
 from scaler.findings_sweeps import baseline_findings
 from scaler.results import load_studies
 from scaler.studies import versions
+from scaler.sweep_config import DIMENSIONS
 
 # One thread: on a shared 2-core machine two spinning threads slow tiny runs down many times.
 SEARCH = S.SearchConfig(
@@ -127,7 +128,7 @@ def make_sweep(url: str, name: str, cfg: W.SweepConfig, top1) -> None:
 
 SINGLE = W.SweepConfig(
     kind="single",
-    dims=W.DIMENSIONS,
+    dims=DIMENSIONS,
     widths=(1.0, 1.4),  # 9.0 MFLOPs at 16 px
     depths=(1.0, 2.0),  # 10.0 MFLOPs
     resolutions=(1.0, 1.3),  # 7.5 MFLOPs: all within 1.5x of the search's 8.6 MFLOPs

@@ -106,17 +106,19 @@ def test_the_confirmation_reads_the_searchs_proxy_as_resolve_does() -> None:
 
     search = resolve_proxy("quick", {"images": 64, "batch_size": 16, "threads": 1})
     study = _study({"proxy": json.loads(json.dumps(search.to_dict())), "proxy_preset": "quick"})
-    assert confirm.search_proxy(study) == search
-    assert confirm.search_proxy(_study({})) == resolve_proxy()
+    assert confirm.search_settings(study) == search
+    assert confirm.search_settings(_study({})) == resolve_proxy()
 
     # A named confirmation proxy: that preset with the search's base pixels, threads, device.
     cfg = confirm.ConfirmConfig(proxy="long", proxy_overrides=(("lr", 0.01),))
-    *_, proxy = confirm._resolve(cfg, {"preset": "quick", "proxy": search}, 640)
+    *_, proxy = confirm._resolve(cfg, {"preset": "quick", "settings": search}, 640)
     assert proxy == resolve_proxy(
         "long", {"base_pixels": 32, "threads": 1, "device": "auto", "lr": 0.01}
     )
     # The default: the search's own proxy, longer (1.5x for a quick search).
-    *_, proxy = confirm._resolve(confirm.ConfirmConfig(), {"preset": "quick", "proxy": search}, 640)
+    *_, proxy = confirm._resolve(
+        confirm.ConfirmConfig(), {"preset": "quick", "settings": search}, 640
+    )
     assert proxy == resolve_proxy(stored=search.to_dict(), overrides={"images": 96})
 
 
@@ -130,6 +132,6 @@ def test_the_v01_studys_stored_proxy_still_reads(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)
     study = load_study("search-v01", "sqlite:///v01.db")
     stored = study.user_attrs["config"]["proxy"]
-    proxy = confirm.search_proxy(study)
+    proxy = confirm.search_settings(study)
     assert proxy == resolve_proxy(stored=stored)
     assert (proxy.base_pixels, proxy.images, proxy.batch_size) == (16, 64, 32)

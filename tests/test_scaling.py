@@ -114,7 +114,7 @@ def test_family_rows_past_every_builder_limit_are_marked_and_serializable(monkey
 
 
 def test_realize_equals_scale_wherever_scale_accepts():
-    from scaler.scaling import builder_limit, member, realize
+    from scaler.scaling import builder_limit, cost_spec, member
 
     for coeffs in [(1.2, 1.1, 1.15), (1.0, 1.0, 1.384), (1.9, 1.3, 0.9), (0.7, 0.8, 1.05)]:
         c = Coefficients(*coeffs)
@@ -123,7 +123,7 @@ def test_realize_equals_scale_wherever_scale_accepts():
             if not limit:
                 assert spec == c.spec(phi)
                 assert builder_limit(spec) == ""
-    assert realize(1.2, 1.1, 1.0, 96) == scale(1.2, 1.1, 1.0, base_pixels=96)
+    assert cost_spec(1.2, 1.1, 1.0, 96) == scale(1.2, 1.1, 1.0, base_pixels=96)
 
 
 def test_the_builder_multiplier_limit_is_the_specs():

@@ -10,7 +10,9 @@ import pytest
 from conftest import TINY_PROXY
 
 from scaler import searches as S
+from scaler.candidates import realize_candidate
 from scaler.exports import load_coefficients
+from scaler.search_config import paper_at, parse_tolerance
 from scaler.studies import load_study
 
 
@@ -40,7 +42,7 @@ def searched(tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("alpha, beta", [(1.0, 1.0), (1.2, 1.1), (1.4, 1.0), (1.0, 1.2)])
 def test_measured_solve_lands_within_tolerance(alpha, beta):
-    cand = S.realize(tiny(), "grid", alpha, beta, num_classes=13, max_pixels=64)
+    cand = realize_candidate(tiny(), "grid", alpha, beta, num_classes=13, max_pixels=64)
     assert cand.infeasible == ""
     assert abs(cand.cost_ratio / 2.0 - 1) <= 0.05
     assert cand.gamma >= 1.0 and cand.nominal_cost != pytest.approx(cand.cost_ratio, abs=1e-3)
@@ -48,9 +50,9 @@ def test_measured_solve_lands_within_tolerance(alpha, beta):
 
 @pytest.mark.slow
 def test_impossible_points_are_refused():
-    cand = S.realize(tiny(), "grid", 1.4, 1.2, num_classes=13, max_pixels=64)
+    cand = realize_candidate(tiny(), "grid", 1.4, 1.2, num_classes=13, max_pixels=64)
     assert "γ < 1" in cand.infeasible
-    strict = S.realize(tiny(tolerance=1e-6), "grid", 1.2, 1.1, 13, 64)
+    strict = realize_candidate(tiny(tolerance=1e-6), "grid", 1.2, 1.1, 13, 64)
     assert "misses the budget" in strict.infeasible
 
 
@@ -222,15 +224,17 @@ def test_python_api_resumes_the_same_study(searched):
 @pytest.mark.slow
 def test_every_default_candidate_trains_within_the_proxy_tolerance():
     cfg = S.SearchConfig()
-    points = [S._paper_at(cfg.budget), *cfg.grid()]
-    cands = [S.realize(cfg, "grid", a, b, num_classes=13, max_pixels=None) for a, b in points]
+    points = [paper_at(cfg.budget), *cfg.grid()]
+    cands = [
+        realize_candidate(cfg, "grid", a, b, num_classes=13, max_pixels=None) for a, b in points
+    ]
     feasible = [c for c in cands if not c.infeasible]
     assert len(feasible) >= len(cands) // 2
     for c in feasible:  # every trained candidate costs the budget at the proxy, within 10 %
         assert abs(c.proxy_cost_ratio / cfg.budget - 1) <= cfg.proxy_limit
     assert any("at the proxy's input size" in c.infeasible for c in cands)  # the rule acts
     loose = S.SearchConfig(proxy_tolerance=0.99)
-    loose_cands = [S.realize(loose, "grid", a, b, 13, None) for a, b in points]
+    loose_cands = [realize_candidate(loose, "grid", a, b, 13, None) for a, b in points]
     assert not any("at the proxy's input size" in c.infeasible for c in loose_cands)
 
 
@@ -238,7 +242,7 @@ def test_proxy_tolerance_is_validated():
     with pytest.raises(ValueError, match="--proxy-tolerance"):
         S.SearchConfig(proxy_tolerance=0.0).validate()
     with pytest.raises(ValueError, match="--proxy-tolerance 'x'"):
-        S.parse_tolerance("x", "--proxy-tolerance")
+        parse_tolerance("x", "--proxy-tolerance")
 
 
 def test_quick_smoke_runs_do_not_check_the_proxy_cost():
@@ -246,7 +250,7 @@ def test_quick_smoke_runs_do_not_check_the_proxy_cost():
     assert S.SearchConfig(proxy="quick").proxy_limit is None
     assert S.SearchConfig(proxy="quick", proxy_tolerance=0.2).proxy_limit == 0.2
     quick = S.SearchConfig(proxy="quick")
-    cands = [S.realize(quick, "grid", a, b, 13, None) for a, b in quick.grid()]
+    cands = [realize_candidate(quick, "grid", a, b, 13, None) for a, b in quick.grid()]
     assert not any("at the proxy's input size" in c.infeasible for c in cands)
 
 

@@ -12,7 +12,9 @@ import json
 import pytest
 from conftest import TINY_ARGS, TINY_PROXY
 
+from scaler import sweep_config as C
 from scaler import sweeps as W
+from scaler.sweep_points import num, sweep_points
 
 # One thread: on a shared 2-core machine two spinning threads slow tiny runs down many times.
 
@@ -43,30 +45,30 @@ def swept(tmp_path_factory):
 
 
 def test_figure1_points_and_labels():
-    points = W.plan(tiny(kind="width-by-baseline"), num_classes=13, max_pixels=64)
+    points = sweep_points(tiny(kind="width-by-baseline"), num_classes=13, max_pixels=64)
     assert len(points) == 4 * 5
     labels = list(dict.fromkeys(p.label for p in points))
     assert labels == ["d=1.0, r=1.0", "d=1.0, r=1.3", "d=2.0, r=1.0", "d=2.0, r=1.3"]
     for p in points:
         assert p.value_name == "w" and p.value == p.width
-        assert f"d={W.num(p.depth)}, r={W.num(p.resolution)}" == p.series
+        assert f"d={num(p.depth)}, r={num(p.resolution)}" == p.series
         assert p.pixels == (21 if p.resolution == 1.3 else 16)  # round(1.3 × 16 px)
         assert p.skip == ""
-    assert sorted({p.width for p in points}) == list(W.FIG1_WIDTHS)
+    assert sorted({p.width for p in points}) == list(C.FIG1_WIDTHS)
 
 
 def test_single_and_compound_points(tmp_path):
-    pts = W.plan(tiny(kind="single", dims=W.DIMENSIONS), 13, None)
-    by = {d: [p for p in pts if p.series == d] for d in W.DIMENSIONS}
-    assert [p.width for p in by["width"]] == list(W.FIG3_WIDTHS)
-    assert [p.depth for p in by["depth"]] == list(W.FIG3_DEPTHS)
-    assert [p.resolution for p in by["resolution"]] == list(W.FIG3_RESOLUTIONS)
+    pts = sweep_points(tiny(kind="single", dims=C.DIMENSIONS), 13, None)
+    by = {d: [p for p in pts if p.series == d] for d in C.DIMENSIONS}
+    assert [p.width for p in by["width"]] == list(C.FIG3_WIDTHS)
+    assert [p.depth for p in by["depth"]] == list(C.FIG3_DEPTHS)
+    assert [p.resolution for p in by["resolution"]] == list(C.FIG3_RESOLUTIONS)
     assert all(p.depth == p.resolution == 1 for p in by["width"])
     # The shared (1, 1, 1) point is one network in every series: trained once, reused.
     assert len({p.network_key for p in pts if p.value == 1.0}) == 1
     coeffs = tmp_path / "c.json"
     coeffs.write_text(json.dumps({"coefficients": {"alpha": 1.2, "beta": 1.1, "gamma": 1.15}}))
-    cpts = W.plan(tiny(kind="compound", coefficients=str(coeffs), phi_max=2), 13, 64)
+    cpts = sweep_points(tiny(kind="compound", coefficients=str(coeffs), phi_max=2), 13, 64)
     assert [p.phi for p in cpts] == [0, 1, 2]
     assert cpts[2].depth == pytest.approx(1.44) and cpts[2].width == pytest.approx(1.21)
     assert cpts[2].pixels == round(1.15**2 * 16)
@@ -89,9 +91,9 @@ def test_compound_sweep_stores_its_coefficients(tmp_path):
 
 
 def test_max_flops_and_max_pixels_skip():
-    pts = W.plan(tiny(kind="single", dims=("resolution",), resolutions=(1.0, 4.5)), 13, 64)
+    pts = sweep_points(tiny(kind="single", dims=("resolution",), resolutions=(1.0, 4.5)), 13, 64)
     assert pts[0].skip == "" and "data serve at most 64 px" in pts[1].skip
-    pts = W.plan(tiny(kind="width-by-baseline", max_flops=10e6), 13, 64)
+    pts = sweep_points(tiny(kind="width-by-baseline", max_flops=10e6), 13, 64)
     kept = [p for p in pts if not p.skip]
     assert kept and all(p.flops <= 10e6 for p in kept)
     assert all("exceed --max-flops" in p.skip for p in pts if p.flops > 10e6)
@@ -133,7 +135,7 @@ def test_rerun_resumes_and_refuses_other_config(swept):
 def test_failed_point_does_not_stop_the_sweep(tmp_path, monkeypatch):
     from scaler import runner
 
-    def fake_train(trial, job, source, proxy, emit=None):
+    def fake_train(trial, job, source, settings, emit=None):
         if job.spec.stem != 32:  # the widened network fails, the base trains
             raise RuntimeError("out of memory\n(simulated)")
         for key, value in (("top1_seeds", [42.0]), ("top1_mean", 42.0), ("status", "trained")):
@@ -205,9 +207,9 @@ def test_cli_sweep_all_skipped_then_higher_cap_is_same_study(cli, tmp_path):
     [("50M", 50e6), ("1.2G", 1.2e9), ("3e7", 3e7), ("750k", 750e3), ("40 MFLOPs", 40e6)],
 )
 def test_parse_flops(text, value):
-    assert W.parse_flops(text) == (pytest.approx(value), "proxy")
-    assert W.parse_flops(text + "@cost") == (pytest.approx(value), "cost")
-    assert W.parse_flops(text + "@proxy") == (pytest.approx(value), "proxy")
+    assert C.parse_flops(text) == (pytest.approx(value), "proxy")
+    assert C.parse_flops(text + "@cost") == (pytest.approx(value), "cost")
+    assert C.parse_flops(text + "@proxy") == (pytest.approx(value), "proxy")
 
 
 @pytest.mark.parametrize(

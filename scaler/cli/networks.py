@@ -163,15 +163,16 @@ def family(
     scaling.check_phi_max(phi_max)
     if compare_official and net.name != "efficientnet-b0":
         raise ValueError(f"--compare-official compares with EfficientNet B1..B7, not {net.name}")
-    base = check_pixels(cost_pixels or (stated if coefficients else net.pixels), "--cost-pixels")
-    rows = scaling.family(coeffs, phi_max, base, base=net)
-    official = scaling.official_family(base) if compare_official else {}
+    given = cost_pixels or (stated if coefficients else net.pixels)
+    cost_pixels = check_pixels(given, "--cost-pixels")
+    rows = scaling.family(coeffs, phi_max, cost_pixels, base=net)
+    official = scaling.official_family(cost_pixels) if compare_official else {}
     if as_json:
         named = {} if net.name == "efficientnet-b0" else {"base": net.name}
         payload = {
             **named,
             "coefficients": dataclasses.asdict(coeffs),
-            "cost_pixels": base,
+            "cost_pixels": cost_pixels,
             "flops_unit": "fvcore: one multiply-add = one flop",
             "rows": rows,
         }
@@ -179,14 +180,14 @@ def family(
             payload["official"] = official
         print_json(payload)
         return
-    _print_family(coeffs, base, rows, official if compare_official else None, net)
+    _print_family(coeffs, cost_pixels, rows, official if compare_official else None, net)
 
 
-def _print_family(coeffs, base: int, rows, official: dict | None, net) -> None:
+def _print_family(coeffs, cost_pixels: int, rows, official: dict | None, net) -> None:
     whose = "Family" if net.name == "efficientnet-b0" else f"{net.label} family"
     table = Table(
         title=f"{whose} of α={coeffs.alpha:.4g}, β={coeffs.beta:.4g}, γ={coeffs.gamma:.4g} "
-        f"(α·β²·γ² = {coeffs.product:.3f}), base {base} px"
+        f"(α·β²·γ² = {coeffs.product:.3f}), base {cost_pixels} px"
     )
     cols = ["φ", "d", "w", "r", "pixels", "layers", "params (M)", "GFLOPs*"]
     cols += ["nominal ×", "measured ×"]

@@ -110,8 +110,8 @@ def search(
 
 
 def search_config(options: dict):
-    """The :class:`scaler.searches.SearchConfig` of ``scaler search``'s options."""
-    from scaler import searches as S
+    """The :class:`scaler.search_config.SearchConfig` of ``scaler search``'s options."""
+    from scaler import search_config as S
     from scaler.scaling import parse_budget
 
     o = {k: v for k, v in options.items() if k not in ("study", "storage", "workers")}
@@ -191,9 +191,11 @@ def print_board(res) -> None:
 
 def best_cell(r, usable: bool) -> str:
     """best, possibly (in the 95 % set) or ? (no usable noise estimate) for a candidate."""
+    from scaler.records import BASE_ROLE
+
     if r["best"]:
         return "best"
-    if r["role"] == "base":
+    if r["role"] == BASE_ROLE:
         return ""
     return ("possibly" if r["possibly_best"] else "") if usable else "?"
 

@@ -66,7 +66,7 @@ class SweepArgs:
 
     def config(self, kind: str, overrides: tuple, **fields):
         """The sweep's configuration: these options, the proxy overrides and ``fields``."""
-        from scaler import sweeps as W
+        from scaler import sweep_config as W
 
         max_flops, at = W.parse_flops(self.max_flops)
         if "base" not in fields:
@@ -211,7 +211,7 @@ def width_by_baseline(
 
       scaler sweep width-by-baseline --proxy quick --max-flops 40M --workers 2
     """
-    from scaler import sweeps as W
+    from scaler import sweep_config as W
 
     cfg = args.config(
         "width-by-baseline",
@@ -252,7 +252,7 @@ def single(
 
       scaler sweep single --dim depth --depths 1,2,4 --seeds 2
     """
-    from scaler import sweeps as W
+    from scaler import sweep_config as W
 
     cfg = args.config(
         "single",
@@ -326,7 +326,7 @@ def compare(
 
       scaler sweep compare --base resnet18 --budget 2x --proxy quick --seeds 2
     """
-    from scaler import sweeps as W
+    from scaler import sweep_config as W
     from scaler.scaling import parse_budget
 
     cfg = args.config(

@@ -83,22 +83,34 @@ def train(
 
       scaler train --base mobilenetv2 --width 0.5 --proxy quick
     """
-    from scaler.complexity import count
     from scaler.data import parse_data
     from scaler.device import check_device
-    from scaler.files import check_out_file, write_atomic
+    from scaler.files import check_out_file
     from scaler.scaling import network_spec
-    from scaler.train import run_metrics
-    from scaler.train import train as train_fn
 
-    cfg = resolve_proxy(proxy, overrides)
-    check_device(cfg.device)
+    settings = resolve_proxy(proxy, overrides)
+    check_device(settings.device)
     if out_file is not None:
         check_out_file(out_file)
     spec = network_spec(
-        preset, depth, width, pixels, cfg.base_pixels, resolution=resolution, base=base_option(base)
+        preset,
+        depth,
+        width,
+        pixels,
+        settings.base_pixels,
+        resolution=resolution,
+        base=base_option(base),
     )
-    source = parse_data(data)
+    _train_and_report(spec, parse_data(data), settings, as_json, out_file)
+
+
+def _train_and_report(spec, source, settings, as_json: bool, out_file: Path | None) -> None:
+    """Train ``spec`` once with the proxy ``settings``; print (or --json) and write its metrics."""
+    from scaler.complexity import count
+    from scaler.files import write_atomic
+    from scaler.train import run_metrics
+    from scaler.train import train as train_fn
+
     cost = count(spec, source.num_classes)
     say = err.print if as_json else out.print  # --json: stdout holds the JSON alone
     say(
@@ -107,8 +119,8 @@ def train(
         f"{cost.params / 1e6:.2f} M params, {cost.flops / 1e6:.1f} MFLOPs*"
     )
     with EpochBar() as bar:
-        result = train_fn(spec, source, cfg, progress=bar.update)
-    metrics = run_metrics(result, spec, cost, source.name, cfg)
+        result = train_fn(spec, source, settings, progress=bar.update)
+    metrics = run_metrics(result, spec, cost, source.name, settings)
     if spec.base.name != "efficientnet-b0":
         metrics = {"base": spec.base.name, **metrics}
     if out_file is not None:
@@ -166,12 +178,12 @@ def bench(
 
     if not 1 <= rounds <= 20:
         raise ValueError(f"--rounds {rounds} is invalid: it must be in 1..20")
-    cfg = resolve_proxy(proxy, overrides)
-    check_device(cfg.device)
-    spec = preset_fn(preset, cfg.base_pixels)
+    settings = resolve_proxy(proxy, overrides)
+    check_device(settings.device)
+    spec = preset_fn(preset, settings.base_pixels)
     source = parse_data(data)
     with err.status("benchmarking ..."):
-        r = bench_fn(spec, source, cfg, rounds, images=images, workers=workers)
+        r = bench_fn(spec, source, settings, rounds, images=images, workers=workers)
     if as_json:
         print_json(r)
         return
