@@ -91,10 +91,11 @@ The plan (what --dry-run prints, per phase; every number below is in this script
                 leaves unused goes to the next one
 
 Runs are counted with scaler's own functions: the search's queue (searches.queued_points),
-each point realized under the budget (searches.realize: infeasible points are never trained,
-twins are trained once), then the confirmation (confirm._resolve with confirm.DEFAULTS: top 3
-+ base + paper, 2 seeds, 2x the run; the slowest feasible candidates are taken as the top 3);
-the sweep's points (sweeps.plan) x its seeds; calibrate's members (calibrate.plan) x seeds, a
+each point realized under the budget (candidates.realize_candidate: infeasible points are
+never trained, twins are trained once), then the confirmation (confirm._resolve with
+confirm.DEFAULTS: top 3 + base + paper, 2 seeds, 2x the run; the slowest feasible candidates
+are taken as the top 3); the sweep's points (sweep_points.sweep_points) x its seeds;
+calibrate's members (calibrate.member_specs) x seeds, a
 trial a run on K workers as the others; bench's rounds x 2 loops of 32 batches, the reference
 loop priced at {BENCH_REFERENCE_FACTOR:g}x the trainer's time, + {BENCH_PNG_S:g} s to write its
 PNGs. Images a run: scaler.confirm's count (epochs x whole batches of the train split).
@@ -298,7 +299,7 @@ def plan_bench(s: Settings, source) -> Phase:
 
 
 def plan_search(s: Settings, source) -> Phase:
-    from scaler import confirm, searches
+    from scaler import candidates, confirm, searches
     from scaler.records import CANDIDATE_ROLES
 
     extra = TINY_SEARCH if s.tiny else {}
@@ -313,7 +314,7 @@ def plan_search(s: Settings, source) -> Phase:
     infeasible = reused = 0
     for q in searches.queued_points(cfg):
         a = q.attrs
-        c = searches.realize(
+        c = candidates.realize_candidate(
             cfg, a["role"], a["alpha"], a["beta"], source.num_classes, source.max_pixels
         )
         seeds = cfg.base_seeds if a["role"] == "base" else cfg.seeds
@@ -330,7 +331,7 @@ def plan_search(s: Settings, source) -> Phase:
     # The confirmation: scaler.confirm's own settings for this proxy (DEFAULTS, SMOKE).
     top, seeds, _, cproxy = confirm._resolve(
         cfg.confirm_config(),
-        {"preset": cfg.proxy, "proxy": proxy},
+        {"preset": cfg.proxy, "settings": proxy},
         len(source.load("train", proxy.base_pixels)),
     )
     cimages = _images(cproxy, source)
@@ -362,7 +363,7 @@ def plan_search(s: Settings, source) -> Phase:
 
 
 def plan_sweep(s: Settings, source) -> Phase:
-    from scaler import sweeps
+    from scaler import sweep_points, sweeps
 
     cfg = sweeps.SweepConfig(
         kind="width-by-baseline",
@@ -373,7 +374,7 @@ def plan_sweep(s: Settings, source) -> Phase:
     )
     k = s.workers
     images = _images(cfg.proxy_config(), source)
-    points = sweeps.plan(cfg, source.num_classes, source.max_pixels)
+    points = sweep_points.sweep_points(cfg, source.num_classes, source.max_pixels)
     seen: set[str] = set()
     trials = []
     for p in points:
@@ -400,7 +401,7 @@ def plan_calibrate(s: Settings, source) -> Phase:
     k = s.workers  # a calibration is a study: one trial per (member, seed), K workers on CUDA
     trials = [
         (f"{m} seed {i}", 1, spec.layers)
-        for m, spec in calibrate.plan(cfg, source)  # member by member, as calibrate queues
+        for m, spec in calibrate.member_specs(cfg, source)  # member by member, as calibrate queues
         for i in range(cfg.seeds)
     ]
     span, line = _stage(

@@ -63,8 +63,8 @@ def test_budgets_shrink_with_a_short_limit(gc, default_plan):
 
 
 def test_search_runs_are_the_search_modules(gc, default_plan):
-    """The default 2x grid: what searches.queued_points and realize say, then confirm.DEFAULTS."""
-    from scaler import confirm, searches
+    """The default 2x grid: what the search's queue and candidates say, then confirm.DEFAULTS."""
+    from scaler import candidates, confirm, searches
     from scaler.data import parse_data
 
     source = parse_data("embedded")
@@ -74,7 +74,7 @@ def test_search_runs_are_the_search_modules(gc, default_plan):
     feasible = [
         q
         for q in points
-        if not searches.realize(
+        if not candidates.realize_candidate(
             cfg,
             q.attrs["role"],
             q.attrs["alpha"],
@@ -94,12 +94,13 @@ def test_search_runs_are_the_search_modules(gc, default_plan):
 
 
 def test_sweep_and_calibrate_runs_are_the_librarys(gc, default_plan):
-    from scaler import calibrate, sweeps
+    from scaler import calibrate, sweep_points, sweeps
     from scaler.data import parse_data
 
     source = parse_data("embedded")
     cfg = sweeps.SweepConfig(kind="width-by-baseline", seeds=2)
-    trained = [p for p in sweeps.plan(cfg, source.num_classes, source.max_pixels) if not p.skip]
+    points = sweep_points.sweep_points(cfg, source.num_classes, source.max_pixels)
+    trained = [p for p in points if not p.skip]
     _, plan = default_plan
     assert plan["sweep"].runs == len(trained) * 2 == 40
     cal = calibrate.CalibrationConfig()
