@@ -249,7 +249,7 @@ def get_base(text: str | Base | None, option: str = "--base") -> Base:
 
 
 def load_base(path: str | Path, option: str = "--base") -> Base:
-    """The base a stage-table YAML file describes (see README, "Base networks")."""
+    """The base a stage-table YAML file describes (see docs/bases.md)."""
     p = Path(path)
     where = f"{option} {str(p)!r}"
     if not p.is_file():

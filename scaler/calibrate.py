@@ -4,7 +4,7 @@
 applied to the proxy's base size) with paired seeds (seed k is the same data order, augmentation
 stream and init seed for every member), then compares their order with the paper's ImageNet top-1
 (Table 2) by Kendall's τ: :mod:`scaler.findings_calibration` computes τ per seed and averaged
-(the figure the README's target is stated in), for the members' mean accuracies, and its 95 %
+(the figure docs/proxy.md states the target in), for the members' mean accuracies, and its 95 %
 interval (a paired bootstrap over seeds), and writes the report's sentences.
 
 A calibration is a kind of study (:class:`scaler.runner.StudyKind`): each (member, seed k) run is

@@ -17,7 +17,7 @@ verdict, the edge warning) is read back and stated by :mod:`scaler.findings_conf
 the paper's point is among the top), against the 7 runs (base × 2, the paper's point and 4 grid
 points) the default 2× grid search trains: at most about 2.9× the search's own time (measured:
 589 s against 309 s), which keeps the whole default search within 20 minutes on 2 CPU cores
-(README, "The confirmation stage"). A
+(docs/search.md, "The confirmation stage"). A
 quick search is a smoke run: its confirmation is minimal (top 1 and the base only, 2 seeds, 1.5
 × as long: 2 networks × 2 runs of 1.5 epochs) and says so.
 
@@ -40,7 +40,7 @@ from scaler.results import finished, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
 
 # Sized so that the default search, this stage included, stays near its time goal on 2 CPU
-# cores (README, "The confirmation stage"): 2 paired runs, each twice the search's length.
+# cores (docs/search.md, "The confirmation stage"): 2 paired runs, each twice the search's length.
 # ``anchors``: the search's reference roles confirmed besides the top networks.
 DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": (BASE_ROLE, "paper")}
 # A search with one of these proxy presets is a smoke run; so is its confirmation.

@@ -96,8 +96,8 @@ class ProxyConfig:
     batch_size: int = 64
     # "sgd" (nesterov momentum), "adamw" or "rmsprop" (the paper's); lr must suit the choice.
     optimizer: str = "sgd"
-    # Peak learning rate after warm-up, from a range test (README, "The proxy"); lower it on
-    # DivergedError (adamw wants ~1e-3).
+    # Peak learning rate after warm-up, from a range test (reports/history.md, "The learning
+    # rate"); lower it on DivergedError (adamw wants ~1e-3).
     lr: float = 0.005
     # Momentum of sgd and rmsprop (ignored by adamw, which keeps its default betas).
     momentum: float = 0.9
@@ -116,7 +116,7 @@ class ProxyConfig:
     # Input size of the unscaled network in proxy runs (resolution multipliers apply to it);
     # train() itself trains at spec.pixels. 48, not 32: at 32 px the last stage sees a 1x1 map
     # and any larger input jumps it to 2x2, so equal-cost candidates could not train with equal
-    # compute (README, "The proxy").
+    # compute (reports/history.md, "A 48 px base").
     base_pixels: int = 48
     # Evaluate on val after every epoch (val_top1_curve); off saves time when nothing prunes
     # (a pruner's callback gets every epoch's accuracy either way).
@@ -139,7 +139,8 @@ class ProxyConfig:
     # (Goyal et al. 2017): one rule for every network, never tuned per network.
     cuda_batch_size: int | None = None
     # Start each residual branch at zero (its last BN's scale): without it, deep members fail
-    # to train at all in a short run (README, "The proxy"). Off only to measure that.
+    # to train at all in a short run (reports/history.md, "Residual branches start at zero").
+    # Off only to measure that.
     zero_init: bool = True
 
     def __post_init__(self) -> None:
@@ -204,7 +205,7 @@ def _check_fields(values: Mapping[str, Any]) -> None:
             )
 
 
-# Times are for B0 on the embedded data on this project's 2-core CPU (README, "The proxy").
+# Times are for B0 on the embedded data on this project's 2-core CPU (docs/proxy.md).
 PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     # ~7 s: smoke tests and wiring checks; its accuracies and rankings are no evidence. One
     # epoch wants a higher lr to get anywhere; 32 px keeps it quick (its candidates' proxy

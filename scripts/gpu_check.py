@@ -52,19 +52,19 @@ class Rate:
 
 
 # Processes on one card -> the slowest measured run there. Runs of a network deeper than 16
-# layers are priced x layers/16 (a 48 px proxy network is launch-bound: README, "On a GPU").
+# layers are priced x layers/16 (a 48 px proxy network is launch-bound: docs/gpu.md).
 RATES = {
     2: Rate(
         20.8,
         12 * 2560,
         "reports/proxy-study/h200-lr-embedded.csv: b0, 48 px, 12 epochs (commit 23c7037), "
-        "19.1-20.8 s a run after each process's first (2 processes: README 'On a GPU'); "
+        "19.1-20.8 s a run after each process's first (2 processes: docs/gpu.md); "
         "b3 (26 layers) 21.8-28.7 s, under 20.8 x 26/16 = 33.8",
     ),
     8: Rate(
         48.0,
         8 * 2560,
-        "README 'On a GPU' (the logs of reports/proxy-study/h200-gpu-check-summary.json, "
+        "docs/gpu.md (the logs of reports/proxy-study/h200-gpu-check-summary.json, "
         "commit 5837cb6, 8 workers): the sweep's first 8 points (16 layers, 8 epochs), "
         "37-48 s per seed; the search's runs (16-26 layers) 41-67 s, under 48 x 26/16 = 78",
     ),
@@ -75,7 +75,7 @@ RATE_LAYERS = 16  # layers of B0 and of the sweep's d = 1 points, the networks R
 PHASE_START_S = 30.0
 RUN_OVERHEAD_S = 2.0  # per run: model built, cuDNN tuned to its shapes, fvcore count, records
 BENCH_PNG_S = 10.0  # bench writes the train split as PNGs for its reference loop (allowance)
-BENCH_REFERENCE_FACTOR = 4.0  # the naive loop against the trainer (README: 4.09x on the CPU)
+BENCH_REFERENCE_FACTOR = 4.0  # naive loop : trainer (4.09x on a CPU, docs/performance.md)
 AUTO_PER_GPU = 8  # scaler's own K on the H200: min(8, 16 cores, what fits in 80 % of 141 GB)
 
 PLAN_HELP = (

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The measurements behind the proxy's defaults (README, "The proxy"): scaler calibrate (B0..B3,
+# The measurements behind the proxy's defaults (docs/proxy.md, reports/history.md): scaler calibrate (B0..B3,
 # 3 paired seeds) for each data set and proxy base size, with and without zero-init, and the
 # learning-rate range test of the standard preset on small and big networks. Each variant is
 # one process; on a GPU they run side by side, on a CPU one after another.

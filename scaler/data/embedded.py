@@ -143,7 +143,7 @@ class EmbeddedConfig:
     # to val and test in a checkerboard, so each split sees both bands' content instead of
     # one band each. With one band each (tiles=1, scaler 0.1-0.4's set), a run's val score
     # depended on which part of a photo it happened to learn and the proxy could not order
-    # B0-B3 (README, "Calibration"). Photos whose shorter side cannot hold that many crops
+    # B0-B3 (docs/proxy.md, "Calibration"). Photos whose shorter side cannot hold that many crops
     # (text, 172 px) keep one band per split.
     tiles: int = 2
 
