@@ -353,6 +353,12 @@ def load_studies(names: Sequence[str], storage: str | None = None) -> list[Study
         url = storage or default_storage(name)
         st = load_study(name, storage)
         kind = st.user_attrs.get("kind", "unknown")
+        if kind == "calibration":  # its findings are τ against the paper, not a search's
+            raise ValueError(
+                f"study {name!r} is a calibration: rerun the scaler calibrate command that made "
+                f"it with --study {name} --out DIR (it trains nothing once every run is done) "
+                "to write its report"
+            )
         frame = study_frame(st).copy()
         frame["study"] = name
         out.append(

@@ -183,3 +183,21 @@ def test_lr_range_script_scores_test_split_from_a_first_seed(tmp_path):
     with plain.open() as f:
         header = next(csv.reader(f))
     assert "test_top1" not in header  # older files of the script keep their columns
+
+
+def test_report_of_a_calibration_says_which_command_writes_it(cli, tmp_path, monkeypatch):
+    import optuna
+
+    monkeypatch.chdir(tmp_path)
+    verbosity = optuna.logging.get_verbosity()
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # its "created" line is not ours
+    try:
+        st = optuna.create_study(study_name="cal", storage="sqlite:///s.db")
+    finally:
+        optuna.logging.set_verbosity(verbosity)
+    st.set_user_attr("kind", "calibration")
+    for command in ("report", "plot"):
+        code, _, err = cli(command, "cal", "--storage", "sqlite:///s.db", "--out", "r")
+        assert code == 2 and err.count("\n") == 1, err
+        assert "is a calibration" in err and "scaler calibrate" in err
+    assert not (tmp_path / "r").exists()
