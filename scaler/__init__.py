@@ -22,7 +22,7 @@ import os
 if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
     os.environ["GOMP_SPINCOUNT"] = "10000"
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 _LAZY = {
     "scale": "scaler.spec",
