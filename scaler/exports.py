@@ -5,7 +5,7 @@ An export (``scaler export``, schema version :data:`EXPORT_VERSION`) holds the c
 and, per member φ, one :class:`Member`: the full-precision multipliers, the realized network
 (stem, per-stage channels and layers, head, the rounding that made them), pixels, parameters,
 MACs, dropout and drop-path, and a ``build`` section with the exact arguments for timm,
-torchvision, Keras and the official TensorFlow code (:mod:`scaler.recipes`).
+torchvision, Keras and the official TensorFlow code (:mod:`scaler.interop`).
 
 A family of another base (``--base``) states it at the top of the file (``base``, and for a
 stage-table file ``base_table``: the whole table), exactly as a study's configuration does, and
@@ -32,7 +32,7 @@ from scaler import bases
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.complexity import cost_model, param_count
 from scaler.files import check_out_file, write_atomic
-from scaler.recipes import build_arguments
+from scaler.interop import build_arguments
 from scaler.records import CANDIDATE_ROLES
 from scaler.scaling import (
     MAX_COEFFICIENT,

@@ -90,7 +90,7 @@ def _scaler(exp, phi):
 
 
 def _run_snippet(m, target: str):
-    from scaler.recipes import snippet
+    from scaler.interop import snippet
 
     scope: dict = {}
     exec(snippet(m, target), scope)  # the exact lines `scaler build --to TARGET` prints

@@ -239,7 +239,7 @@ LAYERS = (
     ("proxy",),
     ("model",),
     ("complexity",),
-    ("scaling", "recipes"),
+    ("scaling", "interop"),
     ("exports",),
     ("data.base",),
     ("data.cifar", "data.embedded", "data.fractal", "data.imagefolder"),

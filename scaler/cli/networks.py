@@ -245,7 +245,7 @@ def build(
       scaler build --coefficients coefficients.json --phi 2 --to timm
     """
     from scaler.exports import check_member, choose_base, load_export
-    from scaler.recipes import check_target, snippet
+    from scaler.interop import check_target, snippet
 
     if to is not None:
         check_target(to)
