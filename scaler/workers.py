@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import signal
+import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +32,9 @@ class Placement:
 MAX_PER_GPU = 8
 # Each CUDA process holds a context and allocator slack beside its tensors.
 CUDA_PROCESS_BYTES = 1 << 30
+# Seconds an interrupted worker gets to record its running trial as failed (so the next run
+# queues it again at once, not after the heartbeat's grace period) before it is terminated.
+STOP_GRACE = 15.0
 
 
 def _gpus() -> tuple[int, int]:
@@ -104,7 +110,10 @@ def _child(target: Callable[[Placement], None], placement: Placement) -> None:
         import torch
 
         torch.set_num_threads(placement.threads)
-    target(placement)
+    try:
+        target(placement)
+    except KeyboardInterrupt:  # the parent said stop: the trial is recorded, no traceback
+        sys.exit(130)
 
 
 def run_workers(target: Callable[[Placement], None], workers: int) -> None:
@@ -124,14 +133,26 @@ def run_workers(target: Callable[[Placement], None], workers: int) -> None:
         for p in procs:
             p.join()
     except KeyboardInterrupt:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.join()
+        _stop(procs)
         raise
     failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
     if failed:
         raise WorkerError(f"workers {failed} exited with an error; the study keeps their trials")
+
+
+def _stop(procs: list) -> None:
+    """Interrupt every worker as Ctrl-C would (a signal sent to the parent alone reaches none
+    of them), give them STOP_GRACE seconds to record their trials, then terminate the rest."""
+    for p in procs:
+        if p.is_alive():
+            os.kill(p.pid, signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE
+    for p in procs:
+        p.join(max(0.0, deadline - time.monotonic()))
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+        p.join()
 
 
 class WorkerError(RuntimeError):

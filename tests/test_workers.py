@@ -40,3 +40,47 @@ def test_workers_per_gpu_needs_a_gpu_and_excludes_workers(monkeypatch):
     assert W.check_workers(None, None, trial_bytes=GIB) == 2 * W.auto_per_gpu(
         GIB, 80 * GIB, W.os.cpu_count() or 1, 2
     )
+
+
+_CHILD = """
+import sys, time
+from pathlib import Path
+from scaler import workers
+
+def target(placement):
+    folder = Path(sys.argv[1])
+    (folder / f"started-{placement.index}").touch()
+    try:
+        time.sleep(60)
+    except KeyboardInterrupt:  # what the runner does: record the trial, then stop
+        (folder / f"recorded-{placement.index}").touch()
+        raise
+
+if __name__ == "__main__":
+    try:
+        workers.run_workers(target, 2)
+    except KeyboardInterrupt:
+        sys.exit(130)
+"""
+
+
+@pytest.mark.slow
+def test_an_interrupted_parent_lets_its_workers_record_their_trials(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = tmp_path / "child.py"
+    script.write_text(_CHILD)
+    # SIGINT to the parent alone, as a supervisor sends it (a terminal's Ctrl-C reaches all).
+    proc = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    deadline = time.monotonic() + 60
+    while len(list(tmp_path.glob("started-*"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert sorted(p.name for p in tmp_path.glob("recorded-*")) == ["recorded-0", "recorded-1"]
