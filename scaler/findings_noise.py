@@ -183,6 +183,9 @@ score it) whose variance falls as 1/images. With N seeds (all variances over see
 - **agreement**: the share of held-out images (val and test) whose correctness two seeds
   agree on, averaged over all pairs of seeds; in brackets, what it would be if the two runs
   erred on independent images with their own accuracies.
+- What the splits share for every seed (a split easier for every run) shows in the mean
+  val − test, not in these variances: only the evaluation noise that changes from seed to seed
+  (which images this network happens to get right) is counted.
 - **paired difference**: the same decomposition of run k of a network minus run k of the
   reference (val − test of the difference, pooled difference), N − 1 df; the mean difference's
   interval is the paired t-test's (N − 1 df).
