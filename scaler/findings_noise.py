@@ -52,6 +52,10 @@ class PairNoise:
     split: VarianceSplit  # of the differences: val, pooled, training and evaluation parts
     val: DifferenceTest  # paired t-test of the mean val difference
     pooled: DifferenceTest  # the same over all held-out images
+    # The difference's evaluation variance if the two networks' evaluation parts were
+    # independent (the sum of theirs): the measured one is smaller when they err on the same
+    # images, and only then does pairing cancel evaluation noise too.
+    evaluation_independent: float
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,7 @@ def network_noise(r: Any) -> NetworkNoise:
 def pair_noise(a: Any, ref: Any) -> PairNoise:
     """The split of the paired difference ``a − ref`` over their seeds."""
     n_val, n_test = a.val_correct.shape[1], a.test_correct.shape[1]
+    alone = [split_variance(r.val, r.test, n_val, n_test).evaluation for r in (a, ref)]
     dv = [x - y for x, y in zip(a.val, ref.val, strict=True)]
     dt = [x - y for x, y in zip(a.test, ref.test, strict=True)]
     return PairNoise(
@@ -91,6 +96,7 @@ def pair_noise(a: Any, ref: Any) -> PairNoise:
         split=split_variance(dv, dt, n_val, n_test),
         val=paired_test(a.val, ref.val),
         pooled=paired_test(a.pooled, ref.pooled),
+        evaluation_independent=sum(alone),
     )
 
 
@@ -234,7 +240,9 @@ def _pair_sentence(p: PairNoise) -> str:
         f"**{p.network} − {p.reference}** (paired by seed): the difference of val top-1 has σ "
         f"{_sd(s.run):.2f} points per pair of runs ({s.run_df:.1f} df; direct {_sd(s.val):.2f}, "
         f"{s.df} df), training part σ {_sd(s.training):.2f} ({s.training_df:.1f} df), "
-        f"evaluation part σ {_sd(s.evaluation):.2f} ({s.df} df). The mean difference, "
+        f"evaluation part σ {_sd(s.evaluation):.2f} ({s.df} df; "
+        f"{_sd(p.evaluation_independent):.2f} if the two networks' evaluation parts were "
+        "independent, less when they err on the same images). The mean difference, "
         f"{v.diff:+.2f} points (95 % {v.low:+.2f} to {v.high:+.2f}), is {verdict}; over all "
         f"held-out images it is {p.pooled.diff:+.2f} ({p.pooled.low:+.2f} to "
         f"{p.pooled.high:+.2f})."

@@ -51,6 +51,7 @@ def test_the_decomposition_recovers_known_training_and_evaluation_variances():
     assert pair.split.training == pytest.approx(4.0, rel=0.15)
     both = 1e4 * (0.75 * 0.25 + 0.7 * 0.3) / 650
     assert pair.split.evaluation == pytest.approx(both, rel=0.1)
+    assert pair.evaluation_independent == pytest.approx(both, rel=0.1)  # no image in common
     assert pair.val.diff == pytest.approx(-5.0, abs=0.2) and pair.val.called
 
 
