@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Final
 
+from scaler import paired
 from scaler.findings_calibration import PAPER_TOP1, report_text, tau_statistics
+from scaler.paired import Progress, RunEnds
 from scaler.proxy import ProxyConfig, resolve_proxy
+from scaler.records import CALIBRATE_ROLE
 
 DEFAULT_MEMBERS: Final = ("b0", "b1", "b2", "b3")
 
@@ -186,72 +188,22 @@ def prepare(
 
 def trial_bytes(p: Prepared) -> int:
     """GPU memory the largest member's run may take."""
-    from scaler.complexity import train_memory
-
-    batch = p.cfg.proxy_config().batch_size
-    return max(train_memory(spec, batch, p.source.num_classes) for _, spec in p.specs)
+    return paired.trial_bytes(p)
 
 
 def queued_points(cfg: CalibrationConfig) -> list:
     """Every (member, seed k) run, member by member: the order the runs are trained in."""
-    from scaler.records import CALIBRATE_ROLE
-    from scaler.runner import QueuedPoint
-
-    return [
-        QueuedPoint(
-            id=f"{CALIBRATE_ROLE}:{m}:{k}",
-            params={},
-            attrs={"role": CALIBRATE_ROLE, "member": m, "seed_index": k},
-        )
-        for m in cfg.members
-        for k in range(cfg.seeds)
-    ]
+    return paired.queued_points(CALIBRATE_ROLE, cfg.members, cfg.seeds)
 
 
 def create(p: Prepared):
     """Create the study (its runs queued once), or load it and refuse a changed configuration."""
-    from scaler.runner import ensure_queue
-    from scaler.studies import StudySpec, open_study
-
-    spec = StudySpec(p.study_name, p.storage_url, KIND, p.stored)
-    return open_study(spec, on_create=lambda st: ensure_queue(st, queued_points(p.cfg)))
-
-
-class Describe:
-    """Turns a claimed trial into its run: the member's network, trained with seed k alone."""
-
-    def __init__(self, p: Prepared):
-        self.specs = dict(p.specs)
-        self.classes = p.source.num_classes
-        self.settings = p.cfg.proxy_config()
-
-    def __call__(self, trial):
-        from scaler.complexity import count
-        from scaler.records import CALIBRATE_ROLE, TrialRecord, write
-        from scaler.runner import Job
-
-        rec = TrialRecord.from_trial(trial)
-        spec = self.specs[rec.member]
-        cost = count(spec, self.classes)
-        write(trial, pixels=spec.pixels, params=cost.params, flops=cost.flops)
-        seed = self.settings.seed + rec.seed_index  # paired: seed k is the same for every member
-        return Job(
-            spec=spec,
-            seeds=1,
-            prune=False,
-            info={"member": rec.member, "seed_index": rec.seed_index, "pixels": spec.pixels},
-            proxy_settings=dataclasses.replace(self.settings, seed=seed),
-            key=f"{CALIBRATE_ROLE}:{rec.member}:{seed}",  # never another run's twin
-        )
+    return paired.create(p, KIND, CALIBRATE_ROLE)
 
 
 def work(p: Prepared, progress=None) -> None:
     """Train the queued runs until none is left and no other worker trains one."""
-    from scaler.runner import Trainer, work_queue
-
-    study = create(p)
-    trainer = Trainer(Describe(p), p.source, p.cfg.proxy_config(), progress)
-    work_queue(study, lambda: queued_points(p.cfg), trainer)
+    paired.work(create(p), p, CALIBRATE_ROLE, progress)
 
 
 def result(study, storage_url: str) -> Calibration:
@@ -266,7 +218,7 @@ def result(study, storage_url: str) -> Calibration:
         proxy=config["proxy_preset"],
         proxy_overrides=tuple(config["proxy_overrides"].items()),
     )
-    found = _finished_runs(study)
+    found = paired.finished_runs(study, CALIBRATE_ROLE)
     runs = [_member_runs(m, cfg.seeds, found) for m in cfg.members]
     per_seed, mean, of_means, interval = tau_statistics(runs)
     return Calibration(
@@ -282,38 +234,9 @@ def result(study, storage_url: str) -> Calibration:
     )
 
 
-def _finished_runs(study) -> tuple[dict[tuple[str, int], Any], dict[tuple[str, int], str]]:
-    """(member, seed index) → the record of its finished run, and → why a run failed."""
-    from optuna.trial import TrialState
-
-    from scaler.records import CALIBRATE_ROLE, Status, TrialRecord
-
-    done: dict[tuple[str, int], Any] = {}
-    failed: dict[tuple[str, int], str] = {}
-    for t in study.get_trials(deepcopy=False):
-        rec = TrialRecord.from_trial(t)
-        if rec.role != CALIBRATE_ROLE:
-            continue
-        if t.state == TrialState.COMPLETE:
-            done[(rec.member, rec.seed_index)] = rec
-        elif rec.status == Status.FAILED:
-            failed[(rec.member, rec.seed_index)] = rec.reason
-    return done, failed
-
-
-def _member_runs(member: str, seeds: int, runs: tuple[dict, dict]) -> MemberRuns:
+def _member_runs(member: str, seeds: int, runs: paired.Runs) -> MemberRuns:
     """One member's paired runs, seed k at index k (ValueError naming a missing one)."""
-    done, failed = runs
-    missing = [k for k in range(seeds) if (member, k) not in done]
-    if missing:
-        k = missing[0]
-        why = (
-            f"it failed ({failed[(member, k)]}); a failed run is not retried: give another --study"
-            if (member, k) in failed
-            else "not trained yet: rerun the command"
-        )
-        raise ValueError(f"the calibration has no run of {member} with seed index {k}: {why}")
-    recs = [done[(member, k)] for k in range(seeds)]
+    recs = paired.seed_records(member, seeds, runs, "calibration")
     return MemberRuns(
         member=member,
         pixels=int(recs[0].pixels),
@@ -342,9 +265,6 @@ def run(
     return run_study(sys.modules[__name__], prepare(cfg, study, storage), progress, workers)
 
 
-Progress = Callable[[str, int, float], None]  # member, seed index, top-1
-
-
 def calibrate(
     cfg: CalibrationConfig,
     progress: Progress | None = None,
@@ -356,21 +276,6 @@ def calibrate(
     """Train every member with every paired seed (those its study lacks) and measure the order
     against the paper's. ``progress(member, seed index, top-1)`` follows each run that ends."""
     return run(cfg, study, storage, None if progress is None else RunEnds(progress), workers)
-
-
-class RunEnds:
-    """A runner progress function that calls ``progress(member, k, top-1)`` as a run ends."""
-
-    def __init__(self, progress: Progress):
-        self.progress = progress
-        self.started: dict[int, dict[str, Any]] = {}
-
-    def __call__(self, event) -> None:
-        if event.kind == "trial_start":
-            self.started[event.trial] = event.info
-        elif event.kind == "trial_end":
-            info = self.started.pop(event.trial)
-            self.progress(info["member"], info["seed_index"], event.info["top1"])
 
 
 def write_report(cal: Calibration, out) -> list:

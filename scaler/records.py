@@ -23,6 +23,8 @@ SWEEP_ROLE = "sweep"
 CONFIRM_ROLE = "confirm"
 # A calibration's trials: one (official member, paired seed) run each.
 CALIBRATE_ROLE = "calibrate"
+# A noise study's trials (scaler noise): one (network, paired seed) run each.
+NOISE_ROLE = "noise"
 
 
 class Status(str, enum.Enum):
@@ -120,7 +122,7 @@ class TrialRecord:
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
     # calibration trials (scaler calibrate): one run of an official member with one paired seed
-    member: str | None = None  # b0..b7
+    member: str | None = None  # b0..b7; a noise study's network label (scaler.noise)
     seed_index: int | None = None  # k: the run's seed is the proxy's seed + k
 
     @classmethod

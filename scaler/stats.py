@@ -24,6 +24,11 @@ library (``scipy.stats``) and numpy's seeded Generator.
   (:func:`kendall_tau`, ``scipy.stats.kendalltau``'s τ-b) and for differences of accuracy.
   :func:`bootstrap_mean_interval` resamples per-seed values (a calibration's τ). Every
   bootstrap is seeded (numpy's Generator): the same numbers on every read.
+- **Where the noise comes from.** :func:`split_variance` splits the seed-to-seed variance of
+  runs scored on two disjoint splits into a training part and an evaluation part, with their
+  degrees of freedom (Satterthwaite's, :func:`satterthwaite_df`); :func:`sd_interval` is a
+  σ's χ² interval; :func:`image_agreement` and :func:`binomial_variance` are what independent
+  images would give (``scaler noise``).
 """
 
 from __future__ import annotations
@@ -259,3 +264,117 @@ def percentile_interval(values, level: float = 0.95) -> tuple[float, float]:
         return math.nan, math.nan
     lo, hi = np.quantile(values, [(1 - level) / 2, (1 + level) / 2])
     return float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------------------
+# where a run's noise comes from: training against the evaluation draw (scaler noise)
+# ----------------------------------------------------------------------------------------------
+
+
+def satterthwaite_df(terms: Sequence[tuple[float, float]]) -> float:
+    """Welch–Satterthwaite degrees of freedom of a sum of variance estimates, each given as
+    (signed term, its degrees of freedom): (Σ x)² / Σ x²/df. 0 when the sum is 0."""
+    num = sum(x for x, _ in terms) ** 2
+    den = sum(x * x / df for x, df in terms if df > 0)
+    return num / den if den > 0 else 0.0
+
+
+def sample_variance(values: Sequence[float]) -> float:
+    """The unbiased sample variance (n − 1 in the denominator); nan below 2 values."""
+    sd = sample_sd(values)
+    return math.nan if sd is None else sd * sd
+
+
+@dataclass(frozen=True)
+class VarianceSplit:
+    """How the seed-to-seed variance of a score splits into training and evaluation parts.
+
+    Each run k (one seed) is scored on two disjoint held-out splits, val (``n_val`` images) and
+    test (``n_test``). The model: val_k = μ + T_k + E_k and test_k = μ + T_k + E'_k,
+    with T the training part (which network the seed gave: shared by both splits) and E, E'
+    independent evaluation parts whose variance falls as 1/images. Then val − test has no
+    training part, var(val − test) = c·(1/n_val + 1/n_test), and the pooled score (all held-out
+    images) has variance training + c/(n_val + n_test). A two-way layout (seeds × splits), so
+    both plain variances have runs − 1 degrees of freedom and are independent under normality;
+    their differences and sums get Satterthwaite's. Variances are in squared points (top-1 %).
+    """
+
+    runs: int
+    df: int  # runs − 1: of ``val``, ``pooled``, ``evaluation`` and ``evaluation_pooled``
+    val: float  # plain sample variance of val top-1 over seeds
+    pooled: float  # the same of pooled top-1 (val and test images together)
+    evaluation: float  # evaluation variance of one val score: var(val − test)·n_test/(n_v+n_t)
+    evaluation_pooled: float  # of the pooled score: var(val − test)/4 for equal splits
+    training: float  # pooled − evaluation_pooled (= cov(val, test) for equal splits; may be < 0)
+    training_df: float  # Satterthwaite
+    run: float  # training + evaluation: one val score's variance, estimated from both splits
+    run_df: float  # Satterthwaite (between runs − 1 and 2·(runs − 1))
+
+    @property
+    def training_share(self) -> float:
+        """The training part's share of one val score's variance (nan without a variance)."""
+        return self.training / self.run if self.run > 0 else math.nan
+
+
+def split_variance(
+    val: Sequence[float], test: Sequence[float], n_val: int, n_test: int
+) -> VarianceSplit:
+    """The :class:`VarianceSplit` of paired val and test scores (index k: the same run)."""
+    if len(val) != len(test) or len(val) < 2:
+        raise ValueError("split_variance needs val and test scores of the same ≥ 2 runs")
+    n = len(val)
+    pooled = [(n_val * v + n_test * t) / (n_val + n_test) for v, t in zip(val, test, strict=True)]
+    per_image = sample_variance([v - t for v, t in zip(val, test, strict=True)]) / (
+        1 / n_val + 1 / n_test
+    )  # c: the evaluation variance of a score over one image
+    ev, ev_pooled = per_image / n_val, per_image / (n_val + n_test)
+    var_pooled = sample_variance(pooled)
+    df = n - 1
+    return VarianceSplit(
+        runs=n,
+        df=df,
+        val=sample_variance(val),
+        pooled=var_pooled,
+        evaluation=ev,
+        evaluation_pooled=ev_pooled,
+        training=var_pooled - ev_pooled,
+        training_df=satterthwaite_df([(var_pooled, df), (-ev_pooled, df)]),
+        run=var_pooled - ev_pooled + ev,
+        run_df=satterthwaite_df([(var_pooled, df), (ev - ev_pooled, df)]),
+    )
+
+
+def sd_interval(variance: float, df: float, level: float = 0.95) -> tuple[float, float]:
+    """The chi-square interval of a standard deviation from a variance estimate on ``df``
+    degrees of freedom (a negative estimate is taken as 0); nan without degrees of freedom."""
+    if not (df > 0 and math.isfinite(variance)):
+        return math.nan, math.nan
+    from scipy.stats import chi2
+
+    v = max(variance, 0.0)
+    hi_q, lo_q = chi2.ppf([(1 + level) / 2, (1 - level) / 2], df)
+    return math.sqrt(df * v / hi_q), math.sqrt(df * v / lo_q)
+
+
+def binomial_variance(top1: float, images: int) -> float:
+    """The evaluation variance (squared points) of a top-1 of ``top1`` % over ``images``
+    independent images: p(1 − p)/n, the floor that correlated images can only exceed."""
+    p = top1 / 100.0
+    return 1e4 * p * (1 - p) / images
+
+
+def image_agreement(correct) -> tuple[float, float]:
+    """How often an image's correctness agrees between two runs (seeds), averaged over every
+    pair of runs, and what it would be if the runs erred on independent images with their own
+    accuracies: (observed, independent). ``correct`` is a boolean ``[runs, images]`` array."""
+    import numpy as np
+
+    c = np.asarray(correct, dtype=float)
+    runs, images = c.shape
+    if runs < 2:
+        return math.nan, math.nan
+    p = c.mean(axis=1)
+    agree = (c @ c.T + (1 - c) @ (1 - c).T) / images  # [runs, runs]
+    expected = np.outer(p, p) + np.outer(1 - p, 1 - p)
+    upper = np.triu_indices(runs, k=1)  # every pair of runs once
+    return float(agree[upper].mean()), float(expected[upper].mean())

@@ -27,7 +27,8 @@ import pytest
 PACKAGE = Path(os.environ.get("SCALER_PACKAGE") or Path(__file__).resolve().parents[1] / "scaler")
 RUNNING = {
     f"scaler.{m}"
-    for m in ("searches", "sweeps", "confirm", "calibrate", "runner", "workers", "train", "bench")
+    for m in ("searches", "sweeps", "confirm", "calibrate", "noise", "paired", "runner", "workers")
+    + ("train", "bench")
 }
 RUNNING |= {f"scaler.{m}" for m in ("search_config", "candidates", "sweep_config", "sweep_points")}
 PRESENTATION = ("scaler.report", "scaler.plots", "scaler.findings")

@@ -198,3 +198,86 @@ def test_the_simulation_catches_a_rule_that_excludes_too_often():
     # and the number of rivals): the test can fail.
     rate = exclusion_rate([70.0] * 5, 2, sigma=2.5, seed_sd=0.0, studies=2000, rule=naive_two_se)
     assert rate > 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+
+
+# ----------------------------------------------------------------------------------------------
+# scaler noise: training against evaluation variance
+# ----------------------------------------------------------------------------------------------
+
+
+def _two_splits(rng, runs, training_sd, evaluation_sd, size=None):
+    """Scores of ``runs`` seeds on two equal splits: a shared training part, independent
+    evaluation parts (``size`` replicate studies at once)."""
+    shape = (runs,) if size is None else (size, runs)
+    t = rng.normal(0.0, training_sd, shape)
+    return 70 + t + rng.normal(0.0, evaluation_sd, shape), 70 + t + rng.normal(
+        0, evaluation_sd, shape
+    )
+
+
+def test_split_variance_is_unbiased_for_both_parts():
+    from scaler.stats import split_variance
+
+    rng = np.random.default_rng(1)
+    val, test = _two_splits(rng, 6, 2.0, 3.0, size=4000)
+    splits = [split_variance(v, t, 650, 650) for v, t in zip(val, test, strict=True)]
+    training = np.mean([s.training for s in splits])
+    evaluation = np.mean([s.evaluation for s in splits])
+    run = np.mean([s.run for s in splits])
+    # 4000 studies of 6 seeds: each mean is within a few % of the truth
+    assert training == pytest.approx(4.0, rel=0.08)
+    assert evaluation == pytest.approx(9.0, rel=0.05)
+    assert run == pytest.approx(13.0, rel=0.05)
+    assert np.mean([s.val for s in splits]) == pytest.approx(13.0, rel=0.05)
+    s = splits[0]
+    assert s.df == 5 and 5 <= s.run_df <= 10 and s.training_df < 5
+
+
+def test_split_variance_identities_for_equal_splits():
+    from scaler.stats import sample_variance, split_variance
+
+    val, test = [70.0, 72.5, 68.0, 71.0, 69.5, 73.0], [71.0, 70.5, 69.0, 72.5, 68.0, 74.0]
+    s = split_variance(val, test, 650, 650)
+    cov = float(np.cov(val, test)[0, 1])
+    diff = sample_variance([v - t for v, t in zip(val, test, strict=True)])
+    assert s.training == pytest.approx(cov)
+    assert s.evaluation == pytest.approx(diff / 2) and s.evaluation_pooled == pytest.approx(
+        diff / 4
+    )
+    assert s.run == pytest.approx((sample_variance(val) + sample_variance(test)) / 2)
+    # unequal splits: the evaluation variance scales as 1/images
+    u = split_variance(val, test, 300, 900)
+    assert u.evaluation == pytest.approx(diff * 900 / 1200)
+    assert u.evaluation_pooled == pytest.approx(diff * 900 / 1200 * 300 / 1200)
+    with pytest.raises(ValueError):
+        split_variance([1.0], [2.0], 10, 10)
+
+
+def test_satterthwaite_df_and_sd_interval():
+    from scaler.stats import satterthwaite_df, sd_interval
+
+    assert satterthwaite_df([(4.0, 5), (0.0, 5)]) == pytest.approx(5)
+    assert satterthwaite_df([(2.0, 5), (2.0, 5)]) == pytest.approx(10)
+    assert satterthwaite_df([(3.0, 5), (-3.0, 5)]) == 0.0
+    lo, hi = sd_interval(4.0, 5)
+    # χ²(5) quantiles 0.8312 and 12.8325: σ in [2·sqrt(5/12.8325), 2·sqrt(5/0.8312)]
+    assert lo == pytest.approx(2 * math.sqrt(5 / 12.8325), rel=1e-4)
+    assert hi == pytest.approx(2 * math.sqrt(5 / 0.8312), rel=1e-4)
+    assert all(math.isnan(x) for x in sd_interval(4.0, 0))
+    rng = np.random.default_rng(2)
+    draws = rng.normal(0, 3.0, size=(2000, 6)).var(axis=1, ddof=1)
+    covered = np.mean([lo <= 3.0 <= hi for lo, hi in (sd_interval(v, 5) for v in draws)])
+    assert covered == pytest.approx(0.95, abs=0.02)
+
+
+def test_image_agreement_and_binomial_floor():
+    from scaler.stats import binomial_variance, image_agreement
+
+    assert binomial_variance(50.0, 100) == pytest.approx(25.0)
+    same = np.tile(np.arange(10) % 3 == 0, (4, 1))
+    assert image_agreement(same)[0] == 1.0
+    rng = np.random.default_rng(3)
+    observed, independent = image_agreement(rng.random((6, 20000)) < 0.7)
+    assert independent == pytest.approx(0.7**2 + 0.3**2, abs=0.01)
+    assert observed == pytest.approx(independent, abs=0.01)
+    assert all(math.isnan(x) for x in image_agreement(same[:1]))

@@ -16,7 +16,7 @@ from typing import Annotated, Optional
 import typer
 
 from scaler import __version__
-from scaler.cli import common, networks, reports, studies, sweeps, training
+from scaler.cli import common, networks, noise, reports, studies, sweeps, training
 from scaler.cli.common import err, new_app
 
 app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
@@ -28,6 +28,7 @@ for command in (
     training.train,
     training.bench,
     training.calibrate,
+    noise.noise,
     studies.search,
     studies.confirm,
     studies.export,

@@ -1,0 +1,91 @@
+"""``scaler noise``: where a run's noise comes from, training or the evaluation draw."""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from scaler.cli.common import (
+    ARGV,
+    STUDY_PROXY,
+    DataOpt,
+    JsonOpt,
+    PerGpuOpt,
+    ProxyOpt,
+    StorageOpt,
+    StudyOpt,
+    WorkersOpt,
+    out,
+    print_json,
+    proxy_options,
+    run_kind,
+)
+from scaler.cli.training import describe_run
+
+NETWORKS_HELP = (
+    "Networks, comma-separated: b0..b7 (at their own resolution multiplier of the proxy's base "
+    "pixels) or d=DEPTH:w=WIDTH:px=PIXELS (r=MULTIPLIER instead of px; d and w default to 1, "
+    "the size to the base)."
+)
+
+
+@proxy_options(*STUDY_PROXY, "seed")
+def noise(
+    networks: Annotated[str, typer.Option(help=NETWORKS_HELP)],
+    seeds: Annotated[int, typer.Option(help="Paired seeds per network (>= 6).")] = 6,
+    data: DataOpt = "embedded",
+    proxy: ProxyOpt = "standard",
+    out_dir: Annotated[
+        Optional[Path], typer.Option("--out", help="Write runs.csv and README.md here.")
+    ] = None,
+    as_json: JsonOpt = False,
+    study: StudyOpt = None,
+    storage: StorageOpt = None,
+    workers: WorkersOpt = None,
+    workers_per_gpu: PerGpuOpt = None,
+    *,
+    overrides: tuple = (),
+) -> None:
+    """Where does a run's noise come from? Splits its variance into training and evaluation.
+
+    Paired seeds (seed k = --seed + k); each run scored on val and test, whose difference holds
+    no training noise. Reports σ of one run's val top-1 split into training and evaluation
+    parts with their df, and the same for the paired difference between networks. Resumable.
+
+    Examples:
+
+      scaler noise --networks b0,d=1:w=1.2:px=56 --threads 1 --out reports/noise
+
+      scaler noise --networks b0,b1 --seeds 8 --seed 100 --workers 2
+    """
+    from scaler import noise as N
+    from scaler.files import check_out_dir
+    from scaler.findings_noise import report_text
+    from scaler.studies import mask_url
+    from scaler.workers import check_workers
+
+    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
+    cfg = N.NoiseConfig(
+        networks=N.parse_networks(networks),
+        seeds=seeds,
+        data=data,
+        proxy=proxy,
+        proxy_overrides=overrides,
+    )
+    prepared = N.prepare(cfg, study, storage)  # every check before any training
+    if out_dir is not None:
+        check_out_dir(out_dir)
+    res = run_kind(N, prepared, workers, workers_per_gpu, describe_run)
+    command = shlex.join(["scaler", *(mask_url(a) for a in ARGV)])
+    if out_dir is not None:
+        N.write_report(res, out_dir, command)
+    if as_json:
+        print_json(res.to_dict())
+        return
+    out.print(report_text(res, command), markup=False, soft_wrap=True)
+    if out_dir is not None:
+        out.print(f"wrote {out_dir}/runs.csv, README.md")
+    out.print(f"study {prepared.study_name} in {mask_url(prepared.storage_url)}")
