@@ -198,3 +198,55 @@ def test_the_simulation_catches_a_rule_that_excludes_too_often():
     # and the number of rivals): the test can fail.
     rate = exclusion_rate([70.0] * 5, 2, sigma=2.5, seed_sd=0.0, studies=2000, rule=naive_two_se)
     assert rate > 0.05 + 3 * math.sqrt(0.05 * 0.95 / 2000)
+
+
+# ----------------------------------------------------------------------------------------------
+# τ's exact permutation null and P(best) from the runs' noise
+# ----------------------------------------------------------------------------------------------
+
+
+def test_tau_permutation_p_is_exact():
+    from scaler.stats import tau_permutation_p
+
+    assert tau_permutation_p([1.0], 4) == pytest.approx(1 / 24)
+    assert tau_permutation_p([1.0, 1.0, 1.0], 4) == pytest.approx((1 / 24) ** 3)
+    assert tau_permutation_p([-1.0], 4) == pytest.approx(1.0)
+    assert math.isnan(tau_permutation_p([1.0], 10))  # not enumerated
+
+
+def test_tau_permutation_p_matches_brute_force_enumeration():
+    import itertools
+
+    from scipy.stats import kendalltau
+
+    from scaler.stats import tau_permutation_p
+
+    n = 4
+    taus = [
+        kendalltau(range(n), p).statistic for p in itertools.permutations(range(n))
+    ]  # every order of one seed against the paper's
+    means = [(a + b) / 2 for a in taus for b in taus]  # two independent seeds
+    for observed in ([1.0, 2 / 3], [1 / 3, 0.0], [-1 / 3, 1.0], [2 / 3, 2 / 3]):
+        mean = sum(observed) / 2
+        brute = sum(m >= mean - 1e-9 for m in means) / len(means)
+        assert tau_permutation_p(observed, n) == pytest.approx(brute)
+    exact = kendalltau(range(5), range(5), alternative="greater", method="exact")
+    assert exact.pvalue == pytest.approx(tau_permutation_p([1.0], 5))  # scipy's exact p
+    for observed in taus:  # one seed
+        brute = sum(t >= observed - 1e-9 for t in taus) / len(taus)
+        assert tau_permutation_p([observed], n) == pytest.approx(brute)
+
+
+def test_p_best_t_shares_equal_means_and_widens_with_noise():
+    from scaler.stats import p_best_t
+
+    assert p_best_t([1.0, 1.0], [2, 2], 1.0, 5) == pytest.approx([0.5, 0.5], abs=0.02)
+    assert sum(p_best_t([3.0, 1.0, 2.0], [2, 2, 3], 1.0, 4)) == pytest.approx(1.0)
+    assert p_best_t([1.0, 0.0], [2, 2], 1.0, 1) is None  # no usable σ
+    # The committed embedded-2x confirmation (σ = 3.48, 5 df, 2 runs each): the image
+    # bootstrap's 0.80 for (1.0, 1.2) treated 650 overlapping crops as independent.
+    probs = p_best_t([80.92, 77.31, 77.15, 76.08], [2, 2, 2, 2], 3.48, 5)
+    assert probs[0] == pytest.approx(0.70, abs=0.03)
+    assert p_best_t([1.0, 0.0], [2, 2], 1.0, 5, seed=3) == p_best_t(
+        [1.0, 0.0], [2, 2], 1.0, 5, seed=3
+    )
