@@ -37,6 +37,7 @@ from scaler.stats import (
     MIN_BOOTSTRAP_SEEDS,
     difference_test,
     kendall_tau,
+    mean_test,
     p_best_t,
     paired_bootstrap,
     percentile_interval,
@@ -297,7 +298,7 @@ def _test_verdict(pairs: list, chosen: ConfirmedRow | None) -> tuple[TestVerdict
     sigma, dof = pooled_sd([g for g in (_test_runs(c) for _, c in pairs) if len(g) >= 2])
     mean = [sum(g) / len(g) for g in (mine, base)]
     test = difference_test(mean[0] - mean[1], standard_error(sigma, len(mine), len(base)), dof)
-    each = [difference_test(sum(g) / len(g), sigma / math.sqrt(len(g)), dof) for g in (mine, base)]
+    each = [mean_test(sum(g) / len(g), sigma, len(g), dof) for g in (mine, base)]
     array = stage_array([by_trial[chosen.trial], base_run], "test_correct")
     verdict = TestVerdict(
         chosen=mean[0],

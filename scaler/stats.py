@@ -131,6 +131,13 @@ def difference_test(diff: float, se: float, df: int, level: float = 0.95) -> Dif
     return DifferenceTest(diff, se, df, t, p, diff - half, diff + half, level)
 
 
+def mean_test(mean: float, sigma: float, n: int, df: int, level: float = 0.95) -> DifferenceTest:
+    """A mean of ``n`` runs with a pooled spread ``sigma`` on ``df`` degrees of freedom: its
+    t interval at ``level`` (the test of mean ≠ 0 comes with it)."""
+    se = sigma / math.sqrt(n) if n >= 1 and math.isfinite(sigma) else math.nan
+    return difference_test(mean, se, df, level)
+
+
 def paired_test(mine: Sequence[float], theirs: Sequence[float], level: float = 0.95):
     """The paired t-test of runs that share their seeds (index k: the same seed in both), on
     pairs − 1 degrees of freedom (untested below 2 pairs)."""
