@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.records import BASE_ROLE, unpack_bits
-from scaler.results import LEVEL, Noise, confirmed, seeds_of
+from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
     MAX_EXACT_ITEMS,
     MIN_BOOTSTRAP_SEEDS,
@@ -164,9 +164,12 @@ def _bits(row, column: str, seeds: list[int]):
 
 def stage_array(rows: list, column: str = "val_correct"):
     """[networks, common seeds, images] correctness of frame rows, or None when a row lacks it
-    (trained before 0.3) or the rows share no seed or no image count."""
+    (trained before 0.3), the rows share no seed or no image count, or their runs were made at
+    different CPU thread counts (runs pair only at one count)."""
     import numpy as np
 
+    if not same_threads(rows):
+        return None
     seed_sets = [set(r.get("seed_list") or []) for r in rows]
     common = sorted(set.intersection(*seed_sets)) if seed_sets else []
     if not common:
@@ -200,6 +203,7 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     chosen = next((r for r in rows if r.role != BASE_ROLE), None)
     test, test_notes = _test_verdict(pairs, chosen)
     notes += test_notes + _unresolved(rows, chosen, nz) + _limits(so_far, rows)
+    notes += threads_sentence([c for _, c in pairs], "The confirmation's runs")
     return dataclasses.replace(
         so_far,
         rows=tuple(rows),

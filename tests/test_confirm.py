@@ -226,3 +226,20 @@ def test_an_unresolved_choice_is_said_in_one_note_with_its_numbers():
     # one clear winner: resolved, no note
     frame.loc[frame["number"] == 10, "top1_mean"] = 99.0
     assert not any("Not resolved" in n for n in F.summarize(frame, attrs, {}).notes)
+
+
+def test_confirmation_runs_at_different_thread_counts_are_not_paired():
+    frame, attrs = embedded_frame()
+    conf = frame[frame["role"] == CONFIRM_ROLE]
+    rows = [r for _, r in conf.iterrows()]
+    for r, bits in zip(rows, (["4:Dw==", "4:Dw=="],) * len(rows), strict=True):
+        r["val_correct"] = bits
+    assert F.stage_array(rows) is not None  # threads not stored (before 0.6): paired as before
+    rows[0]["threads"], rows[1]["threads"] = 1, 2
+    assert F.stage_array(rows[:2]) is None  # seed 0 at 1 thread and at 2: no pair
+    frame["threads"] = [1 if n != 10 else 2 for n in frame["number"]]
+    notes = F.summarize(frame, attrs, {}).notes
+    assert (
+        "The confirmation's runs were made at different CPU thread counts (1, 2): runs of one "
+        "seed are not paired across them."
+    ) in notes
