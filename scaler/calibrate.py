@@ -74,6 +74,7 @@ class MemberRuns:
     flops: int
     top1: tuple[float, ...]  # seed k at index k
     wall_time: float
+    threads: tuple[int | None, ...] = ()  # seed k's CPU threads at index k (None: not stored)
 
     @property
     def mean(self) -> float:
@@ -325,6 +326,7 @@ def _member_runs(member: str, seeds: int, runs: tuple[dict, dict]) -> MemberRuns
         flops=int(recs[0].flops),
         top1=tuple(float(r.top1_seeds[0]) for r in recs),
         wall_time=sum(float(r.wall_time) for r in recs),
+        threads=tuple(r.threads for r in recs),
     )
 
 

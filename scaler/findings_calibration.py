@@ -46,16 +46,41 @@ def tau_statistics(
 ) -> tuple[tuple[float, ...], float, float, tuple[float, float]]:
     """Per-seed τ, their mean, τ of the means, and a paired bootstrap 95 % interval of
     ``runs`` (:class:`scaler.calibrate.MemberRuns`: member, top1 per seed, mean); below
-    :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` seeds the interval is the per-seed τ's range."""
+    :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` seeds the interval is the per-seed τ's range. A
+    seed whose members ran at different CPU thread counts is left out (:func:`mixed_seeds`)."""
     paper = [PAPER_TOP1[r.member] for r in runs]
-    n = len(runs[0].top1)
-    per_seed = tuple(order_tau([r.top1[k] for r in runs], paper) for k in range(n))
+    mixed = mixed_seeds(runs)  # not paired: left out
+    seeds = [k for k in range(len(runs[0].top1)) if k not in mixed]
+    n = len(seeds)
+    if not n:
+        return (), math.nan, order_tau([r.mean for r in runs], paper), (math.nan, math.nan)
+    per_seed = tuple(order_tau([r.top1[k] for r in runs], paper) for k in seeds)
     of_means = order_tau([r.mean for r in runs], paper)
     if n < MIN_BOOTSTRAP_SEEDS:
         interval = (min(per_seed), max(per_seed))
     else:
         interval = bootstrap_mean_interval(per_seed, samples, seed)
     return per_seed, sum(per_seed) / n, of_means, interval
+
+
+def mixed_seeds(runs: list[Any]) -> list[int]:
+    """Seed indices whose members' runs were made at different CPU thread counts: their runs
+    are not paired (runs that stored no count, before 0.6, pair as they always did)."""
+    n = len(runs[0].top1)
+    counts = [{r.threads[k] for r in runs if len(r.threads) > k} - {None} for k in range(n)]
+    return [k for k in range(n) if len(counts[k]) > 1]
+
+
+def _mixed_sentence(cal: Any) -> list[str]:
+    mixed = mixed_seeds(list(cal.runs))
+    if not mixed:
+        return []
+    ks = ", ".join(str(k) for k in mixed)
+    return [
+        "",
+        f"Seed index {ks}: its members' runs were made at different CPU thread counts, so they "
+        "are not paired and are left out of the per-seed τ.",
+    ]
 
 
 def tau_p(per_seed: tuple[float, ...], members: int) -> float:
@@ -121,5 +146,6 @@ def report_text(cal: Any) -> str:
         tau_sentence(cal),
         "",
         f"The proxy {verdict} the target τ ≥ 0.67 (mean over seeds). {coarse}",
+        *_mixed_sentence(cal),
     ]
     return "\n".join(lines) + "\n"

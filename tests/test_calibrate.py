@@ -222,3 +222,30 @@ def test_tau_p_is_one_twenty_fourth_for_one_perfect_seed_of_four():
 
     assert tau_p((1.0,), 4) == pytest.approx(1 / 24)
     assert tau_p((1.0, 1.0, 1.0), 4) == pytest.approx((1 / 24) ** 3)
+
+
+def test_a_seed_run_at_threads_1_and_2_is_not_paired():
+    import dataclasses
+
+    runs = _runs((1, 4, 1), (2, 3, 2), (3, 2, 3), (4, 1, 4))  # seed 1 reverses the paper
+    assert C.tau_statistics(runs)[0] == (1.0, -1.0, 1.0)
+    runs = [dataclasses.replace(r, threads=(1, 1, 1)) for r in runs]
+    runs[0] = dataclasses.replace(runs[0], threads=(1, 2, 1))  # b0's seed 1 at 2 threads
+    per_seed, mean, _, _ = C.tau_statistics(runs)
+    assert per_seed == (1.0, 1.0) and mean == 1.0
+    per_seed, mean, of_means, interval = C.tau_statistics(runs)
+    cal = C.Calibration(
+        config=C.CalibrationConfig(seeds=3),
+        proxy_settings={"base_pixels": 48, "seed": 0},
+        data_classes=13,
+        runs=tuple(runs),
+        tau_per_seed=per_seed,
+        tau_mean=mean,
+        tau_of_means=of_means,
+        tau_interval=interval,
+        wall_time=60.0,
+    )
+    assert (
+        "Seed index 1: its members' runs were made at different CPU thread counts, so they are "
+        "not paired and are left out of the per-seed τ."
+    ) in C.report_text(cal)
