@@ -250,3 +250,14 @@ def test_p_best_t_shares_equal_means_and_widens_with_noise():
     assert p_best_t([1.0, 0.0], [2, 2], 1.0, 5, seed=3) == p_best_t(
         [1.0, 0.0], [2, 2], 1.0, 5, seed=3
     )
+
+
+def test_mean_test_is_the_t_interval_of_a_mean_on_a_pooled_sigma():
+    from scipy.stats import t as student
+
+    from scaler.stats import mean_test
+
+    m = mean_test(77.15, 4.65, 2, 5)
+    half = student.ppf(0.975, 5) * 4.65 / math.sqrt(2)
+    assert (m.low, m.high) == (pytest.approx(77.15 - half), pytest.approx(77.15 + half))
+    assert not mean_test(1.0, math.nan, 2, 5).tested
