@@ -4,8 +4,9 @@
 applied to the proxy's base size) with paired seeds (seed k is the same data order, augmentation
 stream and init seed for every member), then compares their order with the paper's ImageNet top-1
 (Table 2) by Kendall's τ: :mod:`scaler.findings_calibration` computes τ per seed and averaged
-(the figure docs/proxy.md states the target in), for the members' mean accuracies, and its 95 %
-interval (a paired bootstrap over seeds), and writes the report's sentences.
+(the figure docs/proxy.md states the target in), for the members' mean accuracies, its exact
+permutation p, and its 95 % interval (a paired bootstrap over seeds; below 5 seeds the per-seed
+values' range, no coverage claimed), and writes the report's sentences.
 
 A calibration is a kind of study (:class:`scaler.runner.StudyKind`): each (member, seed k) run is
 one queued trial of an optuna study (default storage ``studies/<name>.db`` or
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler import paired
-from scaler.findings_calibration import PAPER_TOP1, report_text, tau_statistics
+from scaler.findings_calibration import PAPER_TOP1, report_text, tau_p, tau_statistics
 from scaler.paired import Progress, RunEnds
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CALIBRATE_ROLE
@@ -75,6 +76,7 @@ class MemberRuns:
     flops: int
     top1: tuple[float, ...]  # seed k at index k
     wall_time: float
+    threads: tuple[int | None, ...] = ()  # seed k's CPU threads at index k (None: not stored)
 
     @property
     def mean(self) -> float:
@@ -97,8 +99,10 @@ class Calibration:
     tau_per_seed: tuple[float, ...]
     tau_mean: float  # mean of tau_per_seed: the figure the target is stated in
     tau_of_means: float
-    tau_interval: tuple[float, float]  # 95 % paired bootstrap over seeds, of tau_mean
+    # 95 % paired bootstrap over seeds, of tau_mean; below 5 seeds the per-seed τ's range
+    tau_interval: tuple[float, float]
     wall_time: float
+    tau_p: float = math.nan  # exact one-sided permutation p of tau_mean (findings_calibration)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -231,6 +235,7 @@ def result(study, storage_url: str) -> Calibration:
         tau_of_means=of_means,
         tau_interval=interval,
         wall_time=sum(r.wall_time for r in runs),  # training time, however many sittings
+        tau_p=tau_p(per_seed, len(runs)),
     )
 
 
@@ -244,6 +249,7 @@ def _member_runs(member: str, seeds: int, runs: paired.Runs) -> MemberRuns:
         flops=int(recs[0].flops),
         top1=tuple(float(r.top1_seeds[0]) for r in recs),
         wall_time=sum(float(r.wall_time) for r in recs),
+        threads=tuple(r.threads for r in recs),
     )
 
 

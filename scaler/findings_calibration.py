@@ -2,9 +2,13 @@
 
 :mod:`scaler.calibrate` trains official members at the proxy with paired seeds; this module
 states what those runs show: τ per seed and its mean (the figure the README's target is stated
-in), τ of the members' mean accuracies, a 95 % paired bootstrap interval over seeds (all members
-resampled with the same seed indices, :func:`scaler.stats.bootstrap_mean_interval`), and the
-report's sentences (:func:`report_text`). Every statistic is :mod:`scaler.stats`'s.
+in), τ of the members' mean accuracies, the exact one-sided p of the mean τ under the
+permutation null (each seed's order uniform over the members' n! orders,
+:func:`scaler.stats.tau_permutation_p`), a 95 % paired bootstrap interval over seeds from
+:data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` seeds on (all members resampled with the same seed
+indices, :func:`scaler.stats.bootstrap_mean_interval`; with fewer seeds the range of the
+per-seed τ, no coverage claimed), and the report's sentences (:func:`report_text`). Every
+statistic is :mod:`scaler.stats`'s.
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 import math
 from typing import Any, Final
 
-from scaler.stats import bootstrap_mean_interval
+from scaler.stats import MIN_BOOTSTRAP_SEEDS, bootstrap_mean_interval, tau_permutation_p
 from scaler.stats import kendall_tau as tau_b
 
 # The paper's Table 2 (ImageNet top-1, %), the order the proxy should reproduce.
@@ -40,14 +44,74 @@ def order_tau(x: list[float], y: list[float]) -> float:
 def tau_statistics(
     runs: list[Any], samples: int = BOOTSTRAP_SAMPLES, seed: int = 0
 ) -> tuple[tuple[float, ...], float, float, tuple[float, float]]:
-    """Per-seed τ, their mean, τ of the means, and a paired bootstrap 95 % interval, of
-    ``runs`` (:class:`scaler.calibrate.MemberRuns`: member, top1 per seed, mean)."""
+    """Per-seed τ, their mean, τ of the means, and a paired bootstrap 95 % interval of
+    ``runs`` (:class:`scaler.calibrate.MemberRuns`: member, top1 per seed, mean); below
+    :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` seeds the interval is the per-seed τ's range. A
+    seed whose members ran at different CPU thread counts is left out (:func:`mixed_seeds`)."""
     paper = [PAPER_TOP1[r.member] for r in runs]
-    n = len(runs[0].top1)
-    per_seed = tuple(order_tau([r.top1[k] for r in runs], paper) for k in range(n))
+    mixed = mixed_seeds(runs)  # not paired: left out
+    seeds = [k for k in range(len(runs[0].top1)) if k not in mixed]
+    n = len(seeds)
+    if not n:
+        return (), math.nan, order_tau([r.mean for r in runs], paper), (math.nan, math.nan)
+    per_seed = tuple(order_tau([r.top1[k] for r in runs], paper) for k in seeds)
     of_means = order_tau([r.mean for r in runs], paper)
-    interval = bootstrap_mean_interval(per_seed, samples, seed)
+    if n < MIN_BOOTSTRAP_SEEDS:
+        interval = (min(per_seed), max(per_seed))
+    else:
+        interval = bootstrap_mean_interval(per_seed, samples, seed)
     return per_seed, sum(per_seed) / n, of_means, interval
+
+
+def mixed_seeds(runs: list[Any]) -> list[int]:
+    """Seed indices whose members' runs were made at different CPU thread counts: their runs
+    are not paired (runs that stored no count, before 0.6, pair as they always did)."""
+    n = len(runs[0].top1)
+    counts = [{r.threads[k] for r in runs if len(r.threads) > k} - {None} for k in range(n)]
+    return [k for k in range(n) if len(counts[k]) > 1]
+
+
+def _mixed_sentence(cal: Any) -> list[str]:
+    mixed = mixed_seeds(list(cal.runs))
+    if not mixed:
+        return []
+    ks = ", ".join(str(k) for k in mixed)
+    return [
+        "",
+        f"Seed index {ks}: its members' runs were made at different CPU thread counts, so they "
+        "are not paired and are left out of the per-seed τ.",
+    ]
+
+
+def tau_p(per_seed: tuple[float, ...], members: int) -> float:
+    """The exact one-sided p of the mean per-seed τ against the paper's order of ``members``
+    members: each seed's order uniform over the members' orders under the null."""
+    return tau_permutation_p(per_seed, members)
+
+
+def tau_sentence(cal: Any) -> str:
+    """The report's sentence on τ: per seed, the mean with its spread or interval and its exact
+    permutation p, τ of the means."""
+    lo, hi = cal.tau_interval
+    n, k = len(cal.tau_per_seed), len(cal.runs)
+    seeds = ", ".join(f"{t:+.2f}" for t in cal.tau_per_seed)
+    if n < MIN_BOOTSTRAP_SEEDS:
+        spread = (
+            f"the spread of the {n} per-seed values: {lo:+.2f} to {hi:+.2f}, no coverage claimed"
+        )
+    else:
+        spread = f"95 % paired bootstrap over {n} seeds: {lo:+.2f} to {hi:+.2f}"
+    p = tau_p(cal.tau_per_seed, k)
+    null = (
+        f"; exact one-sided permutation p = {p:.2g}, each seed's order uniform over the "
+        f"{math.factorial(k)} orders of {k} members under the null"
+        if math.isfinite(p)
+        else ""
+    )
+    return (
+        f"Kendall τ against the paper's order, per seed: {seeds}; mean **{cal.tau_mean:+.2f}** "
+        f"({spread}{null}); τ of the mean accuracies: {cal.tau_of_means:+.2f}."
+    )
 
 
 def report_text(cal: Any) -> str:
@@ -69,16 +133,19 @@ def report_text(cal: Any) -> str:
             f"| {r.member} | {r.pixels} | {r.params / 1e6:.2f} | {r.flops / 1e6:.0f} | "
             f"{r.mean:.2f} ± {r.std:.2f} | {PAPER_TOP1[r.member]:.1f} |"
         )
-    lo, hi = cal.tau_interval
-    seeds = ", ".join(f"{t:+.2f}" for t in cal.tau_per_seed)
     verdict = "meets" if cal.tau_mean >= TARGET_TAU else "misses"
+    n = len(cal.tau_per_seed)
+    coarse = (
+        f"With {n} seeds (fewer than {MIN_BOOTSTRAP_SEEDS}) no interval of the mean τ is "
+        "claimed: the spread only shows how much the per-seed orders disagree."
+        if n < MIN_BOOTSTRAP_SEEDS
+        else f"With {n} seeds the bootstrap interval is coarse."
+    )
     lines += [
         "",
-        f"Kendall τ against the paper's order, per seed: {seeds}; mean **{cal.tau_mean:+.2f}** "
-        f"(95 % paired bootstrap over {cfg.seeds} seeds: {lo:+.2f} to {hi:+.2f}); τ of the "
-        f"mean accuracies: {cal.tau_of_means:+.2f}.",
+        tau_sentence(cal),
         "",
-        f"The proxy {verdict} the target τ ≥ 0.67 (mean over seeds). With {cfg.seeds} seeds the "
-        "bootstrap interval is coarse: it only shows how much the per-seed orders disagree.",
+        f"The proxy {verdict} the target τ ≥ 0.67 (mean over seeds). {coarse}",
+        *_mixed_sentence(cal),
     ]
     return "\n".join(lines) + "\n"

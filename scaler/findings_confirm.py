@@ -5,14 +5,18 @@ seeds); this module reads its trials back (:func:`summarize`, a :class:`Confirma
 what they show (:func:`sentences`):
 
 - **proxy fidelity**: Kendall's τ-b between the search's and the confirmation's mean top-1 of
-  the confirmed networks, with a 95 % paired-bootstrap interval (val images drawn once for both
-  stages, seeds drawn per stage);
+  the confirmed networks, with its exact one-sided p under the permutation null (every order of
+  the n networks equally likely, :func:`scaler.stats.tau_permutation_p`) and, from
+  :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` paired seeds on, a 95 % paired-bootstrap interval
+  (val images drawn once for both stages, seeds drawn per stage);
 - which confirmed candidates could be the best (:func:`scaler.stats.possibly_best` on the
-  confirmation's pooled σ and its degrees of freedom) and each one's P(best) (paired bootstrap
-  over seeds and val images);
+  confirmation's pooled σ and its degrees of freedom) and each one's P(best) (each mean drawn
+  from its t posterior with that σ, :func:`scaler.stats.p_best_t`: the runs are the independent
+  units, not the val images, overlapping crops of a few photographs); a note when the choice
+  is not resolved (more than one candidate possibly best);
 - the **chosen** candidate (the best confirmation mean on val) on the **test split**, never
-  used for any choice, with its 95 % interval, against the base's, and their difference
-  (:class:`TestVerdict`);
+  used for any choice, against the base: t intervals on σ pooled over every confirmation run's
+  test top-1, with its degrees of freedom (:class:`TestVerdict`);
 - a warning when the chosen candidate lies on an edge of the α/β box that could be widened
   (:func:`edge_warning`).
 
@@ -27,18 +31,25 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.records import BASE_ROLE, unpack_bits
-from scaler.results import LEVEL, Noise, confirmed, seeds_of
+from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
+    MAX_EXACT_ITEMS,
+    MIN_BOOTSTRAP_SEEDS,
+    difference_test,
     kendall_tau,
-    p_best,
+    mean_test,
+    p_best_t,
     paired_bootstrap,
     percentile_interval,
     pooled_sd,
     possibly_best,
+    standard_error,
+    tau_permutation_p,
 )
 
 ATTR = "confirm"  # the study attribute holding the confirmation's settings and networks
 BOOTSTRAP = 2000  # replicates of every bootstrap (seeded: the same numbers on every read)
+P_BEST_DRAWS = 20000  # Monte Carlo draws of P(best) (seeded: the same numbers on every read)
 
 
 @dataclass(frozen=True)
@@ -56,14 +67,15 @@ class ConfirmedRow:
     top1: float  # mean val top-1 of the confirmation runs
     std: float | None  # their standard deviation (None for one run)
     runs: int
-    p_best: float | None = None  # paired bootstrap; None for the base or without per-image data
+    p_best: float | None = None  # t posterior (p_best_t); None for the base or without a usable σ
     possibly_best: bool | None = None  # None: no usable noise estimate (or the base)
     test_top1: float | None = None  # mean test top-1 (reported, never used to choose)
 
 
 @dataclass(frozen=True)
 class TestVerdict:
-    """The chosen candidate against the base on the test split (paired bootstrap, 95 %)."""
+    """The chosen candidate against the base on the test split: 95 % t intervals on σ pooled
+    over every confirmation run's test top-1 (``sigma``, ``dof``), the difference's t-test."""
 
     chosen: float
     chosen_interval: tuple[float, float]
@@ -71,8 +83,13 @@ class TestVerdict:
     base_interval: tuple[float, float]
     difference: float
     difference_interval: tuple[float, float]
-    runs: int  # paired seeds behind each mean
-    images: int  # test images
+    runs: int  # runs behind the chosen candidate's mean
+    images: int | None  # test images (None: no per-image results stored)
+    base_runs: int = 0  # runs behind the base's mean
+    sigma: float = math.nan  # pooled σ of the confirmation's test top-1 (points)
+    dof: int = 0  # its degrees of freedom
+    t: float = math.nan  # the difference's t statistic on ``dof`` df
+    p: float = math.nan  # its two-sided p
 
     @property
     def verdict(self) -> str:
@@ -95,6 +112,7 @@ class Confirmation:
     noise: Noise
     tau: float = math.nan  # Kendall τ-b, search proxy against confirmation proxy
     tau_interval: tuple[float, float] = (math.nan, math.nan)
+    tau_p: float = math.nan  # exact one-sided permutation p of tau
     chosen: ConfirmedRow | None = None
     test: TestVerdict | None = None
     edge: str = ""  # the warning when the chosen candidate lies on an edge of the α/β box
@@ -112,12 +130,13 @@ class Confirmation:
             "proxy_fidelity": {
                 "kendall_tau": _num(self.tau),
                 "interval": [_num(x) for x in self.tau_interval],
+                "p": _num(self.tau_p),
                 "networks": len(self.rows),
                 "bootstrap": BOOTSTRAP,
             },
             "candidates": [dataclasses.asdict(r) for r in self.rows],
             "chosen": None if self.chosen is None else self.chosen.trial,
-            "test": None if self.test is None else dataclasses.asdict(self.test),
+            "test": None if self.test is None else _plain(dataclasses.asdict(self.test)),
             "edge_warning": self.edge or None,
             "notes": list(self.notes),
         }
@@ -125,6 +144,12 @@ class Confirmation:
 
 def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
+
+
+def _plain(d: dict[str, Any]) -> dict[str, Any]:
+    """Floats that are not finite as None (JSON has no NaN), in values and pairs."""
+    fix = lambda v: _num(v) if isinstance(v, float) else v  # noqa: E731
+    return {k: [fix(x) for x in v] if isinstance(v, tuple | list) else fix(v) for k, v in d.items()}
 
 
 def _bits(row, column: str, seeds: list[int]):
@@ -139,9 +164,12 @@ def _bits(row, column: str, seeds: list[int]):
 
 def stage_array(rows: list, column: str = "val_correct"):
     """[networks, common seeds, images] correctness of frame rows, or None when a row lacks it
-    (trained before 0.3) or the rows share no seed or no image count."""
+    (trained before 0.3), the rows share no seed or no image count, or their runs were made at
+    different CPU thread counts (runs pair only at one count)."""
     import numpy as np
 
+    if not same_threads(rows):
+        return None
     seed_sets = [set(r.get("seed_list") or []) for r in rows]
     common = sorted(set.intersection(*seed_sets)) if seed_sets else []
     if not common:
@@ -171,14 +199,16 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     if not pairs:
         return so_far
     rows = _rows(pairs, nz)
-    tau, tau_interval, notes = _fidelity(pairs)
+    tau, tau_p, tau_interval, notes = _fidelity(pairs)
     chosen = next((r for r in rows if r.role != BASE_ROLE), None)
     test, test_notes = _test_verdict(pairs, chosen)
-    notes += test_notes + _limits(so_far, rows)
+    notes += test_notes + _unresolved(rows, chosen, nz) + _limits(so_far, rows)
+    notes += threads_sentence([c for _, c in pairs], "The confirmation's runs")
     return dataclasses.replace(
         so_far,
         rows=tuple(rows),
         tau=tau,
+        tau_p=tau_p,
         tau_interval=tau_interval,
         chosen=chosen,
         test=test,
@@ -188,19 +218,13 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
 
 
 def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
-    """The confirmed rows with P(best) (paired bootstrap) and the possibly-best flags."""
+    """The confirmed rows with P(best) (t posterior on the pooled σ) and the possibly-best
+    flags."""
     cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != BASE_ROLE]
-    keep = possibly_best(
-        [float(pairs[i][1]["top1_mean"]) for i in cands],
-        [seeds_of(pairs[i][1]) for i in cands],
-        nz.sigma,
-        nz.dof,
-        LEVEL,
-    )
-    probs = None
-    array = stage_array([pairs[i][1] for i in cands])
-    if array is not None and cands:
-        probs = p_best(paired_bootstrap([array], BOOTSTRAP)[0])
+    means = [float(pairs[i][1]["top1_mean"]) for i in cands]
+    runs = [seeds_of(pairs[i][1]) for i in cands]
+    keep = possibly_best(means, runs, nz.sigma, nz.dof, LEVEL)
+    probs = p_best_t(means, runs, nz.sigma, nz.dof, P_BEST_DRAWS) if cands else None
     rows = []
     for i, (s, c) in enumerate(pairs):
         j = cands.index(i) if i in cands else None
@@ -226,60 +250,95 @@ def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
     return rows
 
 
-def _fidelity(pairs: list) -> tuple[float, tuple[float, float], list[str]]:
-    """Kendall τ-b between the stages over the confirmed networks, with its bootstrap interval."""
+def _fidelity(pairs: list) -> tuple[float, float, tuple[float, float], list[str]]:
+    """Kendall τ-b between the stages over the confirmed networks, its exact permutation p, and
+    its bootstrap interval from :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` paired seeds on."""
+    nan2 = (math.nan, math.nan)
     if len(pairs) < 3:
         return (
             math.nan,
-            (math.nan, math.nan),
+            math.nan,
+            nan2,
             [f"Proxy fidelity needs at least 3 confirmed networks; {len(pairs)} so far: no τ."],
         )
     tau = kendall_tau(
         [float(s["top1_mean"]) for s, _ in pairs], [float(c["top1_mean"]) for _, c in pairs]
     )
+    p = tau_permutation_p([tau], len(pairs))
     first = stage_array([s for s, _ in pairs])
     second = stage_array([c for _, c in pairs])
     if first is None or second is None or first.shape[2] != second.shape[2]:
         return (
             tau,
-            (math.nan, math.nan),
+            p,
+            nan2,
             [
                 "The τ of proxy fidelity has no interval: some runs stored no per-image results "
                 "(trained before scaler 0.3)."
             ],
         )
+    if second.shape[1] < MIN_BOOTSTRAP_SEEDS:  # no coverage to claim: the p says it
+        return tau, p, nan2, []
     a, b = paired_bootstrap([first, second], BOOTSTRAP)
     taus = [kendall_tau(x, y) for x, y in zip(a, b, strict=True)]
-    return tau, percentile_interval(taus, LEVEL), []
+    return tau, p, percentile_interval(taus, LEVEL), []
 
 
 def _test_verdict(pairs: list, chosen: ConfirmedRow | None) -> tuple[TestVerdict | None, list]:
-    """The chosen candidate against the base on the test split, over their common seeds."""
+    """The chosen candidate against the base on the test split: t intervals on σ pooled over
+    every confirmation run's test top-1 (its df), the difference σ·√(1/n₁ + 1/n₂)."""
     if chosen is None:
         return None, ["No candidate was confirmed (only the base): no test-split verdict."]
     by_trial = {int(c["confirm_of"]): c for _, c in pairs}
     base_run = next((c for s, c in pairs if s["role"] == BASE_ROLE), None)
     if base_run is None:
         return None, ["The base was not confirmed: no test-split comparison."]
-    array = stage_array([by_trial[chosen.trial], base_run], "test_correct")
-    if array is None:
+    mine, base = (_test_runs(r) for r in (by_trial[chosen.trial], base_run))
+    if not mine or not base:
         return None, [
             "No test-split result: the data have no test split (an image folder needs a test/ "
             "folder) or the runs predate scaler 0.3."
         ]
-    (samples,) = paired_bootstrap([array], BOOTSTRAP)
-    point = array.mean(axis=(1, 2)) * 100.0
+    sigma, dof = pooled_sd([g for g in (_test_runs(c) for _, c in pairs) if len(g) >= 2])
+    mean = [sum(g) / len(g) for g in (mine, base)]
+    test = difference_test(mean[0] - mean[1], standard_error(sigma, len(mine), len(base)), dof)
+    each = [mean_test(sum(g) / len(g), sigma, len(g), dof) for g in (mine, base)]
+    array = stage_array([by_trial[chosen.trial], base_run], "test_correct")
     verdict = TestVerdict(
-        chosen=float(point[0]),
-        chosen_interval=percentile_interval(samples[:, 0], LEVEL),
-        base=float(point[1]),
-        base_interval=percentile_interval(samples[:, 1], LEVEL),
-        difference=float(point[0] - point[1]),
-        difference_interval=percentile_interval(samples[:, 0] - samples[:, 1], LEVEL),
-        runs=int(array.shape[1]),
-        images=int(array.shape[2]),
+        chosen=mean[0],
+        chosen_interval=(each[0].low, each[0].high),
+        base=mean[1],
+        base_interval=(each[1].low, each[1].high),
+        difference=test.diff,
+        difference_interval=(test.low, test.high),
+        runs=len(mine),
+        images=None if array is None else int(array.shape[2]),
+        base_runs=len(base),
+        sigma=sigma,
+        dof=dof,
+        t=test.t,
+        p=test.p,
     )
     return verdict, []
+
+
+def _test_runs(row) -> list[float]:
+    """A confirmation row's test top-1 per run (empty without a test split)."""
+    runs = row.get("test_top1_seeds")
+    return [float(x) for x in runs] if isinstance(runs, list) else []
+
+
+def _unresolved(rows: list[ConfirmedRow], chosen: ConfirmedRow | None, nz: Noise) -> list[str]:
+    """One sentence when more than one confirmed candidate could be the best."""
+    cands = [r for r in rows if r.role != BASE_ROLE]
+    kept = sum(bool(r.possibly_best) for r in cands)
+    if chosen is None or kept < 2:
+        return []
+    return [
+        f"Not resolved: {kept} of {len(cands)} confirmed candidates are possibly best at 95 % "
+        f"(σ = {nz.sigma:.2f} points, {nz.dof} df); the coefficients are the highest mean's, "
+        f"({round(chosen.alpha, 3)}, {round(chosen.beta, 3)}), not a resolved choice."
+    ]
 
 
 def _limits(c: Confirmation, rows: list[ConfirmedRow]) -> list[str]:
@@ -339,11 +398,22 @@ def _fidelity_sentence(c: Confirmation) -> str:
         f"Proxy fidelity: Kendall τ = {c.tau:+.2f} between the search proxy's and the "
         f"confirmation proxy's ranking of {len(c.rows)} networks"
     )
-    lo, hi = c.tau_interval
-    if not math.isfinite(lo):
-        return text + " (no interval: runs without per-image results)."
-    text += f" (95 % paired-bootstrap interval {lo:+.2f} to {hi:+.2f})"
-    if lo > 0:
+    n, (lo, hi) = len(c.rows), c.tau_interval
+    if math.isfinite(c.tau_p):
+        text += (
+            f" (exact one-sided permutation p = {c.tau_p:.2g}, each of the {math.factorial(n)} "
+            "orders equally likely under the null"
+        )
+    else:
+        text += f" (no exact p: more than {MAX_EXACT_ITEMS} networks"
+    seeds = c.settings.get("seeds")
+    if math.isfinite(lo):
+        text += f"; 95 % paired-bootstrap interval {lo:+.2f} to {hi:+.2f})"
+    elif isinstance(seeds, int) and seeds < MIN_BOOTSTRAP_SEEDS:
+        text += f"; no interval: {seeds} seeds, fewer than {MIN_BOOTSTRAP_SEEDS})"
+    else:
+        text += "; no interval: runs without per-image results)"
+    if c.tau_p < 1 - LEVEL:
         return text + ": the short proxy ranks these networks as the longer one does (τ > 0)."
     return text + ": the data cannot tell whether the short proxy ranks them as the longer does."
 
@@ -351,7 +421,12 @@ def _fidelity_sentence(c: Confirmation) -> str:
 def _best_sentence(c: Confirmation) -> str:
     cands = [r for r in c.rows if r.role != BASE_ROLE]
     probs = ", ".join(f"#{r.trial} {r.p_best:.2f}" for r in cands if r.p_best is not None)
-    probs = f" P(best) by paired bootstrap over seeds and val images: {probs}." if probs else ""
+    probs = (
+        f" P(best), each mean drawn from its t posterior with the pooled σ (seeded Monte Carlo; "
+        f"the runs are the independent units): {probs}."
+        if probs
+        else ""
+    )
     if not c.noise.usable:
         return f"Which candidates could be the best: not stated ({c.noise.describe()}).{probs}"
     keep = [_net(r) for r in cands if r.possibly_best]
@@ -369,11 +444,20 @@ def _test_sentence(c: Confirmation) -> str:
         return f"{iv[0]:.2f}–{iv[1]:.2f}"
 
     lo, hi = t.difference_interval
+    images = f" and {t.images} images" if t.images else ""
+    runs = f"{t.runs} runs each" if t.runs == t.base_runs else f"{t.runs} and {t.base_runs} runs"
+    if not math.isfinite(t.t):
+        return (
+            f"On the test split (never used to choose), the chosen candidate {_net(c.chosen)} "
+            f"scored {t.chosen:.2f} % against the base's {t.base:.2f} %: {t.difference:+.2f} "
+            f"points over {runs}{images}, not tested (no pooled σ of the test runs)."
+        )
     return (
         f"On the test split (never used to choose), the chosen candidate {_net(c.chosen)} "
-        f"scored {t.chosen:.2f} % (95 % interval {ci(t.chosen_interval)}) against the base's "
+        f"scored {t.chosen:.2f} % (95 % t interval {ci(t.chosen_interval)}) against the base's "
         f"{t.base:.2f} % ({ci(t.base_interval)}): {t.difference:+.2f} points ({lo:+.2f} to "
-        f"{hi:+.2f}) over {t.runs} paired seeds and {t.images} images, {t.verdict}."
+        f"{hi:+.2f}; t = {t.t:.2f}, {t.dof} df, on σ = {t.sigma:.2f} points pooled over the "
+        f"confirmation's test runs) over {runs}{images}, {t.verdict}."
     )
 
 

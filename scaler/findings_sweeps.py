@@ -21,7 +21,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.results import Noise, StudyData, finished, flops_column, noise, seeds_of
+from scaler.results import (
+    Noise,
+    StudyData,
+    finished,
+    flops_column,
+    noise,
+    same_threads,
+    seeds_of,
+    threads_sentence,
+)
 from scaler.stats import difference_test, paired_test, standard_error
 
 COMPARE_ORDER = ("depth", "width", "resolution")  # the rows of the paper's Table 3
@@ -56,6 +65,8 @@ class Versus:
 
     @property
     def verdict(self) -> str:
+        if self.n == 0:
+            return "not tested: no seed pairs (no common seed at one CPU thread count)"
         if self.n < 2:
             return "not tested: one paired seed (give --seeds 2 or more)"
         if self.low > 0:
@@ -70,6 +81,8 @@ class Versus:
             f"compound vs {self.label} ({self.flops_ratio:.2f}× its FLOPs): {self.diff:+.2f} "
             f"points over {self.n} paired seed{'s' if self.n != 1 else ''}"
         )
+        if self.n == 0:
+            return f"compound vs {self.label} ({self.flops_ratio:.2f}× its FLOPs) → {self.verdict}."
         if self.n < 2:
             return f"{head} → {self.verdict}."
         return (
@@ -109,7 +122,8 @@ def compare_verdicts(frame, level: float = COMPARE_LEVEL) -> list[Versus]:
     out = []
     for row in singles:
         theirs = paired_runs(row)
-        seeds = sorted(set(mine) & set(theirs))
+        # Runs pair only at one CPU thread count: otherwise no pair, no test.
+        seeds = sorted(set(mine) & set(theirs)) if same_threads([compound, row]) else []
         test = paired_test([mine[s] for s in seeds], [theirs[s] for s in seeds], each)
         out.append(
             Versus(
@@ -283,7 +297,7 @@ def compare_caveats(s: StudyData) -> list[str]:
     if compound is None or not others:
         return []
     ratios = [float(r["flops"]) / float(compound["flops"]) for r in others]
-    return [
+    return threads_sentence([compound, *others], f"{s.name}: its runs") + [
         f"{s.name}: its networks cost the same at r × {s.config.get('cost_pixels', 224)} px, "
         f"where the budget is matched, but at the proxy's small inputs the single-dimension "
         f"networks cost {min(ratios):.2f}× to {max(ratios):.2f}× the compound one's FLOPs "

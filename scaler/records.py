@@ -118,6 +118,8 @@ class TrialRecord:
     val_correct: list[str] | None = None  # per run: which val images it got right (pack_bits)
     test_correct: list[str] | None = None  # the same on the test split, when the data have one
     test_top1_seeds: list[float] | None = None  # per run: top-1 on the test split (never ranked)
+    # version 0.6: the CPU threads torch trained the runs with (runs pair only at the same count)
+    threads: int | None = None
     # confirmation trials
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
@@ -160,6 +162,7 @@ RESULT_FIELDS = (
     "val_correct",
     "test_correct",
     "test_top1_seeds",
+    "threads",
 )
 
 

@@ -67,6 +67,8 @@ FRAME_COLUMNS = (
     "confirm_role",
     "val_correct",
     "test_correct",
+    # version 0.6: the CPU threads of its runs (None: not stored, before 0.6)
+    "threads",
 )
 SWEEP_COLUMNS = (
     "sweep",
@@ -221,6 +223,29 @@ def confirmed(frame):
         return frame.iloc[0:0] if frame is not None else None
     done = (frame["state"] == "COMPLETE") & frame["top1_mean"].notna()
     return frame[done & (frame["role"] == CONFIRM_ROLE)]
+
+
+def thread_counts(rows) -> list[int]:
+    """The distinct CPU thread counts stored on frame rows (an iterable of rows or a frame)."""
+    rows = [r for _, r in rows.iterrows()] if hasattr(rows, "iterrows") else list(rows)
+    return sorted({int(t) for t in (r.get("threads") for r in rows) if not isnan(t)})
+
+
+def same_threads(rows) -> bool:
+    """Whether frame rows' runs may pair by seed: made at one CPU thread count (rows that
+    stored none, before 0.6, pair as they always did)."""
+    return len(thread_counts(rows)) <= 1
+
+
+def threads_sentence(rows, what: str) -> list[str]:
+    """One sentence when ``what``'s runs were made at different CPU thread counts."""
+    counts = thread_counts(rows)
+    if len(counts) < 2:
+        return []
+    return [
+        f"{what} were made at different CPU thread counts ({', '.join(map(str, counts))}): "
+        "runs of one seed are not paired across them."
+    ]
 
 
 def best_candidate(done):

@@ -418,14 +418,22 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
         )
         for k in range(job.seeds)
     ]
-    mean = record_runs(trial, runs, test)
+    mean = record_runs(trial, runs, test, settings.threads or _torch_threads())
     if emit is not None:
         emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
     return mean
 
 
-def record_runs(trial, runs: list, test: bool) -> float:
-    """Write a point's runs (seed k at index k) on ``trial``; returns their mean top-1."""
+def _torch_threads() -> int:
+    """The CPU threads torch trains with by default here (a worker's placement sets them)."""
+    import torch
+
+    return int(torch.get_num_threads())
+
+
+def record_runs(trial, runs: list, test: bool, threads: int | None = None) -> float:
+    """Write a point's runs (seed k at index k) on ``trial``, with the CPU ``threads`` they were
+    trained with; returns their mean top-1."""
     from scaler.records import pack_bits
 
     top1 = [r.top1 for r in runs]
@@ -448,6 +456,7 @@ def record_runs(trial, runs: list, test: bool) -> float:
         wall_time=sum(r.wall_time for r in runs),
         images_per_s=sum(r.images_per_s for r in runs) / len(runs),
         loss_curve=list(runs[0].loss_curve),
+        threads=threads,
         status=Status.TRAINED,
     )
     return mean

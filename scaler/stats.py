@@ -22,8 +22,17 @@ library (``scipy.stats``) and numpy's seeded Generator.
   candidate: seed k means the same data order, augmentation and initial seeding for all of
   them). It gives each candidate's P(best) (:func:`p_best`) and intervals for Kendall's τ
   (:func:`kendall_tau`, ``scipy.stats.kendalltau``'s τ-b) and for differences of accuracy.
-  :func:`bootstrap_mean_interval` resamples per-seed values (a calibration's τ). Every
-  bootstrap is seeded (numpy's Generator): the same numbers on every read.
+  :func:`bootstrap_mean_interval` resamples per-seed values (a calibration's τ, from
+  :data:`MIN_BOOTSTRAP_SEEDS` seeds on: fewer per-seed values are reported as their range, with
+  no coverage claimed). Every bootstrap is seeded (numpy's Generator): the same numbers on every
+  read.
+- **Is an order better than chance?** :func:`tau_permutation_p` is the exact one-sided p of a
+  mean Kendall τ over seeds under the permutation null (each seed's order uniform over the n!
+  orders, seeds independent), by enumerating the orders and convolving over seeds.
+- **P(best) from the runs' noise.** :func:`p_best_t` draws every candidate's mean from its t
+  posterior (mean, σ/√n, σ's degrees of freedom; one shared χ² draw, since σ is pooled: a
+  multivariate t) by seeded Monte Carlo: the runs are the independent units, not the val images
+  (overlapping crops of a few photographs).
 - **Where the noise comes from.** :func:`split_variance` splits the seed-to-seed variance of
   runs scored on two disjoint splits into a training part and an evaluation part, with their
   degrees of freedom (Satterthwaite's, :func:`satterthwaite_df`); :func:`sd_interval` is a
@@ -127,6 +136,13 @@ def difference_test(diff: float, se: float, df: int, level: float = 0.95) -> Dif
     return DifferenceTest(diff, se, df, t, p, diff - half, diff + half, level)
 
 
+def mean_test(mean: float, sigma: float, n: int, df: int, level: float = 0.95) -> DifferenceTest:
+    """A mean of ``n`` runs with a pooled spread ``sigma`` on ``df`` degrees of freedom: its
+    t interval at ``level`` (the test of mean ≠ 0 comes with it)."""
+    se = sigma / math.sqrt(n) if n >= 1 and math.isfinite(sigma) else math.nan
+    return difference_test(mean, se, df, level)
+
+
 def paired_test(mine: Sequence[float], theirs: Sequence[float], level: float = 0.95):
     """The paired t-test of runs that share their seeds (index k: the same seed in both), on
     pairs − 1 degrees of freedom (untested below 2 pairs)."""
@@ -144,6 +160,9 @@ def paired_test(mine: Sequence[float], theirs: Sequence[float], level: float = 0
 
 # Fewer degrees of freedom than this and σ is not used to call anything.
 MIN_DOF = 2
+# Fewer seeds than this and a bootstrap over seeds is no interval: its per-seed values' range is
+# reported instead, with no coverage claimed.
+MIN_BOOTSTRAP_SEEDS = 5
 
 
 def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float, int]:
@@ -204,6 +223,70 @@ def kendall_tau(x: Sequence[float], y: Sequence[float]) -> float:
     if len(set(x)) < 2 or len(set(y)) < 2:
         return math.nan
     return float(kendalltau(x, y, variant="b").statistic)
+
+
+# Above this many items the exact null of τ (n! orders) is not enumerated.
+MAX_EXACT_ITEMS = 9
+
+
+@functools.lru_cache(maxsize=16)
+def _inversion_scores(n: int):
+    """S = concordant − discordant pairs of every one of the n! orders against the identity."""
+    import itertools
+
+    import numpy as np
+
+    perms = np.array(list(itertools.permutations(range(n))), dtype=np.int8)
+    i, j = np.triu_indices(n, 1)
+    return np.sign(perms[:, j] - perms[:, i]).sum(axis=1).astype(np.int64)
+
+
+def tau_permutation_p(taus: Sequence[float], n: int) -> float:
+    """The exact one-sided p (P(null mean τ ≥ observed mean τ)) of the mean of per-seed Kendall
+    τ's of ``n`` items, under the permutation null: each seed's order uniform over the n! orders
+    (no ties), seeds independent. Exact: the n! orders enumerated, their τ distribution convolved
+    over seeds. nan for fewer than 2 items, more than :data:`MAX_EXACT_ITEMS`, or no τ."""
+    import numpy as np
+
+    taus = [t for t in taus if math.isfinite(t)]
+    if not taus or not 2 <= n <= MAX_EXACT_ITEMS:
+        return math.nan
+    pairs = n * (n - 1) // 2
+    scores = _inversion_scores(n)  # S in −pairs..pairs, τ = S / pairs
+    one = np.bincount(scores + pairs, minlength=2 * pairs + 1).astype(float) / len(scores)
+    total = np.array([1.0])
+    for _ in taus:
+        total = np.convolve(total, one)
+    sums = np.arange(total.size) - pairs * len(taus)  # Σ S over the seeds
+    observed = sum(taus) * pairs
+    return float(min(1.0, total[sums >= observed - 1e-9].sum()))
+
+
+def p_best_t(
+    means: Sequence[float],
+    runs: Sequence[int],
+    sigma: float,
+    dof: int,
+    draws: int = 20000,
+    seed: int = 0,
+) -> list[float] | None:
+    """P(best) of each candidate: the share of draws it tops when each mean is drawn from its
+    t posterior, mean_i + σ/√n_i · Z_i · √(dof/χ²_dof) (Z_i independent normals, one χ² per
+    draw: σ is pooled, so the draws follow a multivariate t), by numpy's Generator seeded with
+    ``seed``. None without a usable σ (fewer than :data:`MIN_DOF` degrees of freedom)."""
+    import numpy as np
+
+    k = len(means)
+    if k == 1:
+        return [1.0]
+    if dof < MIN_DOF or not math.isfinite(sigma):
+        return None
+    rng = np.random.default_rng(seed)
+    scale = sigma / np.sqrt(np.asarray(runs, dtype=float))
+    z = rng.standard_normal((draws, k))
+    shrink = np.sqrt(dof / rng.chisquare(dof, size=(draws, 1)))
+    sample = np.asarray(means, dtype=float) + z * scale * shrink
+    return [float(x) for x in p_best(sample)]
 
 
 def bootstrap_mean_interval(

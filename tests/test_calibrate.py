@@ -201,3 +201,69 @@ def test_report_of_a_calibration_says_which_command_writes_it(cli, tmp_path, mon
         assert code == 2 and err.count("\n") == 1, err
         assert "is a calibration" in err and "scaler calibrate" in err
     assert not (tmp_path / "r").exists()
+
+
+def _calibration(per_member, seeds: int) -> C.Calibration:
+    from scaler.findings_calibration import tau_p
+
+    runs = _runs(*per_member)
+    per_seed, mean, of_means, interval = C.tau_statistics(runs, samples=400)
+    return C.Calibration(
+        config=C.CalibrationConfig(seeds=seeds),
+        proxy_settings={"base_pixels": 48, "seed": 0},
+        data_classes=13,
+        runs=tuple(runs),
+        tau_per_seed=per_seed,
+        tau_mean=mean,
+        tau_of_means=of_means,
+        tau_interval=interval,
+        wall_time=60.0,
+        tau_p=tau_p(per_seed, len(runs)),
+    )
+
+
+def test_fewer_than_5_seeds_report_their_spread_not_a_95_interval():
+    # reports/calibration's per-seed τ: +1.00, +1.00, +0.67 over 3 seeds
+    cal = _calibration(((1, 1, 2), (2, 2, 1), (3, 3, 3), (4, 4, 4)), 3)
+    assert cal.tau_interval == (pytest.approx(2 / 3), 1.0)  # the range, no bootstrap
+    text = C.report_text(cal)
+    assert "95 %" not in text
+    assert "the spread of the 3 per-seed values: +0.67 to +1.00, no coverage claimed" in text
+    assert cal.tau_p == pytest.approx(10 / 24**3)  # Σ S ≥ 16: three 6s, or two 6s and a 4 (3·3)
+    assert "exact one-sided permutation p = 0.00072" in text
+    five = _calibration(((1,) * 5, (2,) * 5, (3,) * 5, (4,) * 5), 5)
+    assert "95 % paired bootstrap over 5 seeds: +1.00 to +1.00" in C.report_text(five)
+
+
+def test_tau_p_is_one_twenty_fourth_for_one_perfect_seed_of_four():
+    from scaler.findings_calibration import tau_p
+
+    assert tau_p((1.0,), 4) == pytest.approx(1 / 24)
+    assert tau_p((1.0, 1.0, 1.0), 4) == pytest.approx((1 / 24) ** 3)
+
+
+def test_a_seed_run_at_threads_1_and_2_is_not_paired():
+    import dataclasses
+
+    runs = _runs((1, 4, 1), (2, 3, 2), (3, 2, 3), (4, 1, 4))  # seed 1 reverses the paper
+    assert C.tau_statistics(runs)[0] == (1.0, -1.0, 1.0)
+    runs = [dataclasses.replace(r, threads=(1, 1, 1)) for r in runs]
+    runs[0] = dataclasses.replace(runs[0], threads=(1, 2, 1))  # b0's seed 1 at 2 threads
+    per_seed, mean, _, _ = C.tau_statistics(runs)
+    assert per_seed == (1.0, 1.0) and mean == 1.0
+    per_seed, mean, of_means, interval = C.tau_statistics(runs)
+    cal = C.Calibration(
+        config=C.CalibrationConfig(seeds=3),
+        proxy_settings={"base_pixels": 48, "seed": 0},
+        data_classes=13,
+        runs=tuple(runs),
+        tau_per_seed=per_seed,
+        tau_mean=mean,
+        tau_of_means=of_means,
+        tau_interval=interval,
+        wall_time=60.0,
+    )
+    assert (
+        "Seed index 1: its members' runs were made at different CPU thread counts, so they are "
+        "not paired and are left out of the per-seed τ."
+    ) in C.report_text(cal)

@@ -146,3 +146,100 @@ def test_edge_warning_names_the_option_to_widen():
     assert "α = 1 at its minimum, a wall" in text and "β = 1.2 at its maximum)" in text
     inside = F.ConfirmedRow(1, 2, "grid", 1.2, 1.1, 1.2, 70.0, 1, 72.0, 1.0, 3)
     assert F.edge_warning(inside, cfg) == ""
+
+
+# The committed reports/embedded-2x confirmation (2 paired seeds per network), as a frame.
+EMBEDDED = (  # search #, role, α, β, search top-1, val top-1 per seed, test top-1 per seed
+    (4, "grid", 1.0, 1.2, 78.46, [80.154, 81.692], [80.308, 74.0]),
+    (3, "grid", 1.4, 1.0, 73.69, [80.462, 74.154], [82.308, 72.0]),
+    (9, "grid", 1.4, 1.1, 69.54, [73.846, 80.462], [75.692, 79.077]),
+    (0, "base", 1.0, 1.0, 74.08, [77.846, 75.385], [79.231, 82.462]),
+    (1, "paper", 1.2, 1.1, 68.46, [78.769, 73.385], [78.0, 71.077]),
+)
+
+
+def embedded_frame():
+    import pandas as pd
+
+    rows = []
+    for k, (trial, role, a, b, search, val, test) in enumerate(EMBEDDED):
+        common = dict(state="COMPLETE", alpha=a, beta=b, gamma=1.0, seed_list=[0, 1])
+        rows.append(dict(common, number=trial, role=role, top1_mean=search, seeds=1))
+        rows.append(
+            dict(
+                common,
+                number=10 + k,
+                role=CONFIRM_ROLE,
+                confirm_of=trial,
+                top1_mean=float(np.mean(val)),
+                top1_std=float(np.std(val, ddof=1)),
+                seeds=2,
+                top1_seeds=val,
+                test_top1_seeds=test,
+            )
+        )
+    attrs = {"confirm": {"settings": {"seeds": 2}, "proxy": {}, "points": list(EMBEDDED)}}
+    return pd.DataFrame(rows), attrs
+
+
+def test_the_test_split_verdict_is_a_t_interval_on_the_pooled_test_sigma():
+    frame, attrs = embedded_frame()
+    t = F.summarize(frame, attrs, {}).test
+    # σ pooled over the 5 networks' 2 test runs each: 4.65 on 5 df (a 2-seed bootstrap of the
+    # crops gave -10.92 to +3.08)
+    assert (round(t.sigma, 2), t.dof) == (4.65, 5)
+    assert t.difference == pytest.approx(-3.69, abs=0.01)
+    lo, hi = t.difference_interval
+    assert (round(lo, 1), round(hi, 1)) == (-15.6, 8.3)
+    assert t.t == pytest.approx(t.difference / (t.sigma * np.sqrt(2 / 2)))
+    assert t.verdict == "not distinguishable from the base at 95 %"
+    text = F._test_sentence(F.summarize(frame, attrs, {}))
+    assert "(-15.64 to +8.25; t = -0.79, 5 df, on σ = 4.65 points pooled" in text
+
+
+def test_p_best_comes_from_the_runs_not_the_val_images():
+    frame, attrs = embedded_frame()
+    c = F.summarize(frame, attrs, {})
+    probs = {r.trial: r.p_best for r in c.rows if r.role != "base"}
+    assert probs[4] == pytest.approx(0.70, abs=0.02)  # the image bootstrap said 0.80
+    assert sum(probs.values()) == pytest.approx(1.0)
+    assert "t posterior with the pooled σ" in " ".join(F.sentences(c))
+
+
+def test_fidelity_states_its_exact_permutation_p_and_no_95_interval_over_2_seeds():
+    frame, attrs = embedded_frame()
+    c = F.summarize(frame, attrs, {})
+    assert c.tau == pytest.approx(0.6)
+    assert c.tau_p == pytest.approx(14 / 120)  # orders of 5 with τ ≥ 0.6: 1 + 4 + 9
+    text = F._fidelity_sentence(c)
+    assert "95 %" not in text and "exact one-sided permutation p = 0.12" in text
+    assert c.to_dict()["proxy_fidelity"]["p"] == pytest.approx(14 / 120)
+
+
+def test_an_unresolved_choice_is_said_in_one_note_with_its_numbers():
+    frame, attrs = embedded_frame()
+    c = F.summarize(frame, attrs, {})
+    assert (
+        "Not resolved: 4 of 4 confirmed candidates are possibly best at 95 % (σ = 3.48 points, "
+        "5 df); the coefficients are the highest mean's, (1.0, 1.2), not a resolved choice."
+    ) in c.to_dict()["notes"]
+    # one clear winner: resolved, no note
+    frame.loc[frame["number"] == 10, "top1_mean"] = 99.0
+    assert not any("Not resolved" in n for n in F.summarize(frame, attrs, {}).notes)
+
+
+def test_confirmation_runs_at_different_thread_counts_are_not_paired():
+    frame, attrs = embedded_frame()
+    conf = frame[frame["role"] == CONFIRM_ROLE]
+    rows = [r for _, r in conf.iterrows()]
+    for r, bits in zip(rows, (["4:Dw==", "4:Dw=="],) * len(rows), strict=True):
+        r["val_correct"] = bits
+    assert F.stage_array(rows) is not None  # threads not stored (before 0.6): paired as before
+    rows[0]["threads"], rows[1]["threads"] = 1, 2
+    assert F.stage_array(rows[:2]) is None  # seed 0 at 1 thread and at 2: no pair
+    frame["threads"] = [1 if n != 10 else 2 for n in frame["number"]]
+    notes = F.summarize(frame, attrs, {}).notes
+    assert (
+        "The confirmation's runs were made at different CPU thread counts (1, 2): runs of one "
+        "seed are not paired across them."
+    ) in notes

@@ -62,7 +62,9 @@ def test_the_report_states_the_split_with_its_df():
         r.pixels, r.params, r.flops = 48, 4_000_000, 24_000_000
     cfg = N.NoiseConfig(networks=("b0", "b1"))
     proxy = {"seed": 100, "base_pixels": 48, "epochs": 8, "threads": 1}
-    res = SimpleNamespace(config=cfg, proxy_settings=proxy, data_classes=13, runs=runs, wall_time=60.0)
+    res = SimpleNamespace(
+        config=cfg, proxy_settings=proxy, data_classes=13, runs=runs, wall_time=60.0
+    )
     res.findings = findings(runs)
     text = report_text(res, "scaler noise --networks b0,b1", "Some CPU")
     assert "scaler noise --networks b0,b1" in text and "on Some CPU" in text

@@ -164,3 +164,29 @@ def test_a_claimed_trial_goes_stale_even_before_it_runs(tmp_path, monkeypatch):
     with warnings_silenced():
         optuna.storages.fail_stale_trials(study)
     assert study.get_trials()[claimed.number].state == TrialState.FAIL
+
+
+def test_a_points_runs_store_their_cpu_thread_count():
+    from types import SimpleNamespace
+
+    from scaler.records import TrialRecord
+    from scaler.runner import record_runs
+
+    class Trial:
+        user_attrs: dict = {}
+
+        def set_user_attr(self, key, value):
+            self.user_attrs[key] = value
+
+    run = SimpleNamespace(
+        top1=50.0,
+        top5=90.0,
+        seed=0,
+        val_correct=[True, False],
+        wall_time=1.0,
+        images_per_s=10.0,
+        loss_curve=[1.0],
+    )
+    trial = Trial()
+    record_runs(trial, [run, run], test=False, threads=2)
+    assert TrialRecord.from_trial(trial).threads == 2

@@ -276,3 +276,51 @@ def test_config_diff_lets_the_same_data_resume_under_another_name():
         "data_fingerprint: b2a698f3af0e8fdd → b1341a34e30056f4",
     ]
     assert config_diff({"data": "a"}, {"data": "b"}) == ["data: a → b"]  # nothing pins it
+
+
+def _search_study(rows):
+    import pandas as pd
+
+    from scaler.results import StudyData
+
+    frame = pd.DataFrame(
+        [
+            dict(
+                number=k,
+                state="COMPLETE",
+                status="trained",
+                role=role,
+                alpha=a,
+                beta=1.0,
+                gamma=1.0,
+                cost_ratio=2.0 if role != "base" else 1.0,
+                top1_mean=sum(runs) / len(runs),
+                top1_std=None,
+                top1_seeds=runs,
+                seeds=len(runs),
+                network_key=f"net{k}",
+            )
+            for k, (role, a, runs) in enumerate(rows)
+        ]
+    )
+    return StudyData("s", "sqlite:///s.db", "search", {}, {}, frame)
+
+
+def test_the_search_stage_tests_best_against_base_on_the_studys_pooled_sigma():
+    from scaler.findings import _search_findings
+    from scaler.results import noise
+
+    # The base's two runs are identical; two other networks have repeated runs: σ is pooled
+    # over all three (3 df, the leaderboard's noise line), not the base's σ of 0 on 1 df.
+    s = _search_study(
+        [
+            ("base", 1.0, [70.0, 70.0]),
+            ("grid", 1.2, [74.0, 76.0]),
+            ("grid", 1.4, [71.0, 73.0]),
+        ]
+    )
+    nz = noise(s.frame)
+    assert (round(nz.sigma, 3), nz.dof) == (round((4 / 3) ** 0.5, 3), 3)
+    text = _search_findings(s)[0]
+    t = 5.0 / (nz.sigma * (2 / 2) ** 0.5)
+    assert f"+5.00 points over the base (t = {t:.1f} with 3 df" in text

@@ -281,3 +281,65 @@ def test_image_agreement_and_binomial_floor():
     assert independent == pytest.approx(0.7**2 + 0.3**2, abs=0.01)
     assert observed == pytest.approx(independent, abs=0.01)
     assert all(math.isnan(x) for x in image_agreement(same[:1]))
+
+
+# τ's exact permutation null and P(best) from the runs' noise
+# ----------------------------------------------------------------------------------------------
+
+
+def test_tau_permutation_p_is_exact():
+    from scaler.stats import tau_permutation_p
+
+    assert tau_permutation_p([1.0], 4) == pytest.approx(1 / 24)
+    assert tau_permutation_p([1.0, 1.0, 1.0], 4) == pytest.approx((1 / 24) ** 3)
+    assert tau_permutation_p([-1.0], 4) == pytest.approx(1.0)
+    assert math.isnan(tau_permutation_p([1.0], 10))  # not enumerated
+
+
+def test_tau_permutation_p_matches_brute_force_enumeration():
+    import itertools
+
+    from scipy.stats import kendalltau
+
+    from scaler.stats import tau_permutation_p
+
+    n = 4
+    taus = [
+        kendalltau(range(n), p).statistic for p in itertools.permutations(range(n))
+    ]  # every order of one seed against the paper's
+    means = [(a + b) / 2 for a in taus for b in taus]  # two independent seeds
+    for observed in ([1.0, 2 / 3], [1 / 3, 0.0], [-1 / 3, 1.0], [2 / 3, 2 / 3]):
+        mean = sum(observed) / 2
+        brute = sum(m >= mean - 1e-9 for m in means) / len(means)
+        assert tau_permutation_p(observed, n) == pytest.approx(brute)
+    exact = kendalltau(range(5), range(5), alternative="greater", method="exact")
+    assert exact.pvalue == pytest.approx(tau_permutation_p([1.0], 5))  # scipy's exact p
+    for observed in taus:  # one seed
+        brute = sum(t >= observed - 1e-9 for t in taus) / len(taus)
+        assert tau_permutation_p([observed], n) == pytest.approx(brute)
+
+
+def test_p_best_t_shares_equal_means_and_widens_with_noise():
+    from scaler.stats import p_best_t
+
+    assert p_best_t([1.0, 1.0], [2, 2], 1.0, 5) == pytest.approx([0.5, 0.5], abs=0.02)
+    assert sum(p_best_t([3.0, 1.0, 2.0], [2, 2, 3], 1.0, 4)) == pytest.approx(1.0)
+    assert p_best_t([1.0, 0.0], [2, 2], 1.0, 1) is None  # no usable σ
+    # The committed embedded-2x confirmation (σ = 3.48, 5 df, 2 runs each): the image
+    # bootstrap's 0.80 for (1.0, 1.2) treated 650 overlapping crops as independent.
+    probs = p_best_t([80.92, 77.31, 77.15, 76.08], [2, 2, 2, 2], 3.48, 5)
+    assert probs[0] == pytest.approx(0.70, abs=0.03)
+    assert p_best_t([1.0, 0.0], [2, 2], 1.0, 5, seed=3) == p_best_t(
+        [1.0, 0.0], [2, 2], 1.0, 5, seed=3
+    )
+
+
+def test_mean_test_is_the_t_interval_of_a_mean_on_a_pooled_sigma():
+    from scipy.stats import t as student
+
+    from scaler.stats import mean_test
+
+    m = mean_test(77.15, 4.65, 2, 5)
+    half = student.ppf(0.975, 5) * 4.65 / math.sqrt(2)
+    assert (m.low, m.high) == (pytest.approx(77.15 - half), pytest.approx(77.15 + half))
+    assert not mean_test(1.0, math.nan, 2, 5).tested

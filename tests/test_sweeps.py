@@ -258,3 +258,38 @@ def test_sweep_help_has_examples(cli):
     ):
         code, out, _ = cli(*cmd, "--help")
         assert code == 0 and "Examples:" in out, cmd
+
+
+def test_runs_of_one_seed_at_threads_1_and_2_are_not_paired():
+    import pandas as pd
+
+    from scaler.findings_sweeps import compare_caveats, compare_verdicts
+    from scaler.results import StudyData
+
+    def row(series, runs, threads):
+        return dict(
+            state="COMPLETE",
+            status="trained",
+            role="sweep",
+            series=series,
+            label=series,
+            cost_flops=1e8,
+            flops=1e7,
+            top1_mean=sum(runs) / len(runs),
+            top1_seeds=runs,
+            seed_list=[0, 1],
+            threads=threads,
+        )
+
+    same = pd.DataFrame([row("compound", [70.0, 72.0], 1), row("width", [60.0, 61.0], 1)])
+    (v,) = compare_verdicts(same)
+    assert v.n == 2 and v.verdict == "compound higher"
+    mixed = pd.DataFrame([row("compound", [70.0, 72.0], 1), row("width", [60.0, 61.0], 2)])
+    (v,) = compare_verdicts(mixed)
+    assert v.n == 0 and v.verdict.startswith("not tested: no seed pairs")
+    assert "nan" not in v.describe()
+    study = StudyData("cmp", "sqlite:///c.db", "sweep", {}, {}, mixed)
+    assert compare_caveats(study)[0] == (
+        "cmp: its runs were made at different CPU thread counts (1, 2): runs of one seed are "
+        "not paired across them."
+    )

@@ -227,8 +227,9 @@ def calibrate(
     """Does the proxy order B0..B3 as ImageNet does? Kendall τ against the paper's Table 2.
 
     Each member trains at its own resolution multiplier of the proxy's base size, with the same
-    paired seeds; τ is averaged over seeds, with a paired bootstrap interval. Every run is a
-    trial of an optuna study: the same command again resumes (training only the runs missing).
+    paired seeds; τ is averaged over seeds, with its exact permutation p (and a paired bootstrap
+    interval from 5 seeds on). Every run is a trial of an optuna study: the same command again
+    resumes (training only the runs missing).
 
     Examples:
 
