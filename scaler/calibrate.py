@@ -120,12 +120,7 @@ def member_specs(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
 
     base_pixels = cfg.proxy_config().base_pixels
     specs = [(m, preset(m, base_pixels)) for m in cfg.members]
-    for m, spec in specs:
-        if source.max_pixels is not None and spec.pixels > source.max_pixels:
-            raise ValueError(
-                f"--base-pixels {base_pixels} is invalid for --data {cfg.data}: {m} trains at "
-                f"{spec.pixels} px and the data serve at most {source.max_pixels} px"
-            )
+    paired.check_served(specs, source, cfg.data, base_pixels)
     return specs
 
 

@@ -124,18 +124,21 @@ def finished_runs(study, role: str) -> Runs:
 
 
 def seed_records(name: str, seeds: int, runs: Runs, what: str) -> list:
-    """``name``'s records, seed k at index k (ValueError naming a missing or failed run of the
-    ``what``, e.g. "calibration")."""
+    """``name``'s records, seed k at index k; naming the ``what`` (e.g. "calibration"), a
+    TrainError for a run that failed and a ValueError for one not trained yet."""
     done, failed = runs
     missing = [k for k in range(seeds) if (name, k) not in done]
     if missing:
         k = missing[0]
-        why = (
-            f"it failed ({failed[(name, k)]}); a failed run is not retried: give another --study"
-            if (name, k) in failed
-            else "not trained yet: rerun the command"
-        )
-        raise ValueError(f"the {what} has no run of {name} with seed index {k}: {why}")
+        lacks = f"the {what} has no run of {name} with seed index {k}"
+        if (name, k) in failed:  # a run that failed, not bad input: exit 1, as a failed run
+            from scaler.train import TrainError
+
+            raise TrainError(
+                f"{lacks}: it failed ({failed[(name, k)]}); a failed run is not retried: give "
+                "another --study"
+            )
+        raise ValueError(f"{lacks}: not trained yet: rerun the command")
     return [done[(name, k)] for k in range(seeds)]
 
 

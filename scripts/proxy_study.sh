@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The measurements behind the proxy's defaults (docs/proxy.md, reports/history.md): scaler calibrate (B0..B3,
-# 3 paired seeds) for each data set and proxy base size, with and without zero-init, and the
-# learning-rate range test of the standard preset on small and big networks. Each variant is
-# one process; on a GPU they run side by side, on a CPU one after another.
+# The measurements behind the proxy's defaults (docs/proxy.md, reports/history.md): scaler
+# calibrate (B0..B3, 3 paired seeds) for each data set and proxy base size, with and without
+# zero-init, and the learning-rate range test of the standard preset on small and big networks.
+# Each variant is one process (--workers 1) with its study in OUT (the same OUT resumes a cut
+# run); on a GPU they run side by side, on a CPU one after another.
 #
 #   scripts/proxy_study.sh OUT [--device cuda|cpu] [--time-limit S] [--seeds N]
 set -uo pipefail
@@ -36,6 +37,7 @@ for v in "${variants[@]}"; do
   name=${v%% *} args=${v#* }
   # shellcheck disable=SC2086
   cmd=(timeout "$limit" "$py" -m scaler calibrate --device "$device" --threads 1 --seeds "$seeds" \
+    --workers 1 --storage "sqlite:///$out/cal-$name.db" --study "cal-$name" \
     --out "$out/cal-$name" $args)
   if [ "$parallel" = 1 ]; then "${cmd[@]}" >"$out/cal-$name.log" 2>&1 & pids+=($!);
   else "${cmd[@]}" >"$out/cal-$name.log" 2>&1; fi

@@ -130,7 +130,10 @@ def test_a_calibration_study_refuses_other_settings_and_says_what_is_missing(tmp
     trial = claim(study)  # b0, seed 0: a run that raised is kept with its reason
     write(trial, status=Status.FAILED, reason="DivergedError: loss is nan")
     study.tell(trial, state=optuna.trial.TrialState.FAIL)
-    with pytest.raises(ValueError, match=r"b0 with seed index 0: it failed \(DivergedError"):
+    from scaler.train import TrainError
+
+    # a run that failed is no bad input: the CLI exits 1 with this line, as 0.5 did
+    with pytest.raises(TrainError, match=r"b0 with seed index 0: it failed \(DivergedError"):
         C.result(study, url)
     with pytest.raises(ValueError, match=r"different configuration \(seeds: 2 → 3"):
         C.create(C.prepare(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "cal", url))
