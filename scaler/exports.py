@@ -281,7 +281,7 @@ def _at_budget(best, budget: float, phi: float) -> dict[str, Any]:
 def _statistics(res) -> dict:
     """The search's noise and possibly-best set and its confirmation, for the export."""
     board = res.board[res.board["role"].isin(CANDIDATE_ROLES)]
-    return {
+    out = {
         "chosen_by": "confirmation" if res.confirmation.chosen is not None else "search",
         "search_noise": {
             "sigma": res.noise.sigma if res.noise.dof else None,
@@ -297,6 +297,9 @@ def _statistics(res) -> dict:
         ),
         "confirmation": res.confirmation.to_dict(),
     }
+    if getattr(res, "surface", None) is not None:  # the fitted optimum beside the chosen one
+        out["response_surface"] = res.surface.export_dict(out["chosen_by"])
+    return out
 
 
 def check_format(fmt: str | None) -> str | None:

@@ -6,21 +6,25 @@ trials and judged by :mod:`scaler.stats`'s t-tests only:
 - **The Figure 1 verdict** (a ``width-by-baseline`` sweep, the paper's Figure 4):
   :func:`series_findings` says how top-1 moved along each series (its first against its last
   point, a t-test on the pooled σ with its degrees of freedom), and :func:`baseline_findings`
-  compares each baseline with the first at equal FLOPs (interpolated in log FLOPs) and says
-  whether the paper's ordering holds.
-- **The Tables 3/7 compare verdicts** (a ``compare`` sweep): :func:`compare_verdicts` pairs the
-  compound network with each single-dimension network seed by seed (:func:`paired_runs`) and
-  tests the per-seed differences by a paired t-test with Bonferroni over the dimensions
-  (:class:`Versus`); :func:`compare_findings` and :func:`compare_caveats` state them.
+  says whether the paper's ordering holds from one OLS over every run of the sweep
+  (:func:`scaler.findings_pooled.baseline_model`: each baseline's offset against the first at
+  equal FLOPs, Bonferroni over the baselines); its per-baseline tests (interpolated in log
+  FLOPs) stand beside it, secondary.
+- **The Tables 3/7 compare verdicts** (a ``compare`` sweep): :func:`compare_pooled` states one
+  OLS over every row, seed as a block (:func:`scaler.findings_pooled.compare_model`), compound
+  against each single dimension with Bonferroni over them; :func:`compare_verdicts` pairs the
+  compound network with each single-dimension network seed by seed (:func:`paired_runs`) by a
+  paired t-test (:class:`Versus`), secondary; :func:`compare_findings` and
+  :func:`compare_caveats` state them.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from typing import Any
 
+from scaler.findings_pooled import PooledModel, baseline_model, compare_model, paired_runs
 from scaler.results import (
     Noise,
     StudyData,
@@ -32,6 +36,7 @@ from scaler.results import (
     threads_sentence,
 )
 from scaler.stats import difference_test, paired_test, standard_error
+from scaler.stats_pooled import MIN_FIT_DF
 
 COMPARE_ORDER = ("depth", "width", "resolution")  # the rows of the paper's Table 3
 BASE_SERIES = "base"  # a compare sweep's series of the unscaled base network (stored)
@@ -89,18 +94,6 @@ class Versus:
             f"{head}, paired t = {self.t:.2f}, df = {self.df}, p = {self.p:.3g}; "
             f"{self.level:.1%} interval [{self.low:+.2f}, {self.high:+.2f}] → {self.verdict}."
         )
-
-
-def paired_runs(row) -> dict[int, float]:
-    """Seed → top-1 of one finished point (seed k is the same seed for every point)."""
-    tops, seeds = row.get("top1_seeds"), row.get("seed_list")
-    if isinstance(tops, str):
-        tops, seeds = json.loads(tops), json.loads(seeds) if isinstance(seeds, str) else seeds
-    if not isinstance(tops, list):
-        return {}
-    if not isinstance(seeds, list) or len(seeds) != len(tops):
-        seeds = list(range(len(tops)))  # written before seeds were stored: k-th run, seed k
-    return {int(s): float(t) for s, t in zip(seeds, tops, strict=True)}
 
 
 def compare_verdicts(frame, level: float = COMPARE_LEVEL) -> list[Versus]:
@@ -224,8 +217,9 @@ def _se(nz: Noise, n: float, n_ref: float, m: int) -> float:
 
 
 def baseline_findings(done, frame) -> list[str]:
-    """Each baseline against the first (d=1, r=1) series at equal FLOPs, by a t test, and the
-    one-line verdict on the paper's ordering (every other baseline above the first).
+    """Each baseline against the first (d=1, r=1) series at equal FLOPs, by a t test, then the
+    pooled model over every run and its verdict on the paper's ordering (every other baseline
+    above the first), which is the primary one.
 
     A baseline's points are compared with the first series interpolated (in log FLOPs) at their
     FLOPs; the mean difference over m points has standard error σ·√(1/n + 1/n_ref)/√m, σ pooled
@@ -238,7 +232,7 @@ def baseline_findings(done, frame) -> list[str]:
     x = flops_column(done)  # the FLOPs Figure 1 is drawn at: the cost resolution's, if stored
     ref_label, ref = groups[0]
     n_ref = max(1.0, float(ref["seeds"].fillna(1).mean()))
-    out, calls = [], []
+    out = []
     for label, rows in groups[1:]:
         diffs = [
             float(r["top1_mean"]) - y
@@ -250,24 +244,50 @@ def baseline_findings(done, frame) -> list[str]:
                 f"{label} and {ref_label} share no FLOPs range: they cannot be compared at equal "
                 "FLOPs (more widths, or a higher --max-flops, would give them one)."
             )
-            calls.append(f"{label}: no common FLOPs")
             continue
         mean, m = sum(diffs) / len(diffs), len(diffs)
         n = max(1.0, float(rows["seeds"].fillna(1).mean()))
-        call, sig = _baseline_call(diffs, n, n_ref, nz)
-        calls.append(f"{label} {mean:+.2f} points, {call}")
+        _, sig = _baseline_call(diffs, n, n_ref, nz)
         out.append(
             f"At equal FLOPs, {label} is {mean:+.2f} points against {ref_label} on average over "
             f"{m} point(s) (interpolated in log FLOPs at {_where(x)}){sig}."
         )
-    holds = all(c.endswith("above") for c in calls)
-    against = any(c.endswith("below") for c in calls)
+    return out + _pooled_baselines(baseline_model(done, x), ref_label)
+
+
+def _pooled_baselines(model: PooledModel | None, ref_label: str) -> list[str]:
+    """The primary Figure 1 verdict: one OLS over every run of the sweep, each baseline's offset
+    against the first at equal FLOPs with its 95 % interval. The paper's ordering holds only
+    when every interval lies above 0 (an intersection-union test: the claim errs at most 5 %
+    with no correction); it is contradicted when an interval at the Bonferroni level over the
+    baselines lies below 0."""
+    if model is None:
+        return []
+    if model.fit is None or model.fit.df < MIN_FIT_DF:
+        why = model.why or f"{model.fit.df} residual df"
+        return [f"The pooled Figure 1 model ({model.formula}) cannot be fitted: {why}."]
+    parts = [o.text() for o in model.offsets]
+    holds = bool(model.offsets) and all(o.test.direction == "higher" for o in model.offsets)
+    against = any(o.family.direction == "lower" for o in model.offsets)
     verdict = "holds" if holds else "is contradicted" if against else "is not shown"
-    out.append(
+    return [
+        f"Pooled Figure 1 model, primary ({model.head()}): each baseline against {ref_label} "
+        f"at equal FLOPs (log FLOPs linear), 95 % intervals: {'; '.join(parts)} points.",
         f"The paper's ordering (every deeper or higher-resolution baseline above {ref_label} at "
-        f"equal FLOPs) {verdict} here, at the 5 % level: {'; '.join(calls)}."
-    )
-    return out
+        f"equal FLOPs) {verdict} by the pooled model at the 5 % level (it holds only if every "
+        "95 % interval lies above 0, an intersection-union test; contradicted if one "
+        f"{model.family_level:.1%} Bonferroni interval lies below 0): {_calls_text(model)}. "
+        "The per-baseline interpolated tests above are secondary.",
+    ]
+
+
+def _calls_text(model: PooledModel) -> str:
+    def word(o) -> str:
+        if o.test.direction == "higher":
+            return "above"
+        return "below" if o.family.direction == "lower" else "not distinguishable"
+
+    return "; ".join(f"{o.label} {word(o)}" for o in model.offsets)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -280,12 +300,34 @@ def is_compare(s: StudyData) -> bool:
 
 
 def compare_findings(s: StudyData) -> list[str]:
-    """A compare sweep's verdicts: compound against each dimension alone, paired by seed."""
+    """A compare sweep's verdicts: the pooled model first (compound against each dimension over
+    every row, seed as a block), then the paired tests, secondary."""
     versus = compare_verdicts(s.frame)
     if not versus:
         return [f"{s.name}: the compound network or every single-dimension one has no result yet."]
     where = f"{s.config.get('base', 'efficientnet-b0')} at {s.config.get('budget'):g}×"
-    return [f"{s.name} ({where}): {v.describe()}" for v in versus]
+    pooled = compare_pooled(s.frame)
+    head = [f"{s.name} ({where}): {pooled}"] if pooled else []
+    return head + [f"{s.name} ({where}): {v.describe()}" for v in versus]
+
+
+def compare_pooled(frame) -> str:
+    """The pooled compare verdict in one sentence ("" without the compound network)."""
+    done = finished(frame)
+    model = None if done is None or done.empty else compare_model(done, COMPARE_ORDER)
+    if model is None or not model.offsets:
+        return ""
+    if model.fit is None or model.fit.df < MIN_FIT_DF:
+        return f"the pooled model ({model.formula}) cannot be fitted: {model.why or 'df'}."
+    words = {"higher": "compound higher", "lower": "compound lower", "": "not resolved"}
+    parts = [f"{o.text()} → {words[o.test.direction]}" for o in model.offsets]
+    return (
+        f"pooled model, primary (the paired tests below are secondary; {model.head()}): "
+        "compound minus each single dimension, "
+        f"{model.each_level:.1%} intervals (Bonferroni over {len(model.offsets)}): "
+        + "; ".join(parts)
+        + "."
+    )
 
 
 def compare_caveats(s: StudyData) -> list[str]:

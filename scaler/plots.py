@@ -297,7 +297,7 @@ def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
         if s.frame.empty:
             figs[f"{s.name}.map"] = message_figure(f"{s.name}: no trial yet", title)
             continue
-        figs[f"{s.name}.map"] = plot_search_map(s.frame, title)
+        figs[f"{s.name}.map"] = plot_search_map(s.frame, title, s.config)
         figs[f"{s.name}.cost"] = plot_search_cost(
             s.frame, title, budget=budget, tolerance=s.config.get("tolerance")
         )

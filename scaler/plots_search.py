@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from scaler.findings_pooled import search_surface
 from scaler.plots_style import (
     PALETTE,
     alpha_beta,
@@ -31,11 +32,13 @@ def _search_parts(frame):
     return done, infeasible, other
 
 
-def plot_search_map(frame, title: str = "") -> Figure:
+def plot_search_map(frame, title: str = "", config: dict | None = None) -> Figure:
     """The α–β map: finished points coloured by top-1, γ and pixels written beside each.
 
     Infeasible points are grey crosses, failed and pruned points hollow, reused points ringed,
-    the best candidate starred.
+    the best candidate starred; when the candidates support one, the fitted response surface
+    (:func:`scaler.findings_pooled.search_surface`) as contours, its optimum and the optimum's
+    95 % region (the parametric bootstrap's optima).
     """
     done, infeasible, other = _search_parts(frame)
     if done.empty and infeasible.empty and other.empty:
@@ -43,6 +46,7 @@ def plot_search_map(frame, title: str = "") -> Figure:
     with style():
         fig, ax = figure_axes((8, 6))
         if not done.empty:
+            _map_surface(ax, search_surface(frame, config))
             _map_finished(fig, ax, done)
         if not infeasible.empty:
             ax.scatter(
@@ -111,6 +115,33 @@ def _map_finished(fig, ax, done) -> None:
             zorder=4,
             label=f"best: {float(best['top1_mean']):.2f} %",
         )
+
+
+def _map_surface(ax, surface) -> None:
+    """The fitted surface's contours, its optimum and the optimum's region (none: nothing)."""
+    if surface.fit is None:
+        return
+    a, b, z = surface.grid()
+    lines = ax.contour(a, b, z, levels=8, colors="#555555", linewidths=0.7, alpha=0.7, zorder=1)
+    ax.clabel(lines, fontsize=7, fmt="%.0f")
+    ax.use_sticky_edges = False  # the contours must not pin the axes to the box (margins)
+    o = surface.optimum
+    ra, rb, inside = surface.region_grid()
+    ax.contourf(ra, rb, inside, levels=[0.5, 1.5], colors=[PALETTE[1]], alpha=0.15, zorder=0)
+    ax.fill(
+        [], [], color=PALETTE[1], alpha=0.15, label=f"where the optimum could be ({o.level:.0%})"
+    )
+    fa, fb, _ = surface.optimum_abg()
+    ax.scatter(
+        [fa],
+        [fb],
+        marker="P",
+        s=140,
+        color=PALETTE[1],
+        edgecolors="black",
+        zorder=5,
+        label=f"fitted optimum ({surface.model}): {o.top1:.2f} %",
+    )
 
 
 def _map_notes(ax, frame) -> None:

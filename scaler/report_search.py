@@ -7,6 +7,7 @@ import math
 from scaler.bases import EFFICIENTNET_B0, from_config
 from scaler.findings import ranked
 from scaler.findings_confirm import sentences, summarize
+from scaler.findings_pooled import coefficients_note, search_surface
 from scaler.records import BASE_ROLE, CANDIDATE_ROLES
 from scaler.report_tables import (
     int_text,
@@ -89,6 +90,7 @@ def search_section(s: StudyData, phi_max: int) -> list[str]:
     lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz)
     cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
     conf = summarize(s.frame, s.attrs, s.config)
+    lines += _surface_lines(s, conf)
     lines += _confirmation_lines(conf)
     if not cands.empty:
         lines += _cost_lines(s, cands)
@@ -97,6 +99,22 @@ def search_section(s: StudyData, phi_max: int) -> list[str]:
             chosen = s.frame.set_index("number", drop=False).loc[conf.chosen.trial]
         lines += _coefficients_lines(s, chosen, phi_max)
     return lines + no_result_lines(s.frame)
+
+
+def _surface_lines(s: StudyData, conf) -> list[str]:
+    """The response surface over the search's candidates: the fitted optimum and its region
+    beside the best observed point (drawn on the search map), and which coefficients are
+    exported."""
+    surface = search_surface(s.frame, s.config)
+    text = surface.describe()
+    text = text[0].upper() + text[1:]
+    if surface.fit is not None:
+        chosen_by = "confirmation" if conf.chosen is not None else "search"
+        text += (
+            " The surface pools every candidate's runs, so its optimum rests on all of them, "
+            "where the best observed point rests on its own runs. " + coefficients_note(chosen_by)
+        )
+    return ["### Response surface", "", text, ""]
 
 
 CONFIRM_HEADERS = ("search #", "role", "α", "β", "γ", "search top-1 %", "confirm top-1 %")

@@ -47,6 +47,7 @@ from scaler.bases import Base
 from scaler.candidates import realize_candidate
 from scaler.data import DEFAULT_DATA
 from scaler.findings_confirm import summarize
+from scaler.findings_pooled import search_surface
 from scaler.proxy import ProxyConfig
 from scaler.records import BASE_ROLE, CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
@@ -279,6 +280,7 @@ class SearchResult:
     board: Any  # leaderboard DataFrame
     noise: Noise
     confirmation: Any = None  # scaler.findings_confirm.Confirmation
+    surface: Any = None  # scaler.findings_pooled.Surface: the response surface over the runs
 
     @property
     def chosen(self):
@@ -306,6 +308,7 @@ def result(study, storage_url: str) -> SearchResult:
         board=leaderboard(frame, nz),
         noise=nz,
         confirmation=summarize(frame, study.user_attrs, stored_config(study)),
+        surface=search_surface(frame, stored_config(study)),
     )
 
 

@@ -2,7 +2,8 @@
 
 No other module of scaler computes a t quantile, a bootstrap or a standard-error rule of its
 own (tests/test_layering.py checks it): they call these functions, which stand on the field's
-library (``scipy.stats``) and numpy's seeded Generator.
+library (``scipy.stats``) and numpy's seeded Generator. Its pooled models (one OLS over every
+run, statsmodels) are :mod:`scaler.stats_pooled`, split off only to keep files under 600 lines.
 
 - **Student's t.** :func:`t_sf` and :func:`t_quantile` are ``scipy.stats.t.sf`` and ``.ppf``
   (infinite degrees of freedom: the normal).

@@ -35,7 +35,9 @@ CHANGED_0_3 = (
 # Report lines that 0.6 states differently on purpose: a series' trend and compound against one
 # dimension are t-tests on σ's degrees of freedom, no longer 2 standard errors. The v0.1 lines
 # they touch already differ since 0.3 ("standard errors", "tied", " df"): nothing new to leave out.
-CHANGED_0_6: tuple[str, ...] = ()
+# Lines 0.6 adds on purpose: the pooled Figure 1 model and a search's response surface (its
+# heading and paragraph, scaler.findings_pooled); v0.1 has no such lines to compare with.
+CHANGED_0_6: tuple[str, ...] = ("Pooled Figure 1 model", "esponse surface")
 
 
 def _module_name(path: Path) -> str:
@@ -235,6 +237,7 @@ def test_result_fields_are_record_fields():
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
     ("bases", "files", "records", "workers", "stats", "optuna_api"),
+    ("stats_pooled",),
     ("spec",),
     ("proxy",),
     ("model",),
@@ -252,6 +255,7 @@ LAYERS = (
     ("studies",),
     ("runner", "results"),
     ("paired",),
+    ("findings_pooled",),
     ("findings_confirm", "findings_sweeps"),
     ("findings",),
     ("confirm", "calibrate", "noise"),

@@ -185,6 +185,8 @@ def print_board(res) -> None:
         f"noise floor: {nz.describe()}; {rule}. px = proxy/cost pixels; measured × = fvcore "
         "FLOPs ÷ base at the cost pixels."
     )
+    if res.surface is not None:
+        out.print(f"surface: {res.surface.describe()}", markup=False)
     if res.confirmation is not None:
         print_confirmation(res.study_name, res.confirmation)
 
