@@ -1,10 +1,10 @@
 """What the data show: the statistical findings of a report's studies, and their sentences.
 
 This is the findings layer. Running modules (:mod:`scaler.searches`, :mod:`scaler.sweeps`,
-:mod:`scaler.confirm`, :mod:`scaler.calibrate`) import their findings from it; presentation
-(:mod:`scaler.report`, :mod:`scaler.plots`, the CLI) imports findings, never a running module
-(tests/test_layering.py). Every rule for "better" is :mod:`scaler.stats`'s; the frames are
-:mod:`scaler.results`'s.
+:mod:`scaler.confirm`, :mod:`scaler.calibrate`, :mod:`scaler.noise`) import their findings from
+it; presentation (:mod:`scaler.report`, :mod:`scaler.plots`, the CLI) imports findings, never a
+running module (tests/test_layering.py). Every rule for "better" is :mod:`scaler.stats`'s; the
+frames are :mod:`scaler.results`'s.
 
 - here: the noise floors, a search's best candidate against the base and its rivals, compound
   scaling against single dimensions at equal FLOPs (:class:`Match`), the proxy caveats, and
@@ -12,7 +12,10 @@ This is the findings layer. Running modules (:mod:`scaler.searches`, :mod:`scale
 - :mod:`scaler.findings_sweeps`: the Figure 1 verdict and the Tables 3/7 compare verdicts;
 - :mod:`scaler.findings_confirm`: the confirmation's verdict (proxy fidelity, P(best), the test
   split, the edge warning);
-- :mod:`scaler.findings_calibration`: a calibration's τ statistics and its report.
+- :mod:`scaler.findings_calibration`: a calibration's τ statistics and its report;
+- :mod:`scaler.findings_noise`: where a run's noise comes from (``scaler noise``);
+- :mod:`scaler.findings_pooled`: the pooled models (a search's response surface, Figure 1's
+  and Tables 3/7's blocked models).
 
 The findings are computed from the data, never written in advance. When the studies needed for
 a claim are missing, they say which ones.
@@ -268,7 +271,8 @@ def _study_findings(s: StudyData, floors: dict[str, Noise]) -> tuple[list[str], 
 def _comparison_findings(studies: Sequence[StudyData], nz: Noise) -> tuple[list[str], list[str]]:
     """Compound against single dimensions, when every study was trained with the same setup.
 
-    Compare sweeps hold their own comparison (:func:`_compare_findings`) and stay out of this one.
+    Compare sweeps hold their own comparison (:func:`scaler.findings_sweeps.compare_findings`)
+    and stay out of this one.
     """
     studies = [s for s in studies if not is_compare(s)]
     if not studies:

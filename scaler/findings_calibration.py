@@ -1,8 +1,8 @@
 """A calibration's findings: Kendall's τ against the paper's order, its interval, its report.
 
 :mod:`scaler.calibrate` trains official members at the proxy with paired seeds; this module
-states what those runs show: τ per seed and its mean (the figure the README's target is stated
-in), τ of the members' mean accuracies, the exact one-sided p of the mean τ under the
+states what those runs show: τ per seed and its mean (the figure docs/proxy.md states
+the target in), τ of the members' mean accuracies, the exact one-sided p of the mean τ under the
 permutation null (each seed's order uniform over the members' n! orders,
 :func:`scaler.stats.tau_permutation_p`), a 95 % paired bootstrap interval over seeds from
 :data:`scaler.stats.MIN_BOOTSTRAP_SEEDS` seeds on (all members resampled with the same seed
@@ -31,7 +31,7 @@ PAPER_TOP1: Final[dict[str, float]] = {
     "b7": 84.3,
 }
 BOOTSTRAP_SAMPLES: Final = 2000
-TARGET_TAU: Final = 0.67  # the README's target: the mean τ over seeds
+TARGET_TAU: Final = 0.67  # docs/proxy.md's target: the mean τ over seeds
 
 
 def order_tau(x: list[float], y: list[float]) -> float:
@@ -123,7 +123,8 @@ def report_text(cal: Any) -> str:
         "",
         f"Data `{cfg.data}` ({cal.data_classes} classes), proxy `{cfg.proxy}` "
         f"(base {settings['base_pixels']} px), {cfg.seeds} paired seeds "
-        f"(seed k = {settings['seed']} + k for every member), {cal.wall_time / 60:.1f} min.",
+        f"(seed k = {settings['seed']} + k for every member), "
+        f"{cal.wall_time / 60:.1f} min of training.",
         "",
         "| member | px | params (M) | MFLOPs | proxy top-1 % (mean ± sd) | paper top-1 % |",
         "|---|---|---|---|---|---|",

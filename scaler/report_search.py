@@ -8,7 +8,7 @@ from scaler.bases import EFFICIENTNET_B0, from_config
 from scaler.findings import ranked
 from scaler.findings_confirm import sentences, summarize
 from scaler.findings_pooled import coefficients_note, search_surface
-from scaler.records import BASE_ROLE, CANDIDATE_ROLES
+from scaler.records import CANDIDATE_ROLES
 from scaler.report_tables import (
     int_text,
     md_table,
@@ -18,7 +18,7 @@ from scaler.report_tables import (
     status_text,
     top1_text,
 )
-from scaler.results import Noise, StudyData, seeds_of
+from scaler.results import Noise, StudyData, seeds_of, set_cell
 
 BOARD_HEADERS = (
     "#",
@@ -155,15 +155,6 @@ def _confirmation_lines(c) -> list[str]:
     return lines + [f"- {x}" for x in sentences(c)] + [""]
 
 
-def _set_cell(r, usable: bool) -> str:
-    """best, possibly (in the 95 % set), or ? for a candidate without a usable noise estimate."""
-    if r["best"]:
-        return "best"
-    if r["role"] == BASE_ROLE:
-        return ""
-    return ("possibly" if r["possibly_best"] else "") if usable else "?"
-
-
 def _leaderboard_lines(board, usable: bool = True) -> list[str]:
     """The leaderboard table (or a line saying there is nothing to rank yet)."""
     lines = ["### Leaderboard", ""]
@@ -179,7 +170,7 @@ def _leaderboard_lines(board, usable: bool = True) -> list[str]:
             f"{int_text(r['pixels'])}/{int_text(r['cost_pixels'])}",
             top1_text(r),
             seeds_of(r),
-            _set_cell(r, usable),
+            set_cell(r, usable),
             millions(r["params"]),
             millions(r["flops"], ".1f"),
             status_text(r),

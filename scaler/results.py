@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.records import CANDIDATE_ROLES, CONFIRM_ROLE, Status, TrialRecord, stale_key
+from scaler.records import (
+    BASE_ROLE,
+    CANDIDATE_ROLES,
+    CONFIRM_ROLE,
+    Status,
+    TrialRecord,
+    stale_key,
+)
 from scaler.stats import MIN_DOF, critical_value, pooled_sd, possibly_best
 from scaler.studies import (
     STORAGE_ENV,
@@ -325,6 +332,16 @@ def mark_possibly_best(done, noise_: Noise, roles=CANDIDATE_ROLES) -> list[bool]
         return None
     by_key = dict(zip(nets["network_key"], keep, strict=True))
     return [bool(by_key[k]) for k in cands["network_key"]]
+
+
+def set_cell(row, usable: bool) -> str:
+    """A leaderboard row's "95 % set" cell: best, possibly (in the set), or ? for a candidate
+    when there is no usable noise estimate; empty for the base."""
+    if row["best"]:
+        return "best"
+    if row["role"] == BASE_ROLE:
+        return ""
+    return ("possibly" if row["possibly_best"] else "") if usable else "?"
 
 
 def leaderboard(frame, noise_: Noise | None = None):

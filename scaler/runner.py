@@ -518,7 +518,7 @@ class Prepared(Protocol):
 
 @runtime_checkable
 class StudyKind(Protocol):
-    """A kind of study: searches, sweeps, confirm and calibrate (the modules) each are one.
+    """A kind of study: searches, sweeps, confirm, calibrate and noise (the modules) each are one.
 
     The lifecycle, in order: ``prepare`` checks everything and writes nothing (every error one
     line, before any display starts); ``create`` creates the study and queues its points once

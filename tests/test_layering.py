@@ -37,7 +37,6 @@ PRESENTATION += ("scaler.stats", "scaler.results")
 # not (no multinomial, no stdlib random, no draws with replace=True).
 DATA_RANDOMNESS = (
     "scaler.data",
-    "scaler.fractal",
     "scaler.augment",
     "scaler.train",
     "scaler.bench",
@@ -49,7 +48,7 @@ RESAMPLING_CALLS |= {"default_rng", "permutation", "bootstrap"}
 ALWAYS_RESAMPLING = {"multinomial", "choices", "randrange", "bootstrap"}
 # The spread and distributions of the standard library (a median of timings is fine).
 SPREAD = {"NormalDist", "stdev", "pstdev", "variance", "pvariance"}
-STATS_ONLY = {"t_sf", "t_quantile", "critical_value", "betainc", "two_sided_p", "kendall_tau"}
+STATS_ONLY = {"t_sf", "t_quantile", "critical_value", "two_sided_p", "kendall_tau"}
 STATS_ONLY |= {"paired_bootstrap", "percentile_interval", "pooled_sd", "possibly_best"}
 # The pooled models: only scaler.stats fits them (statsmodels is imported nowhere else); its
 # pooled models live in scaler.stats_pooled, split off for the 600-line rule: the same module.

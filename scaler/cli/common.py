@@ -52,11 +52,6 @@ def base_option(text: str | None):
     return None if text is None else get_base(text)
 
 
-def note(message: str) -> None:
-    """One line on stderr that is not an error (a hint)."""
-    err.print(f"note: {message}", markup=False)
-
-
 def print_json(payload: object) -> None:
     sys.stdout.write(json.dumps(payload, indent=2, default=jsonable) + "\n")
 

@@ -151,7 +151,7 @@ def top1_cell(r) -> str:
 
 def print_board(res) -> None:
     """The leaderboard of a search, then its trials without a result and the noise floor."""
-    from scaler.results import confirmed
+    from scaler.results import confirmed, set_cell
 
     table = Table(title=f"{res.study_name}: leaderboard (top-1 on the held-out split)")
     for c in BOARD_COLUMNS:
@@ -166,7 +166,7 @@ def print_board(res) -> None:
             f"{int(r['pixels'])}/{int(r['cost_pixels'])}",
             f"{r['cost_ratio']:.3f}",
             top1_cell(r),
-            best_cell(r, res.noise.usable),
+            set_cell(r, res.noise.usable),
             f"{r['params'] / 1e6:.2f}",
             f"{(r['wall_time'] or 0):.0f}",
             status_cell(r),
@@ -189,17 +189,6 @@ def print_board(res) -> None:
         out.print(f"surface: {res.surface.describe()}", markup=False)
     if res.confirmation is not None:
         print_confirmation(res.study_name, res.confirmation)
-
-
-def best_cell(r, usable: bool) -> str:
-    """best, possibly (in the 95 % set) or ? (no usable noise estimate) for a candidate."""
-    from scaler.records import BASE_ROLE
-
-    if r["best"]:
-        return "best"
-    if r["role"] == BASE_ROLE:
-        return ""
-    return ("possibly" if r["possibly_best"] else "") if usable else "?"
 
 
 CONFIRM_COLUMNS = ("search #", "role", "α", "β", "γ", "search top-1 %", "confirm top-1 %")
