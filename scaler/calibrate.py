@@ -129,8 +129,6 @@ def member_specs(cfg: CalibrationConfig, source) -> list[tuple[str, Any]]:
 # ----------------------------------------------------------------------------------------------
 
 KIND: Final = "calibration"
-# Proxy fields that change speed, not results: left out of the default name's hash.
-_SPEED_ONLY: Final = ("threads", "device")
 
 
 @dataclass(frozen=True)
@@ -147,42 +145,18 @@ class Prepared:
 
 def default_study_name(cfg: CalibrationConfig, fingerprint: str) -> str:
     """calibration-<data>-<proxy>-<hash6 of the data, the proxy, the members and seeds>."""
-    from scaler.studies import default_name, proxy_json
-
-    settings = proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)
-    hashed = f"{fingerprint}|{settings}|{','.join(cfg.members)}|{cfg.seeds}"
-    return default_name(KIND, cfg.data, cfg.proxy, hashed)
-
-
-def stored(cfg: CalibrationConfig, source) -> dict[str, Any]:
-    """The configuration as stored in the study (JSON-safe) and compared on every rerun."""
-    return {
-        "members": list(cfg.members),
-        "seeds": cfg.seeds,
-        "data": cfg.data,
-        "data_fingerprint": source.fingerprint(),
-        "data_classes": source.num_classes,
-        "proxy_preset": cfg.proxy,
-        "proxy_overrides": dict(cfg.proxy_overrides),
-        "proxy": cfg.proxy_config().to_dict(),
-    }
+    return paired.default_study_name(KIND, cfg, cfg.members, fingerprint)
 
 
 def prepare(
     cfg: CalibrationConfig, study: str | None = None, storage: str | None = None
 ) -> Prepared:
     """Validate everything a calibration needs (ValueError: one line); writes nothing."""
-    from scaler.data import parse_data
-    from scaler.device import check_device
-    from scaler.studies import check_storage_url, check_study_name, default_storage
-
-    cfg.validate()
-    check_device(cfg.proxy_config().device)
-    source = parse_data(cfg.data)
+    source, name, url = paired.target(cfg, study, storage, default_study_name)
     specs = tuple(member_specs(cfg, source))  # a size the data cannot serve fails here
-    name = check_study_name(study or default_study_name(cfg, source.fingerprint()))
-    url = check_storage_url(storage) if storage else default_storage(name)
-    return Prepared(cfg, name, url, source, specs, stored(cfg, source))
+    return Prepared(
+        cfg, name, url, source, specs, paired.stored(cfg, source, "members", cfg.members)
+    )
 
 
 def trial_bytes(p: Prepared) -> int:

@@ -37,8 +37,6 @@ KIND: Final = "noise"
 DEFAULT_SEEDS: Final = 6
 MIN_SEEDS: Final = 6  # below 5 df a variance's 95 % interval spans more than a factor of 4
 MAX_SEEDS: Final = 100
-# Proxy fields that change speed, not results: left out of the default name's hash.
-_SPEED_ONLY: Final = ("threads", "device")
 _KEYS: Final = ("d", "w", "px", "r")
 GRAMMAR: Final = "b0..b7, or d=DEPTH:w=WIDTH:px=PIXELS (or r=RESOLUTION instead of px)"
 
@@ -160,43 +158,23 @@ class Prepared:
 
 def default_study_name(cfg: NoiseConfig, fingerprint: str) -> str:
     """noise-<data>-<proxy>-<hash6 of the data, the proxy, the networks and seeds>."""
-    from scaler.studies import default_name, proxy_json
-
-    settings = proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)
-    labels = ",".join(label for label, _ in network_specs(cfg))
-    return default_name(KIND, cfg.data, cfg.proxy, f"{fingerprint}|{settings}|{labels}|{cfg.seeds}")
+    labels = [label for label, _ in network_specs(cfg)]
+    return paired.default_study_name(KIND, cfg, labels, fingerprint)
 
 
 def prepare(cfg: NoiseConfig, study: str | None = None, storage: str | None = None) -> Prepared:
     """Validate everything a noise study needs (ValueError: one line); writes nothing."""
-    from scaler.data import parse_data
-    from scaler.device import check_device
     from scaler.runner import has_test_split
-    from scaler.studies import check_storage_url, check_study_name, default_storage
 
-    cfg.validate()
-    settings = cfg.proxy_config()
-    check_device(settings.device)
-    source = parse_data(cfg.data)
+    source, name, url = paired.target(cfg, study, storage, default_study_name)
     specs = tuple(network_specs(cfg))
-    paired.check_served(specs, source, cfg.data, settings.base_pixels)
+    paired.check_served(specs, source, cfg.data, cfg.proxy_config().base_pixels)
     if not has_test_split(source, specs[0][1].pixels):
         raise ValueError(
             f"--data {cfg.data} has no test split: scaler noise scores every run on val and test"
         )
-    name = check_study_name(study or default_study_name(cfg, source.fingerprint()))
-    url = check_storage_url(storage) if storage else default_storage(name)
-    stored = {
-        "networks": [label for label, _ in specs],
-        "seeds": cfg.seeds,
-        "data": cfg.data,
-        "data_fingerprint": source.fingerprint(),
-        "data_classes": source.num_classes,
-        "proxy_preset": cfg.proxy,
-        "proxy_overrides": dict(cfg.proxy_overrides),
-        "proxy": settings.to_dict(),
-    }
-    return Prepared(cfg, name, url, source, specs, stored)
+    labels = [label for label, _ in specs]
+    return Prepared(cfg, name, url, source, specs, paired.stored(cfg, source, "networks", labels))
 
 
 def trial_bytes(p: Prepared) -> int:

@@ -38,6 +38,41 @@ def queued_points(role: str, names, seeds: int) -> list:
     ]
 
 
+def target(cfg, study: str | None, storage: str | None, default_name_fn) -> tuple:
+    """(data source, study name, storage URL) of a configuration, its device checked first."""
+    from scaler.device import check_device
+    from scaler.studies import resolve_target
+
+    cfg.validate()
+    check_device(cfg.proxy_config().device)
+    return resolve_target(cfg, study, storage, default_name_fn)
+
+
+def default_study_name(kind: str, cfg, names, fingerprint: str) -> str:
+    """<kind>-<data>-<proxy>-<hash6 of the data, the proxy's results-relevant settings, the
+    networks and the seeds>."""
+    from scaler.studies import SPEED_ONLY, default_name, proxy_json
+
+    settings = proxy_json(cfg.proxy_config(), drop=SPEED_ONLY)
+    hashed = f"{fingerprint}|{settings}|{','.join(names)}|{cfg.seeds}"
+    return default_name(kind, cfg.data, cfg.proxy, hashed)
+
+
+def stored(cfg, source, key: str, names) -> dict[str, Any]:
+    """The configuration as stored in the study (JSON-safe) and compared on every rerun; the
+    networks under ``key``."""
+    return {
+        key: list(names),
+        "seeds": cfg.seeds,
+        "data": cfg.data,
+        "data_fingerprint": source.fingerprint(),
+        "data_classes": source.num_classes,
+        "proxy_preset": cfg.proxy,
+        "proxy_overrides": dict(cfg.proxy_overrides),
+        "proxy": cfg.proxy_config().to_dict(),
+    }
+
+
 def check_served(specs, source, data: str, base_pixels: int) -> None:
     """ValueError (one line) when the data cannot serve a network at its proxy pixels."""
     for name, spec in specs:

@@ -41,6 +41,8 @@ STORAGE_ENV = "SCALER_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql")
 # Settings that may change between runs of one study without changing its results.
 RESUMABLE = ("trials", "threads", "device")
+# Proxy fields that change speed, not results: left out of the hash in a default study name.
+SPEED_ONLY = ("threads", "device")
 # Stored configuration keys renamed since studies first stored them (old name → new).
 LEGACY_KEYS = {"cost_resolution": "cost_pixels"}
 _USERINFO = re.compile(r"(://[^:/@?#]+:)([^@/?#]*)@")

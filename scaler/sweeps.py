@@ -68,6 +68,7 @@ from scaler.runner import (
 )
 from scaler.spec import MAX_MULTIPLIER, scale
 from scaler.studies import (
+    SPEED_ONLY,
     StudySpec,
     default_name,
     default_storage,
@@ -80,9 +81,6 @@ from scaler.studies import (
 )
 from scaler.sweep_config import SweepConfig
 from scaler.sweep_points import Point, sweep_points
-
-# Proxy fields that change speed, not results: left out of the default name's hash.
-_SPEED_ONLY = ("threads", "device")
 
 # ----------------------------------------------------------------------------------------------
 # the study
@@ -115,7 +113,7 @@ def default_study_name(cfg: SweepConfig, fingerprint: str) -> str:
         kind += f"-{cfg.base.name}"
     if stored:
         extra += json.dumps(stored, sort_keys=True)
-    hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config(), drop=_SPEED_ONLY)}|{extra}"
+    hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config(), drop=SPEED_ONLY)}|{extra}"
     return default_name(f"sweep-{kind}", cfg.data, cfg.proxy, hashed)
 
 
