@@ -48,7 +48,8 @@ if [ "$wheels" != "-" ] && [ "$dry_run" = 0 ]; then
     site="$out/site"
     for pair in optuna:optuna alembic:alembic colorlog:colorlog mako:mako sqlalchemy:sqlalchemy \
       fvcore:fvcore iopath:iopath yacs:yacs termcolor:termcolor tqdm:tqdm yaml:pyyaml \
-      typing_extensions:typing_extensions packaging:packaging markupsafe:markupsafe; do
+      typing_extensions:typing_extensions packaging:packaging markupsafe:markupsafe \
+      scipy:scipy statsmodels:statsmodels patsy:patsy; do
       module=${pair%%:*} dist=${pair#*:}
       "$python" -c "import $module" 2>/dev/null && continue
       for w in "$wheels"/"$dist"-*.whl; do
@@ -58,8 +59,8 @@ if [ "$wheels" != "-" ] && [ "$dry_run" = 0 ]; then
     done
     export PYTHONPATH="$repo:$site${PYTHONPATH:+:$PYTHONPATH}"
   }
-  "$python" -c "import scaler, optuna, fvcore" || {
-    echo "gpu_check.sh: scaler, optuna or fvcore does not import; see $out/install.log" >&2
+  "$python" -c "import scaler, optuna, fvcore, scipy, statsmodels" || {
+    echo "gpu_check.sh: scaler, optuna, fvcore, scipy or statsmodels does not import; see $out/install.log" >&2
     exit 1
   }
 fi

@@ -7,8 +7,8 @@
 #
 # --python V      one Python version instead of 3.10, 3.11 and 3.12 (smaller folder)
 # --only-missing  skip what GPU images usually ship (numpy, pandas, matplotlib, typer, rich,
-#                 pillow, pyyaml, scikit-image, tqdm, tabulate, portalocker): optuna, fvcore
-#                 and their own dependencies only (a few MB instead of ~150 MB per version)
+#                 pillow, pyyaml, scikit-image, tqdm, tabulate, portalocker): optuna, fvcore,
+#                 scipy, statsmodels and their own dependencies only
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +33,10 @@ python3 -m pip wheel -q --no-deps -w "$dir" .
 
 # The other dependencies, resolved for each target Python. fvcore's and iopath's needs are
 # named here because pip cannot resolve a source archive for another platform.
-needs="optuna>=4.0 yacs termcolor typing_extensions"
+needs="optuna>=4.0,<6 yacs termcolor typing_extensions"
+# scipy and statsmodels (scaler.stats) are rarely in a GPU image beside torch: always fetched,
+# without the numpy and pandas they would pull in (the image has those), to stay small.
+stats="scipy>=1.10 statsmodels>=0.14 patsy formulaic interface_meta narwhals wrapt"
 if [ "$only_missing" = 0 ]; then
   needs="$needs pandas>=2.0 matplotlib>=3.7 typer>=0.12 rich>=13 numpy>=1.24 pillow>=10"
   needs="$needs pyyaml>=6 scikit-image>=0.21 tqdm tabulate portalocker psycopg[binary]>=3.1"
@@ -43,7 +46,14 @@ for v in $versions; do
   python3 -m pip download -q --only-binary=:all: --implementation cp --python-version "$v" \
     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
     --platform manylinux2014_x86_64 --platform any -d "$dir" $needs
+  # shellcheck disable=SC2086
+  python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp --python-version \
+    "$v" --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 \
+    --platform manylinux2014_x86_64 --platform any -d "$dir" $stats
 done
 # Never torch: the GPU machine's own CUDA build must stay.
 rm -f "$dir"/torch-* "$dir"/nvidia_* "$dir"/triton-*
+# optuna pulls numpy in; the image has it (torch and pandas need it), and the folder must stay
+# under the 64 MiB a device call carries.
+[ "$only_missing" = 0 ] || rm -f "$dir"/numpy-*
 echo "wheels in $dir: $(find "$dir" -name '*.whl' | wc -l) files, $(du -sh "$dir" | cut -f1)"
