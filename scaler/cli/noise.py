@@ -18,12 +18,9 @@ from scaler.cli.common import (
     StorageOpt,
     StudyOpt,
     WorkersOpt,
-    out,
-    print_json,
     proxy_options,
-    run_kind,
 )
-from scaler.cli.training import describe_run
+from scaler.cli.training import run_paired
 
 NETWORKS_HELP = (
     "Networks, comma-separated: b0..b7 (at their own resolution multiplier of the proxy's base "
@@ -62,12 +59,9 @@ def noise(
       scaler noise --networks b0,b1 --seeds 8 --seed 100 --workers 2
     """
     from scaler import noise as N
-    from scaler.files import check_out_dir
     from scaler.findings_noise import report_text
     from scaler.studies import mask_url
-    from scaler.workers import check_workers
 
-    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     cfg = N.NoiseConfig(
         networks=N.parse_networks(networks),
         seeds=seeds,
@@ -75,17 +69,12 @@ def noise(
         proxy=proxy,
         proxy_overrides=overrides,
     )
-    prepared = N.prepare(cfg, study, storage)  # every check before any training
-    if out_dir is not None:
-        check_out_dir(out_dir)
-    res = run_kind(N, prepared, workers, workers_per_gpu, describe_run)
     command = shlex.join(["scaler", *(mask_url(a) for a in ARGV)])
-    if out_dir is not None:
-        N.write_report(res, out_dir, command)
-    if as_json:
-        print_json(res.to_dict())
-        return
-    out.print(report_text(res, command), markup=False, soft_wrap=True)
-    if out_dir is not None:
-        out.print(f"wrote {out_dir}/runs.csv, README.md")
-    out.print(f"study {prepared.study_name} in {mask_url(prepared.storage_url)}")
+    run_paired(
+        N,
+        cfg,
+        (study, storage, workers, workers_per_gpu),
+        (out_dir, "runs.csv, README.md", lambda res, folder: N.write_report(res, folder, command)),
+        as_json,
+        lambda res: report_text(res, command),
+    )

@@ -238,12 +238,8 @@ def calibrate(
       scaler calibrate --members b0,b2 --seeds 2 --proxy quick --workers 2
     """
     from scaler import calibrate as C
-    from scaler.files import check_out_dir
     from scaler.findings_calibration import report_text
-    from scaler.studies import mask_url
-    from scaler.workers import check_workers
 
-    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     cfg = C.CalibrationConfig(
         members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),
         seeds=seeds,
@@ -251,18 +247,39 @@ def calibrate(
         proxy=proxy,
         proxy_overrides=overrides,
     )
-    prepared = C.prepare(cfg, study, storage)  # every check before any training
+    run_paired(
+        C,
+        cfg,
+        (study, storage, workers, workers_per_gpu),
+        (out_dir, "calibration.json, runs.csv, README.md", C.write_report),
+        as_json,
+        report_text,
+    )
+
+
+def run_paired(kind, cfg, where: tuple, files: tuple, as_json: bool, text) -> None:
+    """What every command of paired runs does (calibrate, noise): check everything, run or
+    resume the study, then write ``files`` = (folder, their names, write(result, folder)) and
+    print ``text(result)`` (or the result's JSON). ``where`` = (study, storage, workers, K)."""
+    from scaler.files import check_out_dir
+    from scaler.studies import mask_url
+    from scaler.workers import check_workers
+
+    study, storage, workers, workers_per_gpu = where
+    out_dir, names, write = files
+    check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
+    prepared = kind.prepare(cfg, study, storage)  # every check before any training
     if out_dir is not None:
         check_out_dir(out_dir)
-    cal = run_kind(C, prepared, workers, workers_per_gpu, describe_run)
+    res = run_kind(kind, prepared, workers, workers_per_gpu, describe_run)
     if out_dir is not None:
-        C.write_report(cal, out_dir)
+        write(res, out_dir)
     if as_json:
-        print_json(cal.to_dict())
+        print_json(res.to_dict())
         return
-    out.print(report_text(cal))
+    out.print(text(res), markup=False, soft_wrap=True)
     if out_dir is not None:
-        out.print(f"wrote {out_dir}/calibration.json, runs.csv, README.md")
+        out.print(f"wrote {out_dir}/{names}")
     out.print(f"study {prepared.study_name} in {mask_url(prepared.storage_url)}")
 
 
