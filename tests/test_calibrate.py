@@ -207,9 +207,12 @@ def test_report_of_a_calibration_says_which_command_writes_it(cli, tmp_path, mon
 
 
 def _calibration(per_member, seeds: int) -> C.Calibration:
+    return _calibration_of(_runs(*per_member), seeds)
+
+
+def _calibration_of(runs, seeds: int) -> C.Calibration:
     from scaler.findings_calibration import tau_p
 
-    runs = _runs(*per_member)
     per_seed, mean, of_means, interval = C.tau_statistics(runs, samples=400)
     return C.Calibration(
         config=C.CalibrationConfig(seeds=seeds),
@@ -254,18 +257,7 @@ def test_a_seed_run_at_threads_1_and_2_is_not_paired():
     runs[0] = dataclasses.replace(runs[0], threads=(1, 2, 1))  # b0's seed 1 at 2 threads
     per_seed, mean, _, _ = C.tau_statistics(runs)
     assert per_seed == (1.0, 1.0) and mean == 1.0
-    per_seed, mean, of_means, interval = C.tau_statistics(runs)
-    cal = C.Calibration(
-        config=C.CalibrationConfig(seeds=3),
-        proxy_settings={"base_pixels": 48, "seed": 0},
-        data_classes=13,
-        runs=tuple(runs),
-        tau_per_seed=per_seed,
-        tau_mean=mean,
-        tau_of_means=of_means,
-        tau_interval=interval,
-        wall_time=60.0,
-    )
+    cal = _calibration_of(runs, 3)
     assert (
         "Seed index 1: its members' runs were made at different CPU thread counts, so they are "
         "not paired and are left out of the per-seed τ."
