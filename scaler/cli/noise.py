@@ -29,6 +29,16 @@ NETWORKS_HELP = (
 )
 
 
+MethodsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--methods",
+        help="Also score every run every other way (averaged weights, flip TTA) and compare "
+        "each scoring's noise on the same runs (methods.csv).",
+    ),
+]
+
+
 @proxy_options(*STUDY_PROXY, "seed")
 def noise(
     networks: Annotated[str, typer.Option(help=NETWORKS_HELP)],
@@ -38,14 +48,7 @@ def noise(
     out_dir: Annotated[
         Optional[Path], typer.Option("--out", help="Write runs.csv and README.md here.")
     ] = None,
-    methods: Annotated[
-        bool,
-        typer.Option(
-            "--methods",
-            help="Also score every run every other way (averaged weights, flip TTA) and "
-            "compare each scoring's noise on the same runs (methods.csv).",
-        ),
-    ] = False,
+    methods: MethodsOpt = False,
     as_json: JsonOpt = False,
     study: StudyOpt = None,
     storage: StorageOpt = None,
