@@ -26,7 +26,14 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler import paired
-from scaler.findings_calibration import PAPER_TOP1, report_text, tau_p, tau_statistics
+from scaler.findings_calibration import (
+    PAPER_TOP1,
+    Scoring,
+    report_text,
+    scorings,
+    tau_p,
+    tau_statistics,
+)
 from scaler.paired import Progress, RunEnds
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.records import CALIBRATE_ROLE
@@ -77,6 +84,10 @@ class MemberRuns:
     top1: tuple[float, ...]  # seed k at index k
     wall_time: float
     threads: tuple[int | None, ...] = ()  # seed k's CPU threads at index k (None: not stored)
+    # Seed k's top-1 on the test split and over val and test images together (empty when the
+    # data have no test split).
+    test: tuple[float, ...] = ()
+    pooled: tuple[float, ...] = ()
 
     @property
     def mean(self) -> float:
@@ -103,6 +114,8 @@ class Calibration:
     tau_interval: tuple[float, float]
     wall_time: float
     tau_p: float = math.nan  # exact one-sided permutation p of tau_mean (findings_calibration)
+    # τ and the adjacent members' paired differences scored on val, test and both
+    scorings: tuple[Scoring, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
@@ -205,12 +218,14 @@ def result(study, storage_url: str) -> Calibration:
         tau_interval=interval,
         wall_time=sum(r.wall_time for r in runs),  # training time, however many sittings
         tau_p=tau_p(per_seed, len(runs)),
+        scorings=scorings(runs),
     )
 
 
 def _member_runs(member: str, seeds: int, runs: paired.Runs) -> MemberRuns:
     """One member's paired runs, seed k at index k (ValueError naming a missing one)."""
     recs = paired.seed_records(member, seeds, runs, "calibration")
+    test, pooled = _test_and_pooled(recs)
     return MemberRuns(
         member=member,
         pixels=int(recs[0].pixels),
@@ -219,7 +234,23 @@ def _member_runs(member: str, seeds: int, runs: paired.Runs) -> MemberRuns:
         top1=tuple(float(r.top1_seeds[0]) for r in recs),
         wall_time=sum(float(r.wall_time) for r in recs),
         threads=tuple(r.threads for r in recs),
+        test=test,
+        pooled=pooled,
     )
+
+
+def _test_and_pooled(recs: list) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Each run's test top-1 and its top-1 over val and test images ((), () without test)."""
+    from scaler.records import unpack_bits
+
+    if any(not r.test_correct or not r.val_correct for r in recs):
+        return (), ()
+    test, pooled = [], []
+    for r in recs:
+        val, tst = unpack_bits(r.val_correct[0]), unpack_bits(r.test_correct[0])
+        test.append(float(r.test_top1_seeds[0]))
+        pooled.append(100.0 * (val.sum() + tst.sum()) / (val.size + tst.size))
+    return tuple(test), tuple(pooled)
 
 
 def run(
@@ -259,11 +290,13 @@ def write_report(cal: Calibration, out) -> list:
 
     from scaler.files import write_files
 
-    rows = ["member,seed,pixels,params,flops,top1"]
+    rows = ["member,seed,pixels,params,flops,top1,test_top1,pooled_top1"]
     for r in cal.runs:
         for k, t in enumerate(r.top1):
+            rest = f",{r.test[k]},{r.pooled[k]}" if r.test else ",,"
             rows.append(
-                f"{r.member},{cal.proxy_settings['seed'] + k},{r.pixels},{r.params},{r.flops},{t}"
+                f"{r.member},{cal.proxy_settings['seed'] + k},{r.pixels},{r.params},{r.flops},"
+                f"{t}{rest}"
             )
     files = {
         "calibration.json": json.dumps(cal.to_dict(), indent=2) + "\n",

@@ -19,10 +19,12 @@ from typing import Any
 
 from scaler.stats import (
     DifferenceTest,
+    VarianceRatio,
     VarianceSplit,
     binomial_variance,
     image_agreement,
     paired_test,
+    paired_variance_ratio,
     sd_interval,
     split_variance,
 )
@@ -276,4 +278,127 @@ def report_text(res: Any, command: str = "", machine: str = "") -> str:
     ]
     lines += [_network_sentence(f) + "\n" for f in nets]
     lines += [_pair_sentence(p) + "\n" for p in res.findings.pairs]
+    if getattr(res, "methods", ()):
+        lines += [methods_text(res), ""]
     return "\n".join(lines) + "\n" + DEFINITIONS
+
+
+# ----------------------------------------------------------------------------------------------
+# the methods: every way of scoring the same runs, against the last weights scored on val
+# ----------------------------------------------------------------------------------------------
+
+# What a method must reach: σ of one run's top-1 (the noise issue's target, in points).
+TARGET_SIGMA = 2.0
+
+
+@dataclass(frozen=True)
+class MethodNoise:
+    """One scoring of the runs: its noise, against the last weights' val score on the same
+    seeds (Pitman–Morgan tests of the paired difference's variance)."""
+
+    method: str
+    extra_time: float  # mean extra seconds over scoring the last weights, share of wall time
+    networks: tuple[NetworkNoise, ...]
+    delta_val: float  # variance of the paired difference of val top-1 (first pair)
+    delta_pooled: float  # the same of top-1 over val and test images
+    vs_last_val: VarianceRatio | None  # this method's val Δ against last's val Δ
+    vs_last_pooled: VarianceRatio | None  # this method's pooled Δ against last's val Δ
+
+
+def method_noise(m: Any, last: Any) -> MethodNoise:
+    """The noise of ``m`` (a :class:`scaler.noise.MethodRuns`) against ``last``'s."""
+    import numpy as np
+
+    def deltas(runs, attr: str) -> list[float]:
+        return [x - y for x, y in zip(getattr(runs[1], attr), getattr(runs[0], attr), strict=True)]
+
+    paired = len(m.runs) > 1
+    base = deltas(last.runs, "val") if paired else None
+    val = deltas(m.runs, "val") if paired else None
+    pooled = deltas(m.runs, "pooled") if paired else None
+    return MethodNoise(
+        method=m.method,
+        extra_time=float(np.mean(m.extra_time)),
+        networks=m.findings.networks,
+        delta_val=float(np.var(val, ddof=1)) if paired else math.nan,
+        delta_pooled=float(np.var(pooled, ddof=1)) if paired else math.nan,
+        vs_last_val=paired_variance_ratio(val, base) if paired else None,
+        vs_last_pooled=paired_variance_ratio(pooled, base) if paired else None,
+    )
+
+
+def methods_noise(res: Any) -> tuple[MethodNoise, ...]:
+    """Every scoring of a noise study run with methods, "last" (the reference) first."""
+    by_name = {m.method: m for m in res.methods}
+    last = by_name["last"]
+    order = ["last", *(n for n in by_name if n != "last")]
+    return tuple(method_noise(by_name[n], last) for n in order)
+
+
+def _ratio(r: VarianceRatio | None) -> str:
+    return "–" if r is None else f"{math.sqrt(r.ratio):.2f} (p {r.p:.2f}, {r.df} df)"
+
+
+def methods_table(res: Any) -> list[str]:
+    """The per-method table: σ of one run and of the paired difference, and the cost."""
+    rows = methods_noise(res)
+    nets = [f.network for f in rows[0].networks]
+    df = rows[0].networks[0].split.df
+    head = "| scoring | extra time | " + " | ".join(
+        f"{n}: σ val run (df) / σ val+test ({df} df)" for n in nets
+    )
+    head += f" | σ Δ val ({df} df) | ÷ last | σ Δ val+test ({df} df) | ÷ last |"
+    out = [head, "|---" * (5 + len(nets)) + "|---|"]
+    for m in rows:
+        cells = [
+            f"{_sd(f.split.run):.2f} ({f.split.run_df:.1f}) / {_sd(f.split.pooled):.2f}"
+            for f in m.networks
+        ]
+        out.append(
+            f"| {m.method} | {100 * m.extra_time:+.1f} % | "
+            + " | ".join(cells)
+            + f" | {_sd(m.delta_val):.2f} | {_ratio(m.vs_last_val)} "
+            f"| {_sd(m.delta_pooled):.2f} | {_ratio(m.vs_last_pooled)} |"
+        )
+    return out
+
+
+def methods_text(res: Any) -> str:
+    """The methods section of a noise report: the table, how to read it, and the verdicts."""
+    rows = methods_noise(res)
+    lines = ["## Scoring methods, on the same runs", "", *methods_table(res), ""]
+    lines.append(
+        "Each row scores the same trained runs another way: the last weights or an average of "
+        "them over the run's end (swa, ema; BatchNorm recomputed), with or without flip "
+        "test-time augmentation, on val alone or on val and test pooled. **extra time**: what "
+        "the scoring costs beyond scoring the last weights, as a share of the run's wall time "
+        "(mean over runs). **÷ last**: σ of this paired difference divided by that of the last "
+        "weights scored on val, on the same seeds, with the Pitman–Morgan test of equal "
+        "variances (scipy's Pearson test of sums against differences, pairs − 2 df)."
+    )
+    lines.append("")
+    for m in rows:
+        lines.append(_method_sentence(m) + "\n")
+    return "\n".join(lines)
+
+
+def _method_sentence(m: MethodNoise) -> str:
+    worst = max(_sd(f.split.run) for f in m.networks)
+    worst_pooled = max(_sd(f.split.pooled) for f in m.networks)
+
+    def against(sigma: float) -> str:
+        return "within" if sigma <= TARGET_SIGMA else "above"
+
+    target = (
+        f"one run's σ is at most {worst:.2f} points on val ({against(worst)} the "
+        f"{TARGET_SIGMA:g}-point target) and {worst_pooled:.2f} on val and test "
+        f"({against(worst_pooled)} it)"
+    )
+    if m.vs_last_val is None:
+        return f"**{m.method}**: {target}."
+    v, q = m.vs_last_val, m.vs_last_pooled
+    return (
+        f"**{m.method}** ({100 * m.extra_time:+.1f} % time): {target}; σ of the paired "
+        f"difference is {math.sqrt(v.ratio):.2f}× the last weights' on val (p {v.p:.2f}, "
+        f"{v.df} df) and {math.sqrt(q.ratio):.2f}× scored on val and test (p {q.p:.2f})."
+    )

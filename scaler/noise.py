@@ -50,6 +50,9 @@ class NoiseConfig:
     data: str = "embedded"
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
+    # Also score every run every other way (scaler.scoring.VARIANTS: averaged weights, flip
+    # test-time augmentation), each against the proxy's own scoring on the same runs.
+    methods: bool = False
 
     def proxy_config(self) -> ProxyConfig:
         return resolve_proxy(self.proxy, self.proxy_overrides)
@@ -159,6 +162,8 @@ class Prepared:
 def default_study_name(cfg: NoiseConfig, fingerprint: str) -> str:
     """noise-<data>-<proxy>-<hash6 of the data, the proxy, the networks and seeds>."""
     labels = [label for label, _ in network_specs(cfg)]
+    if cfg.methods:  # runs scored every way are another study than runs scored one way
+        labels.append("+methods")
     return paired.default_study_name(KIND, cfg, labels, fingerprint)
 
 
@@ -174,7 +179,10 @@ def prepare(cfg: NoiseConfig, study: str | None = None, storage: str | None = No
             f"--data {cfg.data} has no test split: scaler noise scores every run on val and test"
         )
     labels = [label for label, _ in specs]
-    return Prepared(cfg, name, url, source, specs, paired.stored(cfg, source, "networks", labels))
+    stored = paired.stored(cfg, source, "networks", labels)
+    if cfg.methods:  # stored only when set: studies of 0.6 had no methods and resume as they are
+        stored["methods"] = True
+    return Prepared(cfg, name, url, source, specs, stored)
 
 
 def trial_bytes(p: Prepared) -> int:
@@ -189,7 +197,7 @@ def create(p: Prepared):
 
 def work(p: Prepared, progress=None) -> None:
     """Train the queued runs until none is left and no other worker trains one."""
-    paired.work(create(p), p, NOISE_ROLE, progress)
+    paired.work(create(p), p, NOISE_ROLE, progress, variants=p.cfg.methods)
 
 
 @dataclass(frozen=True)
@@ -219,6 +227,7 @@ class Noise:
     runs: tuple[NetworkRuns, ...]
     findings: NoiseFindings
     wall_time: float  # the runs' training time, summed
+    methods: tuple[MethodRuns, ...] = ()  # with NoiseConfig.methods: every scoring, "last" first
 
     def to_dict(self) -> dict[str, Any]:
         d = {
@@ -230,9 +239,32 @@ class Noise:
             ],
             "findings": dataclasses.asdict(self.findings),
             "wall_time": self.wall_time,
+            "methods": [m.to_dict() for m in self.methods],
         }
         d["config"]["networks"] = list(self.config.networks)
         return d
+
+
+@dataclass(frozen=True)
+class MethodRuns:
+    """Every network's runs scored one way (a :data:`scaler.scoring.VARIANTS` name)."""
+
+    method: str
+    runs: tuple[NetworkRuns, ...]
+    findings: NoiseFindings
+    # Per run (every network, seed order): the extra seconds this scoring cost over scoring
+    # the last weights, as a share of the run's wall time.
+    extra_time: tuple[float, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "runs": [
+                {k: getattr(r, k) for k in ("network", "val", "test", "pooled")} for r in self.runs
+            ],
+            "findings": dataclasses.asdict(self.findings),
+            "extra_time": list(self.extra_time),
+        }
 
 
 _RUN_FIELDS: Final = ("network", "pixels", "params", "flops", "seeds")
@@ -275,10 +307,12 @@ def result(study, storage_url: str) -> Noise:
         data=config["data"],
         proxy=config["proxy_preset"],
         proxy_overrides=tuple(config["proxy_overrides"].items()),
+        methods=bool(config.get("methods")),
     )
     found = paired.finished_runs(study, NOISE_ROLE)
     first = int(config["proxy"]["seed"])
     runs = tuple(_network_runs(n, cfg.seeds, first, found) for n in cfg.networks)
+    methods = _methods(runs, cfg, found) if config.get("methods") else ()
     return Noise(
         config=cfg,
         proxy_settings=config["proxy"],
@@ -286,6 +320,49 @@ def result(study, storage_url: str) -> Noise:
         runs=runs,
         findings=findings(runs),
         wall_time=sum(sum(r.seconds) for r in runs),
+        methods=methods,
+    )
+
+
+def _methods(runs, cfg: NoiseConfig, found: paired.Runs) -> tuple[MethodRuns, ...]:
+    """The runs scored every way their records hold (ValueError naming a run without)."""
+    records = {
+        r.network: paired.seed_records(r.network, cfg.seeds, found, "noise study") for r in runs
+    }
+    for name, recs in records.items():
+        if any(not rec.variants for rec in recs):
+            raise ValueError(f"the noise study's runs of {name} lack their other scorings")
+    names = list(records[runs[0].network][0].variants[0])
+    out = []
+    for method in (n for n in names if n != "plain"):
+        method_runs = tuple(_variant_runs(r, records[r.network], method) for r in runs)
+        extra = tuple(
+            (v[method]["seconds"] - v["last"]["seconds"]) / v["plain"]["wall_time"]
+            for r in runs
+            for v in (rec.variants[0] for rec in records[r.network])
+        )
+        out.append(MethodRuns(method, method_runs, findings(method_runs), extra))
+    return tuple(out)
+
+
+def _variant_runs(r: NetworkRuns, recs: list, method: str) -> NetworkRuns:
+    """``r``'s runs as ``method`` scored them."""
+    import numpy as np
+
+    from scaler.records import unpack_bits
+
+    scored = [rec.variants[0][method] for rec in recs]
+    val = np.array([unpack_bits(s["val"]) for s in scored])
+    test = np.array([unpack_bits(s["test"]) for s in scored])
+    pooled = 100.0 * (val.sum(axis=1) + test.sum(axis=1)) / (val.shape[1] + test.shape[1])
+    return dataclasses.replace(
+        r,
+        val=tuple(float(s["val_top1"]) for s in scored),
+        test=tuple(float(s["test_top1"]) for s in scored),
+        pooled=tuple(float(x) for x in pooled),
+        seconds=tuple(float(s["seconds"]) for s in scored),
+        val_correct=val,
+        test_correct=test,
     )
 
 
@@ -332,6 +409,20 @@ def machine() -> str:
     return platform.processor() or platform.machine() or "unknown CPU"
 
 
+def _methods_csv(res: Noise) -> str:
+    """One row per (method, network, seed): top-1 on val, test and both, and the extra time."""
+    rows = ["method,network,seed,val_top1,test_top1,pooled_top1,extra_time"]
+    for m in res.methods:
+        extra = iter(m.extra_time)
+        for r in m.runs:
+            for k, seed in enumerate(r.seeds):
+                rows.append(
+                    f"{m.method},{r.network},{seed},{r.val[k]:.4f},{r.test[k]:.4f},"
+                    f"{r.pooled[k]:.4f},{next(extra):.4f}"
+                )
+    return "\n".join(rows) + "\n"
+
+
 def write_report(res: Noise, out, command: str = "") -> list:
     """Write ``runs.csv`` (one row per run) and ``README.md`` into the folder ``out``."""
     from scaler.files import write_files
@@ -347,4 +438,6 @@ def write_report(res: Noise, out, command: str = "") -> list:
         "runs.csv": "\n".join(rows) + "\n",
         "README.md": report_text(res, command, machine()),
     }
+    if res.methods:
+        files["methods.csv"] = _methods_csv(res)
     return write_files(out, files)

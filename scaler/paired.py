@@ -104,8 +104,9 @@ def create(p, kind: str, role: str):
 class Describe:
     """Turns a claimed trial into its run: the named network, trained with seed k alone."""
 
-    def __init__(self, p, role: str):
+    def __init__(self, p, role: str, variants: bool = False):
         self.role = role
+        self.variants = variants
         self.specs = dict(p.specs)
         self.classes = p.source.num_classes
         self.settings = p.cfg.proxy_config()
@@ -127,15 +128,17 @@ class Describe:
             info={"member": rec.member, "seed_index": rec.seed_index, "pixels": spec.pixels},
             proxy_settings=dataclasses.replace(self.settings, seed=seed),
             key=f"{self.role}:{rec.member}:{seed}",  # never another run's twin
+            variants=self.variants,
         )
 
 
-def work(study, p, role: str, progress=None) -> None:
-    """Train the queued runs until none is left and no other worker trains one."""
+def work(study, p, role: str, progress=None, variants: bool = False) -> None:
+    """Train the queued runs until none is left and no other worker trains one; ``variants``
+    scores each run every other way too (a noise study's methods)."""
     from scaler.runner import Trainer, work_queue
 
     names = [n for n, _ in p.specs]
-    trainer = Trainer(Describe(p, role), p.source, p.cfg.proxy_config(), progress)
+    trainer = Trainer(Describe(p, role, variants), p.source, p.cfg.proxy_config(), progress)
     work_queue(study, lambda: queued_points(role, names, p.cfg.seeds), trainer)
 
 

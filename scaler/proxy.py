@@ -42,14 +42,15 @@ def check_device_name(name: Any) -> None:
         raise ValueError(f"device {name!r} is unknown: valid devices are {VALID_DEVICES}")
 
 
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> None:
-    """Refuse ``value`` unless it is an integer >= ``low`` (and <= ``high``), naming ``name``."""
+def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
+    """``value``, refused unless it is an integer >= ``low`` (and <= ``high``), naming ``name``."""
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= low
     if ok and high is not None:
         ok = value <= high
     if not ok:
         bound = f"between {low} and {high}" if high is not None else f">= {low}"
         raise ValueError(f"{name} {value!r} is invalid: it must be an integer {bound}")
+    return value
 
 
 def _check_float(
@@ -142,6 +143,18 @@ class ProxyConfig:
     # to train at all in a short run (reports/history.md, "Residual branches start at zero").
     # Off only to measure that.
     zero_init: bool = True
+    # Score an average of the weights over the run's end instead of its last weights: "none",
+    # "swa" (equal weights from average_from on) or "ema" (decay ema_decay from average_from
+    # on), BatchNorm statistics recomputed on bn_images train images (docs/proxy.md).
+    average: str = "none"
+    # Fraction of the run's steps after which weights enter the average.
+    average_from: float = 0.5
+    # EMA's decay per step: 0.95 weighs about the last 20 steps.
+    ema_decay: float = 0.95
+    # Unaugmented train images whose forward pass recomputes an average's BatchNorm statistics.
+    bn_images: int = 1024
+    # Test-time augmentation when scoring: "none" or "flip" (mean softmax of image and mirror).
+    tta: str = "none"
 
     def __post_init__(self) -> None:
         check_int("epochs", self.epochs, 1)
@@ -173,6 +186,11 @@ class ProxyConfig:
         _check_bool("zero_init", self.zero_init)
         if self.cuda_batch_size is not None:
             check_int("cuda_batch_size", self.cuda_batch_size, 1)
+        _check_choice("average", self.average, ("none", "swa", "ema"))
+        _check_float("average_from", self.average_from, 0.0, 1.0, open_high=True)
+        _check_float("ema_decay", self.ema_decay, 0.0, 1.0, open_low=True, open_high=True)
+        check_int("bn_images", self.bn_images, 1)
+        _check_choice("tta", self.tta, ("none", "flip"))
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a flat JSON-ready dict (for study attributes and reports)."""
@@ -192,8 +210,22 @@ class ProxyConfig:
             f"{length}, batch {self.batch_size}, {self.optimizer} lr {self.lr:g} "
             f"(warm-up {self.warmup_epochs:g} ep, cosine), wd {self.weight_decay:g}, "
             f"ls {self.label_smoothing:g}, {augment}, base {self.base_pixels} px, "
-            f"seed {self.seed}"
+            f"seed {self.seed}{self._scoring()}"
         )
+
+    def _scoring(self) -> str:
+        """How the final network is scored, when not its last weights alone."""
+        parts = []
+        if self.average != "none":
+            parts.append(f"{self.average} from {self.average_from:g} of the run")
+        if self.tta != "none":
+            parts.append(f"{self.tta} tta")
+        return f", scored on {' + '.join(parts)}" if parts else ""
+
+
+def _check_choice(name: str, value: Any, valid: tuple[str, ...]) -> None:
+    if value not in valid:
+        raise ValueError(f"{name} {value!r} is unknown: valid values are {', '.join(valid)}")
 
 
 def _check_fields(values: Mapping[str, Any]) -> None:
@@ -215,6 +247,18 @@ PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     "standard": ProxyConfig(),
     # several minutes: longer runs; stronger regularisation for the longer schedule.
     "long": ProxyConfig(epochs=50, lr=0.005, warmup_epochs=2.0, crop_scale=0.25, weight_decay=1e-4),
+}
+
+
+# Fields added (0.7) after studies first stored their settings, each with the default that
+# reproduces the runs made before it: a study's name hashes such a field only when it differs
+# from that default, so the same command still names (and resumes) the same study.
+ADDED_LATER: Final[dict[str, Any]] = {
+    "average": "none",
+    "average_from": 0.5,
+    "ema_decay": 0.95,
+    "bn_images": 1024,
+    "tta": "none",
 }
 
 

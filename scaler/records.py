@@ -120,6 +120,10 @@ class TrialRecord:
     test_top1_seeds: list[float] | None = None  # per run: top-1 on the test split (never ranked)
     # version 0.6: the CPU threads torch trained the runs with (runs pair only at the same count)
     threads: int | None = None
+    # version 0.7: a noise study's runs scored every other way (scaler.scoring.VARIANTS), per
+    # run: name → {val_top1, val (pack_bits), test_top1, test, seconds}; "plain" holds the
+    # run's wall_time, against which a scoring's extra seconds (over "last") are its cost.
+    variants: list[dict[str, dict[str, Any]]] | None = None
     # confirmation trials
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
@@ -163,6 +167,7 @@ RESULT_FIELDS = (
     "test_correct",
     "test_top1_seeds",
     "threads",
+    "variants",
 )
 
 

@@ -89,6 +89,7 @@ class Job:
     # Its own ProxyConfig (a confirmation's longer proxy); None: the trainer's settings.
     proxy_settings: Any = None
     key: str | None = None  # the network_key twins share; None: spec.key_str
+    variants: bool = False  # also score every other way (scaler.scoring.VARIANTS): noise studies
 
 
 # Turns a claimed trial into a Job, writing its record fields; raises optuna.TrialPruned (with
@@ -415,6 +416,7 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
             callback=(lambda e, a, k=k: on_epoch(e, a, k)) if job.prune else None,
             progress=lambda *a, k=k: on_progress(*a, k),
             test=test,
+            variants=job.variants,
         )
         for k in range(job.seeds)
     ]
@@ -444,6 +446,8 @@ def record_runs(trial, runs: list, test: bool, threads: int | None = None) -> fl
             test_top1_seeds=[r.test.top1 for r in runs],
             test_correct=[pack_bits(r.test.correct) for r in runs],
         )
+    if any(r.variants for r in runs):
+        write(trial, variants=[_variant_attrs(r) for r in runs])
     write(
         trial,
         seed_list=[r.seed for r in runs],
@@ -460,6 +464,23 @@ def record_runs(trial, runs: list, test: bool, threads: int | None = None) -> fl
         status=Status.TRAINED,
     )
     return mean
+
+
+def _variant_attrs(result) -> dict[str, dict[str, Any]]:
+    """One run's other scorings, stored: name → top-1, per-image hits and seconds."""
+    from scaler.records import pack_bits
+
+    out = {}
+    for v in result.variants:
+        out[v.name] = {
+            "val_top1": v.val.top1,
+            "val": pack_bits(v.val.correct),
+            "seconds": v.seconds,
+        }
+        if v.test is not None:
+            out[v.name].update(test_top1=v.test.top1, test=pack_bits(v.test.correct))
+    out["plain"] = {"wall_time": result.wall_time}
+    return out
 
 
 def has_test_split(source, pixels: int) -> bool:

@@ -462,3 +462,29 @@ def image_agreement(correct) -> tuple[float, float]:
     expected = np.outer(p, p) + np.outer(1 - p, 1 - p)
     upper = np.triu_indices(runs, k=1)  # every pair of runs once
     return float(agree[upper].mean()), float(expected[upper].mean())
+
+
+@dataclass(frozen=True)
+class VarianceRatio:
+    """Pitman–Morgan test of equal variances of two paired samples (the same seeds)."""
+
+    ratio: float  # var(new) / var(old); below 1: the new scoring is less noisy
+    r: float  # correlation of the sums and differences of the pairs
+    df: int  # pairs − 2
+    p: float  # two-sided
+
+
+def paired_variance_ratio(new: Sequence[float], old: Sequence[float]) -> VarianceRatio:
+    """Whether ``new`` varies less than ``old`` over the same seeds (Pitman 1939, Morgan 1939):
+    var(new) = var(old) exactly when new + old and new − old are uncorrelated, tested by
+    scipy's Pearson correlation on pairs − 2 df."""
+    import numpy as np
+    from scipy import stats
+
+    x, y = np.asarray(new, dtype=float), np.asarray(old, dtype=float)
+    vx, vy = x.var(ddof=1), y.var(ddof=1)
+    ratio = float(vx / vy) if vy > 0 else math.inf
+    if len(x) < 3 or np.ptp(x + y) == 0 or np.ptp(x - y) == 0:
+        return VarianceRatio(ratio, 0.0, max(len(x) - 2, 0), 1.0)
+    test = stats.pearsonr(x + y, x - y)
+    return VarianceRatio(ratio, float(test.statistic), len(x) - 2, float(test.pvalue))

@@ -245,8 +245,15 @@ def default_name(prefix: str, data: str, proxy: str, hashed: str) -> str:
 
 
 def proxy_json(settings, drop: tuple[str, ...] = ()) -> str:
-    """A proxy configuration as canonical JSON, some fields left out."""
-    values = {k: v for k, v in dataclasses.asdict(settings).items() if k not in drop}
+    """A proxy configuration as canonical JSON, some fields left out (and those added later
+    while they keep the default that reproduces earlier runs: the names of studies stay)."""
+    from scaler.proxy import ADDED_LATER
+
+    values = {
+        k: v
+        for k, v in dataclasses.asdict(settings).items()
+        if k not in drop and not (k in ADDED_LATER and ADDED_LATER[k] == v)
+    }
     return json.dumps(values, sort_keys=True)
 
 
@@ -290,12 +297,16 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     out = []
     # The data spec only names the bytes its fingerprint pins: the same data under a new
     # name (0.4's "embedded" is "embedded:tiles=1" since 0.5) resumes.
+    from scaler.proxy import ADDED_LATER
+
     fingerprint = stored.get("data_fingerprint")
     same_bytes = fingerprint is not None and fingerprint == new.get("data_fingerprint")
     for key in sorted(set(stored) | set(new)):
         if key in RESUMABLE or (key == "data" and same_bytes):
             continue
         a, b = stored.get(key), new.get(key)
+        if key not in stored and key in ADDED_LATER and b == ADDED_LATER[key]:
+            continue  # stored before the field existed, and its default is what ran
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if isinstance(a, dict) and isinstance(b, dict):
                 out += [f"{key}.{d}" for d in config_diff(a, b)]

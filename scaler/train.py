@@ -33,13 +33,14 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from scaler.augment import input_batch, normalizer
+from scaler.averaging import AVERAGES, Averager, start_step
 from scaler.data import DataSource, Split
 from scaler.device import (
     autocast,
@@ -52,8 +53,10 @@ from scaler.device import (
     sync,
     torch_settings,
 )
+from scaler.evaluation import Evaluation, Variant, evaluate
 from scaler.model import build, count_params
 from scaler.proxy import ProxyConfig, check_int
+from scaler.scoring import Final as _Final
 from scaler.spec import Spec
 
 __all__ = [
@@ -62,14 +65,11 @@ __all__ = [
     "OutOfMemoryError",
     "TrainError",
     "TrainResult",
+    "Variant",
     "evaluate",
     "run_metrics",
     "train",
 ]
-
-# Evaluation has no gradients to keep, so it can use larger batches than training.
-_EVAL_BATCH: Final = 256
-
 
 # --------------------------------------------------------------------------- errors
 
@@ -111,30 +111,23 @@ class TrainResult:
     val_correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
     # Scores on the test split after the last epoch, when train(test=True) asked for them.
     test: Evaluation | None = None
+    # Seconds the final val scoring took (averaging and BatchNorm recompute included).
+    val_seconds: float = 0.0
+    # Other ways of scoring the same run, when train(variants=True) asked for them.
+    variants: tuple[Variant, ...] = field(default=(), compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a JSON-ready dict (curves become lists; tensors are left out)."""
         values = {
             f.name: getattr(self, f.name)
             for f in dataclasses.fields(self)
-            if f.name not in ("val_correct", "test")
+            if f.name not in ("val_correct", "test", "variants")
         }
         values["loss_curve"] = list(self.loss_curve)
         values["val_top1_curve"] = list(self.val_top1_curve)
         if self.test is not None:
             values["test_top1"] = self.test.top1
         return values
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    """Scores of a model on one split."""
-
-    top1: float  # percent
-    top5: float  # percent; top-k with k = min(5, number of classes)
-    loss: float  # mean cross-entropy, no label smoothing
-    # Top-1 hit of every image (bool, on the CPU, in the split's order).
-    correct: torch.Tensor | None = field(default=None, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -155,60 +148,6 @@ def _is_oom(exc: BaseException) -> bool:
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
-
-
-@torch.no_grad()
-def evaluate(
-    model: nn.Module,
-    images: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    device: torch.device | None = None,
-    batch_size: int = _EVAL_BATCH,
-    channels_last: bool = True,
-    amp: bool = False,
-) -> Evaluation:
-    """Top-1, top-5 (percent) and mean loss of ``model`` on uint8 ``images`` (N x 3 x P x P).
-
-    The model is put in eval mode for the pass and its previous mode is restored.
-    """
-    if images.shape[0] == 0:
-        raise TrainError("cannot evaluate on an empty split")
-    if device is None:
-        device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    norm = normalizer(device)
-    labels = labels.to(device)
-    correct1 = torch.zeros((), dtype=torch.int64, device=device)
-    correct5 = torch.zeros((), dtype=torch.int64, device=device)
-    loss = torch.zeros((), dtype=torch.float64, device=device)
-    hits1: list[torch.Tensor] = []
-    order = torch.arange(images.shape[0])
-    try:
-        for start in range(0, images.shape[0], batch_size):
-            index = order[start : start + batch_size]
-            x = input_batch(images, index, device, norm, channels_last=channels_last)
-            y = labels[index.to(device)]
-            with autocast(device, amp):
-                logits = model(x)
-            logits = logits.float()
-            loss += F.cross_entropy(logits, y, reduction="sum").double()
-            k = min(5, logits.shape[1])
-            top = logits.topk(k, dim=1).indices
-            hits = top == y[:, None]
-            correct1 += hits[:, 0].sum()
-            hits1.append(hits[:, 0])
-            correct5 += hits.any(dim=1).sum()
-    finally:
-        model.train(was_training)
-    n = images.shape[0]
-    return Evaluation(
-        top1=100.0 * int(correct1) / n,
-        top5=100.0 * int(correct5) / n,
-        loss=float(loss) / n,
-        correct=torch.cat(hits1).cpu(),
-    )
 
 
 def _optimizer(model: nn.Module, config: ProxyConfig) -> torch.optim.Optimizer:
@@ -252,6 +191,7 @@ def train(
     callback: Callback | None = None,
     progress: Progress | None = None,
     test: bool = False,
+    variants: bool = False,
 ) -> TrainResult:
     """Train the network ``spec`` describes on ``source``'s train split at ``spec.pixels``.
 
@@ -260,14 +200,13 @@ def train(
     runs after every epoch (1-based; val is then evaluated every epoch whatever
     ``eval_every_epoch`` says) and whatever it raises propagates unchanged, e.g. optuna's
     ``TrialPruned``. ``progress(epoch, epochs, mean_loss, images_per_s)`` runs after every
-    epoch too. Raises :class:`DivergedError` on a NaN/inf loss, :class:`OutOfMemoryError` when
-    memory runs out, :class:`TrainError` otherwise.
+    epoch too. The final scores are those ``config.average`` and ``config.tta`` name;
+    ``variants`` adds every other way (:data:`scaler.scoring.VARIANTS`), each with its cost.
+    Raises :class:`DivergedError` on a NaN/inf loss, :class:`OutOfMemoryError` when memory
+    runs out, :class:`TrainError` otherwise.
     """
     config = config or ProxyConfig()
-    if seed is None:
-        seed = config.seed
-    else:
-        check_int("seed", seed, 0, 2**63 - 1)
+    seed = config.seed if seed is None else check_int("seed", seed, 0, 2**63 - 1)
     device = select_device(config.device)
     config = for_device(config, device)
     splits = _splits(source, spec.pixels, test)
@@ -287,6 +226,7 @@ def train(
                 batch_size,
                 callback,
                 progress,
+                variants,
             )
         except Exception as exc:
             if not _is_oom(exc):
@@ -308,8 +248,8 @@ def _splits(source: DataSource, pixels: int, test: bool) -> tuple[Split, Split, 
     train_split = source.load("train", pixels)
     val_split = source.load("val", pixels)
     test_split = source.load("test", pixels) if test else None
-    if len(train_split) == 0 or len(val_split) == 0:
-        raise TrainError(f"{source.name}: the train and val splits must not be empty")
+    if len(train_split) == 0 or len(val_split) == 0 or (test_split is not None and not test_split):
+        raise TrainError(f"{source.name}: the train, val and test splits must not be empty")
     return train_split, val_split, test_split
 
 
@@ -347,6 +287,7 @@ class _Run:
     amp: bool
     batch_size: int
     params: int
+    model: nn.Module  # the network's weights (net may be its compiled wrapper)
     net: nn.Module
     optimizer: torch.optim.Optimizer
     images: torch.Tensor
@@ -357,6 +298,7 @@ class _Run:
     generator: torch.Generator
     n: int  # train images
     schedule: _Schedule
+    averager: Averager | None  # the running weight averages, when anything scores one
     step: int = 0  # optimizer steps taken so far, over all epochs
     train_time: float = 0.0  # seconds spent in train steps
     first_step_time: float = 0.0  # seconds of the very first step, left out of images_per_s
@@ -375,6 +317,7 @@ def _setup(
     device: torch.device,
     seed: int,
     batch_size: int,
+    variants: bool = False,
 ) -> _Run:
     """Build the model and optimizer, put the data on the device and set up the schedule."""
     train_split, val_split = splits[:2]
@@ -391,6 +334,8 @@ def _setup(
     else:
         net = model
     optimizer = _optimizer(model, config)
+    schedule = _schedule(len(train_split), batch_size, config)
+    averages = {config.average} - {"none"} | (set(AVERAGES) - {"none"} if variants else set())
 
     return _Run(
         config=config,
@@ -398,6 +343,7 @@ def _setup(
         amp=amp,
         batch_size=batch_size,
         params=params,
+        model=model,
         net=net,
         optimizer=optimizer,
         images=place(train_split.images, device),
@@ -407,7 +353,16 @@ def _setup(
         norm=normalizer(device),
         generator=torch.Generator().manual_seed(seed),
         n=len(train_split),
-        schedule=_schedule(len(train_split), batch_size, config),
+        schedule=schedule,
+        averager=Averager.of(
+            model,
+            averages,
+            start_step(schedule.total_steps, config.average_from),
+            config.ema_decay,
+            seed,
+        )
+        if averages
+        else None,
     )
 
 
@@ -421,15 +376,13 @@ def _run(
     batch_size: int,
     callback: Callback | None,
     progress: Progress | None,
+    variants: bool = False,
 ) -> TrainResult:
-    """Set up and train one run inside :func:`train`'s forked RNG, evaluating as it goes.
-
-    ``splits`` are (train, val, test); a test split is scored once, after the last epoch.
-    """
-    run = _setup(spec, splits, num_classes, config, device, seed, batch_size)
+    """Set up and train one run inside :func:`train`'s forked RNG, evaluating as it goes;
+    ``splits`` are (train, val, test), a test split scored once, after the last epoch."""
+    run = _setup(spec, splits, num_classes, config, device, seed, batch_size, variants)
     epochs = run.schedule.epochs
     evaluate_each = config.eval_every_epoch or callback is not None
-
     loss_curve: list[float] = []
     val_curve: list[float] = []
     scores: Evaluation | None = None
@@ -437,16 +390,20 @@ def _run(
     for epoch in range(1, epochs + 1):
         loss_curve.append(_train_epoch(run, epoch))
         if evaluate_each or epoch == epochs:
+            eval_start = time.perf_counter()
             scores = _evaluate_epoch(run, epoch)
+            val_seconds = time.perf_counter() - eval_start
             val_curve.append(scores.top1)
         images_per_s = run.images_per_s
         if progress is not None:
             progress(epoch, epochs, loss_curve[-1], images_per_s)
         if callback is not None:
             callback(epoch, val_curve[-1])
-    test = _evaluate_split(run, splits[2]) if splits[2] is not None else None
-    wall_time = time.perf_counter() - start
     assert scores is not None  # the last epoch always evaluates
+    final = _Final(run, splits, {"last": (scores, val_seconds)})
+    scores, val_seconds = final.val(config.average, config.tta)
+    test = final.test(config.average, config.tta) if splits[2] is not None else None
+    wall_time = time.perf_counter() - start
     return TrainResult(
         top1=scores.top1,
         top5=scores.top5,
@@ -464,6 +421,8 @@ def _run(
         val_loss=scores.loss,
         val_correct=scores.correct,
         test=test,
+        val_seconds=val_seconds,
+        variants=final.variants() if variants else (),
     )
 
 
@@ -502,6 +461,8 @@ def _train_epoch(run: _Run, epoch: int) -> float:
         run.optimizer.step()
         running += loss.detach()
         run.step += 1
+        if run.averager is not None:
+            run.averager.after_step(run.step, run.model)
         if (i + 1) % check_every == 0 or i == steps - 1:
             _check_loss(float(running), epoch, i + 1, steps, lr, config.lr)
         if run.step == 1:
@@ -537,18 +498,6 @@ def _evaluate_epoch(run: _Run, epoch: int) -> Evaluation:
             f"rate (e.g. lr={run.config.lr / 4:g})"
         )
     return scores
-
-
-def _evaluate_split(run: _Run, split: Split) -> Evaluation:
-    """Scores of ``run``'s final model on another split (the test split)."""
-    return evaluate(
-        run.net,
-        place(split.images, run.device),
-        place(split.labels, run.device),
-        device=run.device,
-        channels_last=run.config.channels_last,
-        amp=run.amp,
-    )
 
 
 def _throughput(steps: int, batch_size: int, seconds: float, first_step: float) -> float:

@@ -262,3 +262,35 @@ def test_a_seed_run_at_threads_1_and_2_is_not_paired():
         "Seed index 1: its members' runs were made at different CPU thread counts, so they are "
         "not paired and are left out of the per-seed τ."
     ) in C.report_text(cal)
+
+
+def _scored_runs(gaps, noise, seeds=5, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, 2, seeds)  # what a seed does to every member
+    runs = []
+    for i, m in enumerate(("b0", "b1", "b2", "b3")):
+        val = 70 + sum(gaps[:i]) + shared + rng.normal(0, noise, seeds)
+        test = 70 + sum(gaps[:i]) + shared + rng.normal(0, noise, seeds)
+        runs.append(
+            C.MemberRuns(
+                m, 48, 1, 1, tuple(val), 0.0, (1,) * seeds, tuple(test), tuple((val + test) / 2)
+            )
+        )
+    return runs
+
+
+def test_the_gate_needs_every_adjacent_step_above_zero_on_its_split():
+    from scaler.findings_calibration import scorings
+
+    clear = scorings(_scored_runs([5, 5, 5], noise=0.5))
+    assert [s.split for s in clear] == ["val", "test", "both"]
+    assert all(s.ordered for s in clear)
+    assert [(a, b) for a, b, _ in clear[0].adjacent] == [("b1", "b0"), ("b2", "b1"), ("b3", "b2")]
+    assert clear[0].adjacent[0][2].df == 4
+    flat = scorings(_scored_runs([5, 0, 5], noise=0.5))  # b2 is no better than b1
+    assert not any(s.ordered for s in flat)
+    # runs without test scores (before 0.7's report) are scored on val only
+    old = [C.MemberRuns(r.member, 48, 1, 1, r.top1, 0.0) for r in _scored_runs([5, 5, 5], 0.5)]
+    assert [s.split for s in scorings(old)] == ["val"]

@@ -249,6 +249,8 @@ LAYERS = (
     ("data.parse",),
     ("data",),
     ("device", "augment"),
+    ("evaluation", "averaging"),
+    ("scoring",),
     ("train",),
     ("findings_calibration", "findings_noise"),
     ("bench",),

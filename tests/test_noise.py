@@ -3,6 +3,7 @@ tiny real study that resumes without retraining."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ from conftest import TINY_ARGS, TINY_PROXY
 
 from scaler import noise as N
 from scaler.findings_noise import findings, report_text
+from scaler.scoring import VARIANTS
 
 
 def _synthetic(rng, name, accuracy, training, runs=2000, images=650):
@@ -147,3 +149,21 @@ def test_a_tiny_noise_study_resumes_without_retraining(cli, tmp_path):
     assert "scaler noise --networks" in (tmp_path / "o" / "README.md").read_text()
     code, again, _ = cli(*args, "--study", "n", "--json")
     assert code == 0 and json.loads(again)["runs"][0]["val"] == list(res.runs[0].val)
+
+
+@pytest.mark.slow
+def test_methods_score_the_same_runs_every_way(tmp_path):
+    cfg = dataclasses.replace(TINY, methods=True)
+    url = f"sqlite:///{tmp_path / 'm.db'}"
+    res = N.noise(cfg, study="m", storage=url)
+    assert [m.method for m in res.methods] == list(VARIANTS)
+    last = res.methods[0]
+    assert [r.val for r in last.runs] == [r.val for r in res.runs]  # "last" is the plain score
+    assert all(len(m.extra_time) == 12 for m in res.methods)
+    text = report_text(res)
+    assert "## Scoring methods, on the same runs" in text and "| swa+flip |" in text
+    files = N.write_report(res, tmp_path / "o")
+    rows = (tmp_path / "o" / "methods.csv").read_text().splitlines()
+    assert len(files) == 3 and len(rows) == 1 + 6 * 12
+    # without --methods it is another study: the plain one is not resumed as if it had them
+    assert N.default_study_name(cfg, "f") != N.default_study_name(TINY, "f")

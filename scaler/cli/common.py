@@ -150,10 +150,15 @@ PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
         Optional[int],
         typer.Option(help="Override: batch size on CUDA (the lr scales with it linearly)."),
     ),
+    "average": (
+        Optional[str],
+        typer.Option(help="Override: score none | swa | ema averaged weights (docs/proxy.md)."),
+    ),
+    "tta": (Optional[str], typer.Option(help="Override: test-time augmentation none | flip.")),
 }
 # The overrides of the commands that run studies.
 STUDY_PROXY = ("epochs", "images", "batch_size", "lr", "base_pixels", "threads", "device")
-STUDY_PROXY += ("zero_init", "cuda_batch_size")
+STUDY_PROXY += ("zero_init", "cuda_batch_size", "average", "tta")
 
 
 def extend(fn, extra: dict[str, tuple[Any, Any, Any]], combine, hide: tuple[str, ...] = ()):

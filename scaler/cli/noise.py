@@ -29,6 +29,16 @@ NETWORKS_HELP = (
 )
 
 
+MethodsOpt = Annotated[
+    bool,
+    typer.Option(
+        "--methods",
+        help="Also score every run every other way (averaged weights, flip TTA) and compare "
+        "each scoring's noise on the same runs (methods.csv).",
+    ),
+]
+
+
 @proxy_options(*STUDY_PROXY, "seed")
 def noise(
     networks: Annotated[str, typer.Option(help=NETWORKS_HELP)],
@@ -38,6 +48,7 @@ def noise(
     out_dir: Annotated[
         Optional[Path], typer.Option("--out", help="Write runs.csv and README.md here.")
     ] = None,
+    methods: MethodsOpt = False,
     as_json: JsonOpt = False,
     study: StudyOpt = None,
     storage: StorageOpt = None,
@@ -57,6 +68,8 @@ def noise(
       scaler noise --networks b0,d=1:w=1.2:px=56 --threads 1 --out reports/noise
 
       scaler noise --networks b0,b1 --seeds 8 --seed 100 --workers 2
+
+      scaler noise --networks b0,d=1:w=1.2:px=56 --seed 200 --threads 1 --methods
     """
     from scaler import noise as N
     from scaler.findings_noise import report_text
@@ -68,13 +81,18 @@ def noise(
         data=data,
         proxy=proxy,
         proxy_overrides=overrides,
+        methods=methods,
     )
     command = shlex.join(["scaler", *(mask_url(a) for a in ARGV)])
     run_paired(
         N,
         cfg,
         (study, storage, workers, workers_per_gpu),
-        (out_dir, "runs.csv, README.md", lambda res, folder: N.write_report(res, folder, command)),
+        (
+            out_dir,
+            "runs.csv, " + ("methods.csv, " if methods else "") + "README.md",
+            lambda res, folder: N.write_report(res, folder, command),
+        ),
         as_json,
         lambda res: report_text(res, command),
     )

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    STUDY_PROXY,
     BaseOpt,
     DataOpt,
     EpochBar,
@@ -204,7 +205,7 @@ def bench(
     out.print(f"ratio {r.ratio:.2f}x")
 
 
-@proxy_options()
+@proxy_options(*STUDY_PROXY, "seed")
 def calibrate(
     members: Annotated[
         str, typer.Option(help="Official members to train, comma-separated (b0..b7).")
