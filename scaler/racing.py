@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from scaler.stats import callable_gap, detectable_difference, pooled_sd, possibly_best
 
+AUTO = "auto"  # the seeds setting that races
 START = 2  # paired seeds of the first round: the fewest that give a spread
 MAX_SEEDS = 8  # default cap of seeds per network: at most 4× the fixed default's runs
 
@@ -120,7 +121,7 @@ def decide(
             reason = TIME_BUDGET
         if reason is not None:
             due = {n: r for n in alive + anchors} | dict(out)
-            resolves = _resolves(runs, alive, candidates, r)
+            resolves = _resolves(runs, alive, [*candidates, *anchors], r)
             return Decision(r, tuple(alive), dict(out), due, reason, sigma, dof, resolves)
         r += 1
 
@@ -142,15 +143,15 @@ def _stop(alive, means, keep, sigma, dof, r, max_seeds, level_each) -> str | Non
     return None
 
 
-def _resolves(runs, alive, candidates, r: int) -> float:
+def _resolves(runs, alive, others, r: int) -> float:
     """The paired difference the final runs detect at 80 % power and the 5 % level: σ of the
-    paired differences (each candidate against the leader, over their common seeds) and the
-    leader's r seeds."""
+    paired differences (every other network, the base too, against the leader, over their
+    common seeds) and the leader's r seeds."""
     if not alive:
         return math.nan
     leader = max(alive, key=lambda n: sum(runs[n][:r]) / r)
     groups = []
-    for n in candidates:
+    for n in others:
         if n == leader:
             continue
         common = min(len(runs[n]), r)

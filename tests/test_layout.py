@@ -255,7 +255,7 @@ LAYERS = (
     ("studies",),
     ("runner", "results"),
     ("paired",),
-    ("findings_pooled",),
+    ("findings_pooled", "findings_racing"),
     ("findings_confirm", "findings_sweeps"),
     ("findings",),
     ("confirm", "calibrate", "noise"),
