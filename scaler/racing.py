@@ -5,9 +5,9 @@ seeds (round 2: the fewest that give a spread), then looks: the candidates still
 (:func:`scaler.stats.possibly_best`, the one rule the leaderboard uses, on the pooled σ of every
 confirmation run so far) each get one more paired seed, and so does the base (the reference of
 the test-split verdict); the others are out and keep their runs. It stops when one candidate is
-left, when the survivors have ``max_seeds`` seeds, when the survivors' spread is well under the
-gap the rule could call at ``max_seeds`` seeds (all remaining indistinguishable), or when the
-time budget says no.
+left, when the survivors have ``max_seeds`` seeds, when (from round 4) the survivors' spread is far
+under the gap the rule could call at ``max_seeds`` seeds (all remaining indistinguishable), or
+when the time budget says no.
 
 **Repeated looks.** Stopping as soon as one candidate is left looks at the data once per round,
 and each look may eliminate the truly best: at 95 % per look the chance of a wrong single
@@ -36,11 +36,14 @@ AUTO = "auto"  # the seeds setting that races
 START = 2  # paired seeds of the first round: the fewest that give a spread
 MAX_SEEDS = 8  # default cap of seeds per network: at most 4× the fixed default's runs
 
-# A race stops as indistinguishable when its survivors' spread is under this share of the gap
-# the rule could call at max_seeds. Simulated (docs/statistics.md, "Racing"): at 0.5 equal
-# candidates stop after about half the runs of the cap, while a real 2-point gap at σ 3.5 still
-# picks the best as often as fixed seeds with as many runs; 1.0 stops too early there.
-FUTILITY = 0.5
+# A race stops as indistinguishable when, from round FUTILITY_FROM on (earlier spreads rest on
+# too few runs), its survivors' spread is under FUTILITY × the gap the rule could call at
+# max_seeds. Chosen by simulation (scripts/racing_simulation.py, docs/statistics.md "Racing"):
+# larger shares or earlier rounds stop races whose best is 1 to 2 points ahead, and then pick it
+# less often than fixed seeds with as many runs; these pick it as often, and save runs only
+# where the candidates are equal.
+FUTILITY = 0.25
+FUTILITY_FROM = 4
 
 # Why a race stopped.
 ONE_WINNER = "one winner"
@@ -134,11 +137,11 @@ def _stop(alive, means, keep, sigma, dof, r, max_seeds, level_each) -> str | Non
         return MAX_REACHED
     if keep is None:  # no usable σ yet: another round gives one
         return None
-    # The survivors' spread is under FUTILITY × the gap the rule could call at max_seeds seeds
-    # each: more rounds would spend runs on networks the noise does not separate.
+    # The survivors' spread is far under the gap the rule could call at max_seeds seeds each:
+    # more rounds would spend runs on networks the noise does not separate.
     kept = [m for m, k in zip(means, keep, strict=True) if k]
     gap = callable_gap(sigma, dof, len(kept), max_seeds, level_each)
-    if max(kept) - min(kept) < FUTILITY * gap:
+    if r >= FUTILITY_FROM and max(kept) - min(kept) < FUTILITY * gap:
         return INDISTINGUISHABLE
     return None
 

@@ -18,6 +18,9 @@ run, statsmodels) are :mod:`scaler.stats_pooled`, split off only to keep files u
   a pooled standard deviation with its degrees of freedom. Under normal, equal-variance runs it
   keeps the truly best candidate with probability ≥ ``level`` whatever the other means are
   (tests/test_stats.py simulates it). With fewer than 2 degrees of freedom it declares nothing.
+  :func:`callable_gap` is the smallest gap it rules out at n runs each (a race's futility stop,
+  :mod:`scaler.racing`); :func:`detectable_difference` the paired difference n pairs detect with
+  80 % power (statsmodels' ``TTestPower``): what a race's final runs resolve.
 - **Bootstraps.** :func:`paired_bootstrap` resamples the evaluation images (the same images for
   every candidate and every stage) and, within a stage, the seeds (the same seeds for every
   candidate: seed k means the same data order, augmentation and initial seeding for all of

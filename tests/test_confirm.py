@@ -27,6 +27,7 @@ def tiny(**kw) -> S.SearchConfig:
         alpha_step=0.2,
         beta_step=0.1,
         confirm_top=2,
+        confirm_max_seeds=2,  # a race of one round, as 2 fixed seeds (tests/test_confirm_race.py)
     )
     base.update(kw)
     return S.SearchConfig(**base)
@@ -45,8 +46,8 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     stored = load_study("conf", confirmed[1]).user_attrs[C.ATTR]
     assert stored["settings"] == {
         "top": 2,
-        "seeds": "auto",  # raced by default: 2 paired seeds first (tests/test_confirm_race.py)
-        "max_seeds": 8,
+        "seeds": "auto",  # raced by default
+        "max_seeds": 2,
         "smoke": True,
         "proxy_preset": "quick",
     }

@@ -158,3 +158,11 @@ def test_detectable_difference_is_the_paired_t_power_solution():
     assert power == pytest.approx(0.8, abs=1e-6)
     assert detectable_difference(2.0, 16) < d  # more pairs resolve less
     assert math.isnan(detectable_difference(2.0, 1))
+
+
+def test_equal_survivors_stop_as_indistinguishable_from_round_4_only():
+    same = {"a": [80.0, 81.0, 80.0, 81.0], "b": [80.0, 81.0, 80.0, 81.0]}
+    runs = {**same, "base": [70.0, 71.0, 70.0, 71.0]}
+    d = racing.decide(runs, ["a", "b"], "base")
+    assert d.reason == racing.INDISTINGUISHABLE and d.round == racing.FUTILITY_FROM == 4
+    assert racing.decide({n: v[:3] for n, v in runs.items()}, ["a", "b"], "base").running
