@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.racing import AUTO, Decision, decide
-from scaler.records import BASE_ROLE
+from scaler.records import BASE_ROLE, CONFIRM_ROLE
 from scaler.results import LEVEL, confirmed
 from scaler.stats import sample_sd
 
@@ -103,6 +103,8 @@ def race_of(frame, stored: dict[str, Any] | None, stopped: int | None) -> Decisi
         runs[p["trial"]] = list(_contiguous(got))
     roles = {p["trial"]: p["role"] for p in stored["points"]}
     base = next((n for n, role in roles.items() if role == BASE_ROLE), None)
+    rows = frame[(frame["role"] == CONFIRM_ROLE) & (frame["status"] == "failed")]
+    failed = {int(x) for x in rows["confirm_of"].dropna()}
     return decide(
         runs,
         [n for n, role in roles.items() if role != BASE_ROLE],
@@ -110,6 +112,7 @@ def race_of(frame, stored: dict[str, Any] | None, stopped: int | None) -> Decisi
         int(stored["settings"]["max_seeds"]),
         LEVEL,
         stopped,
+        failed,
     )
 
 

@@ -27,7 +27,7 @@ decides.
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from scaler.stats import callable_gap, detectable_difference, pooled_sd, possibly_best
@@ -50,6 +50,7 @@ ONE_WINNER = "one winner"
 MAX_REACHED = "max seeds"
 TIME_BUDGET = "time budget"
 INDISTINGUISHABLE = "all remaining indistinguishable"
+NONE_LEFT = "no candidate left (their runs failed)"
 
 
 @dataclass(frozen=True)
@@ -94,12 +95,15 @@ def decide(
     max_seeds: int = MAX_SEEDS,
     level: float = 0.95,
     stopped_at: int | None = None,
+    failed: Collection[Hashable] = (),
 ) -> Decision:
     """Replay the race over ``runs`` (network → top-1 of seed 0, 1, ...): its decision now.
 
     ``candidates`` race; ``base`` (optional) is trained along every round and never races.
     ``stopped_at``: the round after which the time budget stopped the race (stored by the
-    caller), which ends it there unless the rule ended it first.
+    caller), which ends it there unless the rule ended it first. ``failed``: networks whose
+    training failed (recorded, never retried): a failed candidate is out after the runs it has,
+    a failed base is trained no further, so a failing run never stalls the race.
     """
     alive = list(candidates)
     out: dict[Hashable, int] = {}
@@ -107,11 +111,17 @@ def decide(
     level_each = look_level(level, max_seeds)
     r = START
     while True:
+        lost = [n for n in alive + anchors if n in failed and len(runs.get(n, ())) < r]
+        out |= {n: len(runs.get(n, ())) for n in lost if n in alive}
+        alive = [n for n in alive if n not in lost]
+        anchors = [n for n in anchors if n not in lost]
+        if not alive:
+            return Decision(r - 1, (), dict(out), dict(out), NONE_LEFT)
         due = {n: r for n in alive + anchors} | {n: k for n, k in out.items()}
         if any(len(runs.get(n, ())) < r for n in alive + anchors):
             return Decision(r, tuple(alive), dict(out), due)
         groups = [list(runs[n][:r]) for n in alive + anchors] + [
-            list(runs[n][:k]) for n, k in out.items()
+            list(runs.get(n, ())[:k]) for n, k in out.items()
         ]
         sigma, dof = pooled_sd(groups)
         means = [sum(runs[n][:r]) / r for n in alive]

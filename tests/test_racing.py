@@ -166,3 +166,14 @@ def test_equal_survivors_stop_as_indistinguishable_from_round_4_only():
     d = racing.decide(runs, ["a", "b"], "base")
     assert d.reason == racing.INDISTINGUISHABLE and d.round == racing.FUTILITY_FROM == 4
     assert racing.decide({n: v[:3] for n, v in runs.items()}, ["a", "b"], "base").running
+
+
+def test_a_failed_network_never_stalls_the_race():
+    runs = {"a": [80.0, 79.0, 81.0], "b": [60.0], "c": [79.5, 80.0], "base": [70.0, 71.0]}
+    waiting = racing.decide(runs, ["a", "b", "c"], "base")
+    assert waiting.running and waiting.round == 2  # b's second run is due
+    d = racing.decide(runs, ["a", "b", "c"], "base", failed={"b"})
+    assert d.out_after["b"] == 1 and "b" not in d.survivors and d.due["b"] == 1
+    assert d.running and d.round == 3 and d.next_round() == {"a": 2, "c": 2, "base": 2}
+    gone = racing.decide({"a": [], "base": [70.0, 71.0]}, ["a"], "base", failed={"a"})
+    assert gone.reason == racing.NONE_LEFT and gone.out_after == {"a": 0}
