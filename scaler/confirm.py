@@ -7,19 +7,31 @@ the same study (resumable, shareable by workers, role ``confirm``):
 - the top ``top`` distinct networks of the search (default 3), the base and the paper's point,
 - with a longer proxy (default: the search's own proxy, ``length`` × as long: 2×; or a named
   preset such as ``long`` with the search's base pixels, threads and device),
-- and ``seeds`` paired seeds each (default 2): seed k is the same seed for every network.
+- with paired seeds (seed k is the same seed for every network): by default raced
+  (``seeds`` "auto", :mod:`scaler.racing`): 2 seeds each, then one more paired seed a round for
+  every candidate still possibly best and for the base, until one candidate is left, the
+  survivors have ``max_seeds`` (default 8), the rest are indistinguishable, or a time budget
+  (``should_continue``) says no; or a fixed number of seeds each (``seeds`` an integer).
+
+A race's rounds are trials too: round 1 is one trial per network (seeds 0 and 1, as a fixed
+confirmation's), each later round one trial per network still racing (``seed_index`` k: seed k
+alone). Each round is decided from the stored trials (:func:`scaler.findings_confirm.race`), so
+a rerun continues the race where it stopped and workers share it.
 
 What the stage shows (proxy fidelity, which candidates could be the best, the test-split
 verdict, the edge warning) is read back and stated by :mod:`scaler.findings_confirm`.
 
-**Defaults, by arithmetic**: the confirmation trains (top + 2) networks × ``seeds`` runs ×
-``length`` the search's run length, i.e. 5 × 2 × 2 = 20 search-run equivalents at most (16 when
+**Defaults, by arithmetic**: the confirmation's first round trains (top + 2) networks × 2 runs
+× ``length`` the search's run length, i.e. 5 × 2 × 2 = 20 search-run equivalents at most (16 when
 the paper's point is among the top), against the 7 runs (base × 2, the paper's point and 4 grid
 points) the default 2× grid search trains: at most about 2.9× the search's own time (measured:
 589 s against 309 s), which keeps the whole default search within 20 minutes on 2 CPU cores
-(docs/search.md, "The confirmation stage"). A
+(docs/search.md, "The confirmation stage"). A race's later rounds add at most 4 networks × 6
+runs × 2 = 48 more (the cap: survivors at 8 seeds); ``--seeds 2`` keeps the stage at the first
+round, a time budget bounds it. A
 quick search is a smoke run: its confirmation is minimal (top 1 and the base only, 2 seeds, 1.5
-× as long: 2 networks × 2 runs of 1.5 epochs) and says so.
+× as long: 2 networks × 2 runs of 1.5 epochs; a race of one candidate ends after round 1) and
+says so.
 
 The settings and the chosen networks are stored on the study the first time (attribute
 ``confirm``): every later run and every worker confirms the same networks with the same proxy,
@@ -30,21 +42,26 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.findings_confirm import ATTR, Confirmation, summarize
+from scaler.findings_confirm import ATTR, STOPPED, Confirmation, race, summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
+from scaler.racing import AUTO, MAX_SEEDS, START
 from scaler.records import BASE_ROLE, CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
 from scaler.results import finished, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
 
 # Sized so that the default search, this stage included, stays near its time goal on 2 CPU
-# cores (docs/search.md, "The confirmation stage"): 2 paired runs, each twice the search's length.
+# cores (docs/search.md, "The confirmation stage"): paired runs twice the search's length, 2
+# each in the first round, more only where they decide (racing; "auto").
 # ``anchors``: the search's reference roles confirmed besides the top networks.
-DEFAULTS = {"top": 3, "seeds": 2, "length": 2.0, "anchors": (BASE_ROLE, "paper")}
+DEFAULTS = {"top": 3, "seeds": AUTO, "length": 2.0, "anchors": (BASE_ROLE, "paper")}
 # A search with one of these proxy presets is a smoke run; so is its confirmation.
-SMOKE = {"quick": {"top": 1, "seeds": 2, "length": 1.5, "anchors": (BASE_ROLE,)}}
+SMOKE = {"quick": {"top": 1, "seeds": AUTO, "length": 1.5, "anchors": (BASE_ROLE,)}}
+# Should the race train this round (its runs: the next round's points)? The time budget's say.
+ShouldContinue = Callable[[list[QueuedPoint]], bool]
 # The network attributes a confirmation trial copies from the search trial it confirms.
 COPIED = (
     "alpha",
@@ -69,7 +86,8 @@ class ConfirmConfig:
     """What to confirm and how; None takes the default (:data:`DEFAULTS`, :data:`SMOKE`)."""
 
     top: int | None = None  # distinct search networks to confirm, best first (default 3)
-    seeds: int | None = None  # paired runs of each confirmed network (default 2)
+    seeds: int | str | None = None  # paired runs of each network, or "auto": raced (default)
+    max_seeds: int | None = None  # with "auto": seeds a network gets at most (default 8)
     proxy: str | None = None  # a preset; None: the search's own proxy, made longer
     proxy_overrides: tuple[tuple[str, Any], ...] = ()  # e.g. (("epochs", 30),)
     length: float | None = None  # × the search's run length when no epochs/images are given
@@ -77,22 +95,43 @@ class ConfirmConfig:
 
     def check(self) -> ConfirmConfig:
         """Raise ValueError (one line, naming the option) on an invalid setting."""
-        for name, value, low, high in (("top", self.top, 1, 100), ("seeds", self.seeds, 2, 100)):
+        for name, value, low, high in (
+            ("top", self.top, 1, 100),
+            ("seeds", None if self.seeds == AUTO else self.seeds, 2, 100),
+            ("max-seeds", self.max_seeds, START, 100),
+        ):
             if value is not None and not (isinstance(value, int) and low <= value <= high):
+                valid = "auto or an integer" if name == "seeds" else "an integer"
                 raise ValueError(
-                    f"{self.prefix}{name} {value} is invalid: it must be an integer in "
-                    f"{low}..{high}"
+                    f"{self.prefix}{name} {value} is invalid: it must be {valid} in {low}..{high}"
                 )
+        if self.max_seeds is not None and self.seeds not in (None, AUTO):
+            raise ValueError(
+                f"{self.prefix}max-seeds {self.max_seeds} is invalid with {self.prefix}seeds "
+                f"{self.seeds}: it caps a race (--seeds auto) only"
+            )
         if self.length is not None and not (math.isfinite(self.length) and self.length > 1):
             raise ValueError(f"{self.prefix}length {self.length} is invalid: it must be > 1")
         return self
+
+
+def parse_seeds(text: str | None, option: str = "--seeds") -> int | str | None:
+    """``--seeds`` as given: "auto", an integer, or None (the default); ValueError otherwise."""
+    if text is None or text.strip().lower() == AUTO:
+        return None if text is None else AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(
+            f"{option} {text!r} is invalid: it must be auto or an integer in 2..100"
+        ) from None
 
 
 @dataclass(frozen=True)
 class Selection:
     """A validated confirmation: its settings, proxy settings and the networks it trains."""
 
-    settings: dict[str, Any]  # top, seeds, smoke, proxy_preset (stored, compared on reruns)
+    settings: dict[str, Any]  # top, seeds, [max_seeds,] smoke, proxy_preset (stored, compared)
     proxy_settings: ProxyConfig  # of the confirmation runs
     points: tuple[dict[str, Any], ...]  # per network: trial, role, alpha, beta, network_key
 
@@ -100,11 +139,23 @@ class Selection:
         settings = self.proxy_settings.to_dict()  # stored under "proxy", as since 0.3
         return {"settings": self.settings, "proxy": settings, "points": self.points}
 
+    @property
+    def racing(self) -> bool:
+        return self.settings.get("seeds") == AUTO
+
     def queued(self) -> list[QueuedPoint]:
+        """The first round: every network's first trial (all its seeds, unless raced)."""
         return [
             QueuedPoint(id=f"{CONFIRM_ROLE}:{p['trial']}", params={}, attrs=p["attrs"])
             for p in self.points
         ]
+
+    def seed_point(self, trial: int, k: int) -> QueuedPoint:
+        """A race's later round: seed k of the network confirming search trial ``trial``."""
+        attrs = next(p["attrs"] for p in self.points if p["trial"] == trial)
+        return QueuedPoint(
+            id=f"{CONFIRM_ROLE}:{trial}:seed{k}", params={}, attrs={**attrs, "seed_index": k}
+        )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -220,6 +271,12 @@ def select(study, cfg: ConfirmConfig, source) -> Selection:
     top, seeds, smoke, proxy_settings = _resolve(cfg, {"preset": preset, "settings": own}, n_train)
     settings = {"top": top, "seeds": seeds, "smoke": smoke, "proxy_preset": cfg.proxy or preset}
     stored = study.user_attrs.get(ATTR)
+    if stored is not None and cfg.seeds is None and cfg.max_seeds is None:
+        # Not given: the stored seeds stand (0.6 confirmed 2 fixed seeds by default, not auto).
+        settings["seeds"] = stored["settings"].get("seeds", seeds)
+    if settings["seeds"] == AUTO:
+        default = (stored or {}).get("settings", {}).get("max_seeds", MAX_SEEDS)
+        settings["max_seeds"] = cfg.max_seeds or default
     if stored is not None:
         _refuse_changed(name, stored, settings, proxy_settings)
         return Selection(stored["settings"], proxy_settings, tuple(stored["points"]))
@@ -267,7 +324,8 @@ def check_idle(study) -> None:
 
 def describe(trial) -> Job:
     """The Job of a claimed confirmation trial: its network at its search pixels, trained with
-    the study's confirmation proxy and seeds (a twin key of its own: never a search twin)."""
+    the study's confirmation proxy and seeds (a twin key of its own: never a search twin); a
+    race's later round trains its one seed (``seed_index``)."""
     from scaler.bases import from_config
     from scaler.spec import scale
 
@@ -278,14 +336,17 @@ def describe(trial) -> Job:
     spec = scale(
         a["alpha"], a["beta"], base_pixels=settings.base_pixels, pixels=int(a["pixels"]), base=base
     )
-    info = {**a, "role": f"confirm {a['confirm_role']}"}
+    k = a.get("seed_index")
+    seeds = stored["settings"]["seeds"]
+    info = {**a, "role": f"confirm {a['confirm_role']}" + (f" seed {k}" if k else "")}
     return Job(
         spec=spec,
-        seeds=int(stored["settings"]["seeds"]),
+        seeds=1 if k else START if seeds == AUTO else int(seeds),
         prune=False,
         info=info,
         proxy_settings=settings,
-        key=f"{CONFIRM_ROLE}:{spec.key_str}",
+        key=f"{CONFIRM_ROLE}:{spec.key_str}" + (f":seed{k}" if k else ""),
+        first_seed=int(k or 0),
     )
 
 
@@ -293,14 +354,44 @@ def is_confirmation(trial) -> bool:
     return trial.user_attrs.get("role") == CONFIRM_ROLE
 
 
-def stage(study, p: Selection, trainer: Trainer, search_points=lambda: []) -> None:
+def stage(
+    study,
+    p: Selection,
+    trainer: Trainer,
+    search_points=lambda: [],
+    should_continue: ShouldContinue | None = None,
+) -> None:
     """Queue the selection's networks (once) and train them with ``trainer`` (whose describe hands
-    confirmation trials to :func:`describe`); ``search_points`` keeps the search's own points
-    queued, so a lost search trial is trained again too."""
+    confirmation trials to :func:`describe`), round after round while raced; ``search_points``
+    keeps the search's own points queued, so a lost search trial is trained again too."""
     if ATTR not in study.user_attrs:
         study.set_user_attr(ATTR, p.stored())
+    if STOPPED in study.user_attrs:  # a new command: its own time budget decides again
+        study.set_user_attr(STOPPED, None)
     ensure_queue(study, p.queued())
-    work_queue(study, lambda: search_points() + p.queued(), trainer)
+    work_queue(study, lambda: search_points() + points(study, p, should_continue), trainer)
+
+
+def points(study, p: Selection, should_continue: ShouldContinue | None = None) -> list:
+    """The confirmation's points so far: the first round, and every later round the race has
+    decided from the stored trials. A new round is queued only if ``should_continue`` (given
+    its points) says yes; if not, the race stops there ("time budget", stored on the study)."""
+    first = p.queued()
+    if not p.racing:
+        return first
+    d = race(trials_frame(study), study.user_attrs)
+    if d is None:
+        return first
+    later = [p.seed_point(n, k) for n, due in d.due.items() for k in range(START, due)]
+    new = [q for q in later if q.id not in _point_ids(study)]
+    if new and should_continue is not None and not should_continue(new):
+        study.set_user_attr(STOPPED, d.round - 1)
+        later = [q for q in later if q not in new]
+    return first + later
+
+
+def _point_ids(study) -> set[str]:
+    return {t.user_attrs.get("point") for t in study.get_trials(deepcopy=False)}
 
 
 class Describe:
@@ -382,10 +473,12 @@ def create(p: Prepared):
     return p.study
 
 
-def work(p: Prepared, progress=None) -> None:
-    """Train a prepared confirmation (its trials only: the search is finished)."""
+def work(p: Prepared, progress=None, should_continue: ShouldContinue | None = None) -> None:
+    """Train a prepared confirmation (its trials only: the search is finished); a race stops
+    when ``should_continue`` (the time budget) refuses a round's runs."""
     selection = p.selection
-    stage(create(p), selection, Trainer(Describe(), p.source, selection.proxy_settings, progress))
+    trainer = Trainer(Describe(), p.source, selection.proxy_settings, progress)
+    stage(create(p), selection, trainer, should_continue=should_continue)
 
 
 def result(study, storage_url: str) -> Confirmation:

@@ -18,7 +18,11 @@ what they show (:func:`sentences`):
   used for any choice, against the base: t intervals on σ pooled over every confirmation run's
   test top-1, with its degrees of freedom (:class:`TestVerdict`);
 - a warning when the chosen candidate lies on an edge of the α/β box that could be widened
-  (:func:`edge_warning`).
+  (:func:`edge_warning`);
+- for a raced confirmation (``--seeds auto``), where the race stands (:func:`race`, replayed
+  from the trials by :func:`scaler.racing.decide`): why it stopped, which networks went out
+  after which round (the possibly-best flags are the race's survivors: one rule), and the
+  paired difference its final runs resolve (:class:`Race`).
 
 Every rule is :mod:`scaler.stats`'s.
 """
@@ -30,6 +34,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from scaler.findings_racing import Race, network_rows, race_of, race_summary
+from scaler.racing import AUTO, Decision
 from scaler.records import BASE_ROLE, unpack_bits
 from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
@@ -48,6 +54,7 @@ from scaler.stats import (
 )
 
 ATTR = "confirm"  # the study attribute holding the confirmation's settings and networks
+STOPPED = "confirm_stopped"  # the round after which a time budget stopped the race (or None)
 BOOTSTRAP = 2000  # replicates of every bootstrap (seeded: the same numbers on every read)
 P_BEST_DRAWS = 20000  # Monte Carlo draws of P(best) (seeded: the same numbers on every read)
 
@@ -70,6 +77,7 @@ class ConfirmedRow:
     p_best: float | None = None  # t posterior (p_best_t); None for the base or without a usable σ
     possibly_best: bool | None = None  # None: no usable noise estimate (or the base)
     test_top1: float | None = None  # mean test top-1 (reported, never used to choose)
+    out_after: int | None = None  # raced: the round after which it was out (None: still in)
 
 
 @dataclass(frozen=True)
@@ -117,10 +125,12 @@ class Confirmation:
     test: TestVerdict | None = None
     edge: str = ""  # the warning when the chosen candidate lies on an edge of the α/β box
     notes: tuple[str, ...] = ()  # what the data cannot support
+    race: Race | None = None  # raced (--seeds auto) only
 
     def to_dict(self) -> dict[str, Any]:
         """The confirmation as plain JSON-ready values (for exports)."""
         noise_ = {"sigma": _num(self.noise.sigma), "dof": self.noise.dof, "runs": self.noise.runs}
+        race = {} if self.race is None else {"race": _plain(dataclasses.asdict(self.race))}
         return {
             "state": self.state,
             "settings": self.settings,
@@ -134,12 +144,18 @@ class Confirmation:
                 "networks": len(self.rows),
                 "bootstrap": BOOTSTRAP,
             },
-            "candidates": [dataclasses.asdict(r) for r in self.rows],
+            "candidates": [self._row_dict(r) for r in self.rows],
             "chosen": None if self.chosen is None else self.chosen.trial,
             "test": None if self.test is None else _plain(dataclasses.asdict(self.test)),
             "edge_warning": self.edge or None,
             "notes": list(self.notes),
-        }
+        } | race
+
+    def _row_dict(self, r: ConfirmedRow) -> dict[str, Any]:
+        row = dataclasses.asdict(r)
+        if self.race is None:  # a fixed-seeds confirmation exports as before 0.6
+            row.pop("out_after")
+        return row
 
 
 def _num(x: float) -> float | None:
@@ -180,12 +196,19 @@ def stage_array(rows: list, column: str = "val_correct"):
     return np.stack(arrays)
 
 
+def race(frame, attrs: dict[str, Any]) -> Decision | None:
+    """Where the study's raced confirmation stands (None: not raced, or not run)."""
+    return race_of(frame, attrs.get(ATTR), attrs.get(STOPPED))
+
+
 def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmation:
     """The confirmation of a search frame (``attrs``: the study's attributes)."""
     stored = attrs.get(ATTR)
     if stored is None:
         return Confirmation("not run", {}, {}, (), Noise(math.nan, 0))
-    conf = confirmed(frame)
+    raw = confirmed(frame)
+    conf = network_rows(raw)
+    decision = race(frame, attrs)
     search = frame.set_index("number")
     pairs = [
         (search.loc[int(r["confirm_of"])], r)
@@ -195,15 +218,18 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     sigma, dof = pooled_sd(groups)
     nz = Noise(sigma, sum(len(g) for g in groups), dof)
     state = "done" if len(pairs) == len(stored["points"]) else "in progress"
-    so_far = Confirmation(state, stored["settings"], stored["proxy"], (), nz)
+    if decision is not None and decision.running:
+        state = "in progress"
+    summary = race_summary(decision, stored["settings"])
+    so_far = Confirmation(state, stored["settings"], stored["proxy"], (), nz, race=summary)
     if not pairs:
         return so_far
-    rows = _rows(pairs, nz)
+    rows = _rows(pairs, nz, decision)
     tau, tau_p, tau_interval, notes = _fidelity(pairs)
     chosen = next((r for r in rows if r.role != BASE_ROLE), None)
     test, test_notes = _test_verdict(pairs, chosen)
     notes += test_notes + _unresolved(rows, chosen, nz) + _limits(so_far, rows)
-    notes += threads_sentence([c for _, c in pairs], "The confirmation's runs")
+    notes += threads_sentence([r for _, r in raw.iterrows()], "The confirmation's runs")
     return dataclasses.replace(
         so_far,
         rows=tuple(rows),
@@ -217,13 +243,15 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     )
 
 
-def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
+def _rows(pairs: list, nz: Noise, race: Decision | None = None) -> list[ConfirmedRow]:
     """The confirmed rows with P(best) (t posterior on the pooled σ) and the possibly-best
-    flags."""
+    flags (a race's: its survivors, with the round each other candidate went out after)."""
     cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != BASE_ROLE]
     means = [float(pairs[i][1]["top1_mean"]) for i in cands]
     runs = [seeds_of(pairs[i][1]) for i in cands]
     keep = possibly_best(means, runs, nz.sigma, nz.dof, LEVEL)
+    if race is not None:
+        keep = [int(pairs[i][1]["confirm_of"]) in race.survivors for i in cands]
     probs = p_best_t(means, runs, nz.sigma, nz.dof, P_BEST_DRAWS) if cands else None
     rows = []
     for i, (s, c) in enumerate(pairs):
@@ -245,6 +273,7 @@ def _rows(pairs: list, nz: Noise) -> list[ConfirmedRow]:
                 p_best=None if j is None or probs is None else float(probs[j]),
                 possibly_best=None if j is None or keep is None else keep[j],
                 test_top1=sum(tests) / len(tests) if isinstance(tests, list) and tests else None,
+                out_after=None if race is None else race.out_after.get(int(c["confirm_of"])),
             )
         )
     return rows
@@ -407,6 +436,8 @@ def _fidelity_sentence(c: Confirmation) -> str:
     else:
         text += f" (no exact p: more than {MAX_EXACT_ITEMS} networks"
     seeds = c.settings.get("seeds")
+    if seeds == AUTO:  # raced: the seeds every network has
+        seeds = min(r.runs for r in c.rows)
     if math.isfinite(lo):
         text += f"; 95 % paired-bootstrap interval {lo:+.2f} to {hi:+.2f})"
     elif isinstance(seeds, int) and seeds < MIN_BOOTSTRAP_SEEDS:
@@ -430,6 +461,13 @@ def _best_sentence(c: Confirmation) -> str:
     if not c.noise.usable:
         return f"Which candidates could be the best: not stated ({c.noise.describe()}).{probs}"
     keep = [_net(r) for r in cands if r.possibly_best]
+    if c.race is not None:
+        out = [f"{_net(r)} out after round {r.out_after}" for r in cands if r.out_after]
+        return (
+            f"Possibly best at 95 % over every round of the race (Gupta subset selection with "
+            f"t quantiles, each round at 1 − 5 %/rounds; {c.noise.describe()}): "
+            f"{', '.join(keep)}{'; ' if out else ''}{'; '.join(out)}.{probs}"
+        )
     return (
         f"Possibly best at 95 % on the confirmation runs ({c.noise.describe()}; Gupta subset "
         f"selection with t quantiles): {', '.join(keep)}.{probs}"
@@ -468,6 +506,8 @@ def sentences(c: Confirmation) -> list[str]:
     if not c.rows:
         return ["The confirmation has no finished run yet: rerun the command to train it."]
     out = [_fidelity_sentence(c), _best_sentence(c)]
+    if c.race is not None:
+        out.append(c.race.sentence())
     if c.test is not None:
         out.append(_test_sentence(c))
     if c.edge:

@@ -136,7 +136,9 @@ def _confirmation_lines(c) -> list[str]:
                 f"{r.top1:.2f}" + (f" ± {r.std:.2f}" if r.std is not None else ""),
                 r.runs,
                 "" if r.p_best is None else f"{r.p_best:.2f}",
-                "" if r.possibly_best is None else ("possibly" if r.possibly_best else ""),
+                f"out after round {r.out_after}"
+                if r.out_after
+                else ("" if r.possibly_best is None else ("possibly" if r.possibly_best else "")),
                 "" if r.test_top1 is None else f"{r.test_top1:.2f}",
             ]
             for r in c.rows
@@ -144,8 +146,11 @@ def _confirmation_lines(c) -> list[str]:
         settings = c.proxy_settings
         images = settings.get("images")
         run = f"{images} images" if images else f"{settings.get('epochs')} epochs"
+        seeds = c.settings.get("seeds")
+        if seeds == "auto":
+            seeds = f"raced (--seeds auto, at most {c.settings.get('max_seeds')})"
         lines += [
-            f"Settings: top {c.settings.get('top')}, {c.settings.get('seeds')} paired seeds, "
+            f"Settings: top {c.settings.get('top')}, {seeds} paired seeds, "
             f"{run} per run ({c.state}). Top-1 on val; the test split is reported, never "
             "used to choose.",
             "",

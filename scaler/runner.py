@@ -90,6 +90,7 @@ class Job:
     proxy_settings: Any = None
     key: str | None = None  # the network_key twins share; None: spec.key_str
     variants: bool = False  # also score every other way (scaler.scoring.VARIANTS): noise studies
+    first_seed: int = 0  # its runs are seeds first_seed, first_seed + 1, ... (a race's rounds)
 
 
 # Turns a claimed trial into a Job, writing its record fields; raises optuna.TrialPruned (with
@@ -382,7 +383,8 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
 def train_point(trial, job: Job, source, settings, emit=None) -> float:
     """Train ``job`` with its seeds, record the results on ``trial``, return mean top-1.
 
-    Seed k of every point is ``settings.seed + k`` (``settings``: a ProxyConfig): the same data
+    Seed k of every point is ``settings.seed + k`` (``settings``: a ProxyConfig; k from
+    ``job.first_seed``, 0 but for a race's later rounds): the same data
     order, augmentation stream and initial seeding for every point trained with those settings,
     so runs pair across points. Each run's per-image correctness on val (and test, when the data
     have one) is stored too. With ``job.prune`` the first seed's per-epoch accuracy feeds the
@@ -395,14 +397,15 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
     test = has_test_split(source, job.spec.pixels)
 
     def on_epoch(epoch: int, acc: float, k: int) -> None:
-        if k == 0 and job.prune:
+        if k == job.first_seed and job.prune:
             trial.report(acc, epoch)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned at epoch {epoch} (top-1 {acc:.1f} %)")
 
     def on_progress(epoch, epochs, loss, ips, k: int) -> None:
         if emit is not None:
-            info = dict(epoch=epoch, epochs=epochs, loss=loss, images_per_s=ips, seed=k)
+            seed = k - job.first_seed  # the run's place in this trial
+            info = dict(epoch=epoch, epochs=epochs, loss=loss, images_per_s=ips, seed=seed)
             emit("epoch", trial.number, {**info, "seeds": job.seeds})
 
     runs = [
@@ -418,7 +421,7 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
             test=test,
             variants=job.variants,
         )
-        for k in range(job.seeds)
+        for k in range(job.first_seed, job.first_seed + job.seeds)
     ]
     mean = record_runs(trial, runs, test, settings.threads or _torch_threads())
     if emit is not None:

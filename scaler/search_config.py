@@ -58,7 +58,8 @@ class SearchConfig:
     # The confirmation stage (scaler.confirm) after the search; not part of the stored config.
     confirm: bool = True  # off for a search alone (scaler confirm STUDY runs it later)
     confirm_top: int | None = None  # networks confirmed, best first (None: confirm's default)
-    confirm_seeds: int | None = None  # paired runs of each (None: confirm's default)
+    confirm_seeds: int | str | None = None  # paired runs of each, or "auto" (None: auto, raced)
+    confirm_max_seeds: int | None = None  # a race's cap of seeds per network (None: 8)
     base: Base = EFFICIENTNET_B0  # the network scaled (--base); stored when not B0
 
     # -- derived ------------------------------------------------------------------------------
@@ -158,7 +159,12 @@ class SearchConfig:
     def confirm_config(self):
         from scaler.confirm import ConfirmConfig
 
-        return ConfirmConfig(top=self.confirm_top, seeds=self.confirm_seeds, prefix="--confirm-")
+        return ConfirmConfig(
+            top=self.confirm_top,
+            seeds=self.confirm_seeds,
+            max_seeds=self.confirm_max_seeds,
+            prefix="--confirm-",
+        )
 
     def _check_proxy(self) -> None:
         """The proxy settings, its device, and a budget the proxy's base can shrink to."""

@@ -18,6 +18,9 @@ run, statsmodels) are :mod:`scaler.stats_pooled`, split off only to keep files u
   a pooled standard deviation with its degrees of freedom. Under normal, equal-variance runs it
   keeps the truly best candidate with probability ≥ ``level`` whatever the other means are
   (tests/test_stats.py simulates it). With fewer than 2 degrees of freedom it declares nothing.
+  :func:`callable_gap` is the smallest gap it rules out at n runs each (a race's futility stop,
+  :mod:`scaler.racing`); :func:`detectable_difference` the paired difference n pairs detect with
+  80 % power (statsmodels' ``TTestPower``): what a race's final runs resolve.
 - **Bootstraps.** :func:`paired_bootstrap` resamples the evaluation images (the same images for
   every candidate and every stage) and, within a stage, the seeds (the same seeds for every
   candidate: seed k means the same data order, augmentation and initial seeding for all of
@@ -210,6 +213,26 @@ def possibly_best(
             )
         )
     return keep
+
+
+def callable_gap(sigma: float, dof: int, k: int, n: int, level: float = 0.95) -> float:
+    """The smallest gap between two means of ``n`` runs each that :func:`possibly_best` rules
+    out among ``k`` candidates at ``level``: q·σ·√(2/n), q its Bonferroni t quantile."""
+    if k < 2 or dof < MIN_DOF or not math.isfinite(sigma):
+        return math.nan
+    return t_quantile(1.0 - (1.0 - level) / (k - 1), dof) * sigma * math.sqrt(2.0 / n)
+
+
+def detectable_difference(sigma: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
+    """The smallest true paired difference (points) that a two-sided paired t-test of ``n``
+    pairs at level ``alpha`` detects with probability ``power``, for paired differences of
+    spread ``sigma`` (statsmodels' TTestPower, n − 1 degrees of freedom); nan below 2 pairs."""
+    if n < 2 or not math.isfinite(sigma):
+        return math.nan
+    from statsmodels.stats.power import TTestPower
+
+    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")
+    return float(effect) * sigma
 
 
 # ----------------------------------------------------------------------------------------------

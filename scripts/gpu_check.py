@@ -30,6 +30,7 @@ PHASES = ("bench", "search", "sweep", "calibrate")
 # Tiny settings for the CPU smoke run in CI: seconds per phase, nothing measured.
 TINY_PRESET = "quick"
 TINY_OVERRIDES = {"epochs": 1, "images": 64, "batch_size": 32, "base_pixels": 16, "threads": 1}
+CONFIRM_SEEDS = 2  # the search's confirmation: fixed seeds, so its time can be planned
 TINY_SEARCH = {"alpha_range": (1.0, 1.2), "beta_range": (1.0, 1.1), "proxy_tolerance": 0.6}
 TINY_SWEEP_WIDTHS = (1.0, 1.4)
 TINY_CALIBRATE = {"members": ("b0", "b1"), "seeds": 2}
@@ -244,6 +245,9 @@ def commands(s: Settings) -> dict[str, list[str]]:
     ]
     bench += ["--images", "64", "--base-pixels", "16"] if s.tiny else []
     search = ["search", "--budget", "2x", *proxy_argv(s), *storage, "--study", "gpu-search"]
+    # Fixed confirmation seeds: a race (the default) trains as many rounds as the runs need,
+    # which no plan can time; 2 seeds is its first round, as planned below.
+    search += ["--confirm-seeds", str(CONFIRM_SEEDS)]
     if s.tiny:
         (a0, a1), (b0, b1) = TINY_SEARCH["alpha_range"], TINY_SEARCH["beta_range"]
         search += ["--alpha-range", f"{a0:g}:{a1:g}", "--beta-range", f"{b0:g}:{b1:g}"]
@@ -304,7 +308,11 @@ def plan_search(s: Settings, source) -> Phase:
 
     extra = TINY_SEARCH if s.tiny else {}
     cfg = searches.SearchConfig(
-        budget=2.0, proxy=s.preset, proxy_overrides=tuple(sorted(s.overrides.items())), **extra
+        budget=2.0,
+        proxy=s.preset,
+        proxy_overrides=tuple(sorted(s.overrides.items())),
+        confirm_seeds=CONFIRM_SEEDS,
+        **extra,
     )
     k = s.workers
     proxy = cfg.proxy_config()

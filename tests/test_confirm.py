@@ -27,6 +27,7 @@ def tiny(**kw) -> S.SearchConfig:
         alpha_step=0.2,
         beta_step=0.1,
         confirm_top=2,
+        confirm_max_seeds=2,  # a race of one round, as 2 fixed seeds (tests/test_confirm_race.py)
     )
     base.update(kw)
     return S.SearchConfig(**base)
@@ -43,7 +44,13 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     frame = res.frame
     conf = frame[frame["role"] == CONFIRM_ROLE]
     stored = load_study("conf", confirmed[1]).user_attrs[C.ATTR]
-    assert stored["settings"] == {"top": 2, "seeds": 2, "smoke": True, "proxy_preset": "quick"}
+    assert stored["settings"] == {
+        "top": 2,
+        "seeds": "auto",  # raced by default
+        "max_seeds": 2,
+        "smoke": True,
+        "proxy_preset": "quick",
+    }
     assert stored["proxy"]["images"] == 96  # 1.5 × the search's 64: a quick search's smoke run
     assert len(conf) == len(stored["points"]) >= 3
     assert set(conf["confirm_role"]) >= {"base", "paper"}
@@ -107,6 +114,10 @@ def test_confirm_command_bad_input(confirmed, cli, tmp_path, monkeypatch):
         (["missing"], "does not exist"),
         (["conf", "--storage", url, "--top", "0"], "--top 0"),
         (["conf", "--storage", url, "--seeds", "1"], "--seeds 1"),
+        (["conf", "--storage", url, "--seeds", "many"], "--seeds 'many'"),
+        (["conf", "--storage", url, "--seeds", "2", "--max-seeds", "3"], "--max-seeds 3"),
+        (["conf", "--storage", url, "--max-seeds", "1"], "--max-seeds 1"),
+        (["conf", "--storage", url, "--max-seeds", "4"], "confirmed with other settings"),
         (["conf", "--storage", url, "--images", "64"], "--images 64"),
         (["conf", "--storage", url, "--seeds", "3"], "confirmed with other settings"),
     ]:

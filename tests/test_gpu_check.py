@@ -63,7 +63,8 @@ def test_budgets_shrink_with_a_short_limit(gc, default_plan):
 
 
 def test_search_runs_are_the_search_modules(gc, default_plan):
-    """The default 2x grid: what the search's queue and candidates say, then confirm.DEFAULTS."""
+    """The default 2x grid: what the search's queue and candidates say, then confirm.DEFAULTS
+    with the check's fixed confirmation seeds (a race's rounds cannot be planned)."""
     from scaler import candidates, confirm, searches
     from scaler.data import parse_data
 
@@ -85,7 +86,7 @@ def test_search_runs_are_the_search_modules(gc, default_plan):
     ]
     search_runs = sum(cfg.base_seeds if q.attrs["role"] == "base" else cfg.seeds for q in feasible)
     d = confirm.DEFAULTS
-    confirm_runs = (d["top"] + len(d["anchors"])) * d["seeds"]
+    confirm_runs = (d["top"] + len(d["anchors"])) * gc.CONFIRM_SEEDS
     _, plan = default_plan
     assert plan["search"].runs == search_runs + confirm_runs
     # The H200 check of commit 5837cb6 trained base x 2 and 5 candidates; 4 were infeasible.

@@ -237,7 +237,7 @@ def test_result_fields_are_record_fields():
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
     ("bases", "files", "records", "workers", "stats", "optuna_api"),
-    ("stats_pooled",),
+    ("stats_pooled", "racing"),
     ("spec",),
     ("proxy",),
     ("model",),
@@ -257,7 +257,7 @@ LAYERS = (
     ("studies",),
     ("runner", "results"),
     ("paired",),
-    ("findings_pooled",),
+    ("findings_pooled", "findings_racing"),
     ("findings_confirm", "findings_sweeps"),
     ("findings",),
     ("confirm", "calibrate", "noise"),

@@ -45,7 +45,13 @@ ConfirmTopOpt = Annotated[
     Optional[int], typer.Option(help="Networks confirmed (default 3; 1 for --proxy quick).")
 ]
 ConfirmSeedsOpt = Annotated[
-    Optional[int], typer.Option(help="Paired runs of each (default 2; 2 for --proxy quick).")
+    Optional[str],
+    typer.Option(
+        help="Paired runs of each: auto (default: 2, then more where they decide) or a number."
+    ),
+]
+ConfirmMaxSeedsOpt = Annotated[
+    Optional[int], typer.Option(help="With auto: seeds a network gets at most (default 8).")
 ]
 
 
@@ -72,6 +78,7 @@ def search(
     confirm: ConfirmOpt = True,
     confirm_top: ConfirmTopOpt = None,
     confirm_seeds: ConfirmSeedsOpt = None,
+    confirm_max_seeds: ConfirmMaxSeedsOpt = None,
     study: StudyOpt = None,
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
@@ -112,9 +119,11 @@ def search(
 def search_config(options: dict):
     """The :class:`scaler.search_config.SearchConfig` of ``scaler search``'s options."""
     from scaler import search_config as S
+    from scaler.confirm import parse_seeds
     from scaler.scaling import parse_budget
 
     o = {k: v for k, v in options.items() if k not in ("study", "storage", "workers")}
+    o["confirm_seeds"] = parse_seeds(o["confirm_seeds"], "--confirm-seeds")
     o.pop("workers_per_gpu")
     net = base_option(o.pop("base")) or S.SearchConfig.base
     cost_pixels, proxy_tolerance = o.pop("cost_pixels"), o.pop("proxy_tolerance")
@@ -206,6 +215,7 @@ def print_confirmation(name: str, c) -> None:
         for r in c.rows:
             std = f" ± {r.std:.2f}" if r.std is not None else ""
             keep = "" if r.possibly_best is None else ("possibly" if r.possibly_best else "")
+            keep = f"out after round {r.out_after}" if r.out_after else keep
             table.add_row(
                 str(r.trial),
                 r.role,
@@ -230,7 +240,14 @@ def confirm(
         Optional[int], typer.Option(help="Networks confirmed, best first (default 3).")
     ] = None,
     seeds: Annotated[
-        Optional[int], typer.Option(help="Paired runs of each network (default 2).")
+        Optional[str],
+        typer.Option(
+            help="Paired runs of each network: auto (default: 2, then one more a round for "
+            "those still possibly best) or a number."
+        ),
+    ] = None,
+    max_seeds: Annotated[
+        Optional[int], typer.Option(help="With --seeds auto: seeds a network gets at most (8).")
     ] = None,
     proxy: Annotated[
         Optional[str],
@@ -249,11 +266,19 @@ def confirm(
       scaler confirm search-embedded-2x-standard-1a2b3c
 
       scaler confirm search-embedded-2x-standard-1a2b3c --top 4 --seeds 4 --proxy long
+
+      scaler confirm search-embedded-2x-standard-1a2b3c --seeds auto --max-seeds 6
     """
     from scaler import confirm as C
     from scaler.studies import mask_url
 
-    cfg = C.ConfirmConfig(top=top, seeds=seeds, proxy=proxy, proxy_overrides=overrides)
+    cfg = C.ConfirmConfig(
+        top=top,
+        seeds=C.parse_seeds(seeds),
+        max_seeds=max_seeds,
+        proxy=proxy,
+        proxy_overrides=overrides,
+    )
     prepared = C.prepare(cfg, study, storage)
     print_confirmation(study, run_kind(C, prepared, workers=1))
     next_steps(study, storage, mask_url(prepared.storage_url), "export", "report")

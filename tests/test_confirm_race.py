@@ -1,0 +1,71 @@
+"""A raced confirmation (--seeds auto) on a real tiny search: rounds as trials, the time
+budget's stop, resuming where it stopped, and what the summary says."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from test_confirm import tiny
+
+from scaler import confirm as C
+from scaler import racing
+from scaler import searches as S
+from scaler.findings_confirm import sentences
+from scaler.records import CONFIRM_ROLE
+from scaler.results import trials_frame
+from scaler.studies import load_study
+
+
+@pytest.fixture(scope="module")
+def searched(tmp_path_factory):
+    """A finished tiny search without its confirmation (a copy of its file per test)."""
+    path = tmp_path_factory.mktemp("race") / "s.db"
+    S.run(tiny(confirm=False), study="race", storage=f"sqlite:///{path}")
+    return path
+
+
+def copy(searched, tmp_path) -> str:
+    shutil.copy(searched, tmp_path / "r.db")
+    return f"sqlite:///{tmp_path / 'r.db'}"
+
+
+def test_a_race_trains_rounds_stops_on_the_time_budget_and_resumes(searched, tmp_path, monkeypatch):
+    # No early stop for indistinguishable networks: the tiny runs would end the race at once.
+    monkeypatch.setattr(racing, "FUTILITY", 0.0)
+    url = copy(searched, tmp_path)
+    cfg = C.ConfirmConfig(top=2, seeds="auto", max_seeds=3)
+    asked = []
+    C.work(C.prepare(cfg, "race", url), should_continue=lambda runs: asked.append(runs) or False)
+    c = C.result(load_study("race", url), url)
+    assert c.race is not None and (c.race.reason, c.race.round) == ("time budget", 2), c.race
+    assert c.state == "done" and len(asked) == 1
+    assert {q.attrs["seed_index"] for q in asked[0]} == {2}  # the next round: seed 2 alone
+    assert {q.attrs["confirm_role"] for q in asked[0]} >= {"base"}  # the base races along
+    assert any("stopped after round 2: time budget" in x for x in sentences(c))
+
+    # Rerunning (a new command, no budget) continues the race from the stored trials.
+    C.work(C.prepare(C.ConfirmConfig(top=2), "race", url))
+    study = load_study("race", url)
+    c = C.result(study, url)
+    assert c.race.reason in (racing.MAX_REACHED, racing.ONE_WINNER), c.race
+    frame = trials_frame(study)
+    conf = frame[(frame["role"] == CONFIRM_ROLE) & (frame["state"] == "COMPLETE")]
+    later = conf[conf["seed_list"].apply(lambda s: s == [2])]
+    assert len(later) >= 2  # round 3: seed 2 of the base and of every survivor, one trial each
+    rows = {r.trial: r for r in c.rows}
+    for _, r in later.iterrows():
+        assert rows[int(r["confirm_of"])].runs == 3  # one row per network, its runs merged
+    assert all(r.runs == (2 if r.out_after else 3) for r in c.rows)
+    again = C.run(C.ConfirmConfig(top=2), "race", url)  # finished: nothing more to train
+    assert len(trials_frame(load_study("race", url))) == len(frame)
+    assert again.race == c.race
+    with pytest.raises(ValueError, match="max_seeds"):
+        C.prepare(C.ConfirmConfig(top=2, max_seeds=4), "race", url)
+
+
+def test_fixed_seeds_still_confirm_without_a_race(searched, tmp_path):
+    c = C.run(C.ConfirmConfig(top=1, seeds=2), "race", copy(searched, tmp_path))
+    assert c.race is None and c.settings["seeds"] == 2 and "max_seeds" not in c.settings
+    assert "race" not in c.to_dict() and "out_after" not in c.to_dict()["candidates"][0]
+    assert not any("Racing" in x for x in sentences(c))
