@@ -195,9 +195,12 @@ def _gate_sentence(found: tuple[Scoring, ...]) -> str:
     passed = [s.split for s in found if s.ordered]
     if passed:
         return f"It does on: {', '.join(passed)}."
-    unresolved = sorted({f"{a} − {b}" for s in found for a, b, t in s.adjacent if not t.low > 0})
+    steps = [f"{a} − {b}" for a, b, _ in found[0].adjacent]
+    nowhere = [h for i, h in enumerate(steps) if not any(s.adjacent[i][2].low > 0 for s in found)]
     return (
-        f"It does on no scoring: not resolved above zero on some scoring: {', '.join(unresolved)}."
+        f"It does on no scoring; not above zero on any scoring: {', '.join(nowhere)}."
+        if nowhere
+        else "It does on no scoring: each scoring leaves some step unresolved."
     )
 
 
