@@ -236,7 +236,7 @@ def test_result_fields_are_record_fields():
 
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
-    ("bases", "files", "records", "workers", "stats", "optuna_api"),
+    ("bases", "files", "records", "workers", "stats", "optuna_api", "machine"),
     ("stats_pooled",),
     ("spec",),
     ("proxy",),
@@ -250,6 +250,8 @@ LAYERS = (
     ("data",),
     ("device", "augment"),
     ("train",),
+    ("timing",),
+    ("budget",),
     ("findings_calibration", "findings_noise"),
     ("bench",),
     ("studies",),
@@ -262,6 +264,8 @@ LAYERS = (
     ("search_config", "sweep_config"),
     ("candidates", "sweep_points"),
     ("searches", "sweeps"),
+    ("plan_stages",),
+    ("plan",),
     ("plots_style",),
     ("plots_search",),
     ("plots",),

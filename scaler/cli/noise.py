@@ -12,11 +12,13 @@ from scaler.cli.common import (
     ARGV,
     STUDY_PROXY,
     DataOpt,
+    DryRunOpt,
     JsonOpt,
     PerGpuOpt,
     ProxyOpt,
     StorageOpt,
     StudyOpt,
+    TimeOpt,
     WorkersOpt,
     proxy_options,
 )
@@ -43,6 +45,8 @@ def noise(
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
+    time_budget: TimeOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -73,7 +77,7 @@ def noise(
     run_paired(
         N,
         cfg,
-        (study, storage, workers, workers_per_gpu),
+        (study, storage, workers, workers_per_gpu, time_budget, dry_run),
         (out_dir, "runs.csv, README.md", lambda res, folder: N.write_report(res, folder, command)),
         as_json,
         lambda res: report_text(res, command),
