@@ -1,9 +1,9 @@
 """The machine a run trains on, described once: CPU model, vector extensions, cores.
 
-Speed differs several times between CPUs (the README's quick search: 99 s on one machine, 339
-s on an AMD EPYC with AVX2 only), so what scaler prints about time names the machine it was
-measured on: ``scaler bench`` shows it, and :mod:`scaler.plan` keys its cached throughput by it.
-Linux's ``/proc/cpuinfo`` is read when there is one; elsewhere ``platform`` says what it can.
+Speed differs several times between CPUs, so what scaler prints about time names the machine
+it was measured on: ``scaler bench`` shows it, and :mod:`scaler.timing` keys its cached
+throughput by it. Linux's ``/proc/cpuinfo`` is read when there is one; elsewhere ``platform``
+says what it can.
 """
 
 from __future__ import annotations

@@ -120,7 +120,7 @@ def stage_plan(name: str, planned: list, pairs: int, sigma: float, source) -> St
     seconds = sum(p.seeds * run_seconds(p.spec, p.settings, source) for p in nets.values())
     return StagePlan(
         name=name,
-        networks=len(nets),
+        networks=len({p.spec.key_str for p in nets.values()}),
         runs=sum(p.seeds for p in nets.values()),
         seconds=seconds,
         pairs=pairs,
