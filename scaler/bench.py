@@ -28,6 +28,7 @@ from torch.utils.data import DataLoader, Dataset
 from scaler.augment import LOG_RATIO, MEAN, STD
 from scaler.data import DataSource
 from scaler.device import fork_rng, seed_global, select_device, sync
+from scaler.machine import cpu
 from scaler.model import build
 from scaler.proxy import ProxyConfig, check_int
 from scaler.spec import Spec
@@ -52,6 +53,7 @@ class BenchResult:
     pixels: int
     batch_size: int
     images: int  # timed training images per round, for each loop
+    cpu: str = ""  # the CPU it ran on: model, vector extensions, cores (scaler.machine)
 
     def describe(self) -> str:
         """A short multi-line report."""
@@ -62,6 +64,7 @@ class BenchResult:
         return (
             f"{self.model}, batch {self.batch_size}, {self.images} images per round, "
             f"{self.device}, {self.threads} threads, {self.workers} loader workers\n"
+            f"cpu       {self.cpu}\n"
             f"scaler    {self.scaler_images_per_s:8.1f} img/s\n"
             f"reference {self.reference_images_per_s:8.1f} img/s\n"
             f"ratio     {self.ratio:8.2f}x  (rounds scaler/reference: {rounds})"
@@ -234,6 +237,7 @@ def bench(
         pixels=spec.pixels,
         batch_size=batch_size,
         images=timed,
+        cpu=cpu().describe(),
     )
 
 

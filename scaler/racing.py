@@ -172,4 +172,5 @@ def _resolves(runs, alive, others, r: int) -> float:
     sigma, dof = pooled_sd(groups)
     if dof < 1 or not math.isfinite(sigma):
         return math.nan
-    return detectable_difference(sigma, r)
+    found = detectable_difference(sigma, r)
+    return math.nan if found is None else found

@@ -87,7 +87,7 @@ def family_table(coeffs, phi_max: int, base_res: int, net=EFFICIENTNET_B0) -> li
 def search_section(s: StudyData, phi_max: int) -> list[str]:
     """A search's leaderboard, noise floor, costs and coefficients, and its trials without one."""
     nz, board = ranked(s.frame)
-    lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz)
+    lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz) + time_lines(s)
     cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
     conf = summarize(s.frame, s.attrs, s.config)
     lines += _surface_lines(s, conf)
@@ -183,6 +183,21 @@ def _leaderboard_lines(board, usable: bool = True) -> list[str]:
         for _, r in board.iterrows()
     ]
     return lines + [md_table(BOARD_HEADERS, rows), ""]
+
+
+def time_lines(s: StudyData) -> list[str]:
+    """The plan's time estimate (stored when the study was created) beside the time taken."""
+    planned = s.attrs.get("plan")
+    if not planned or "wall_time" not in s.frame:
+        return []
+    trained = s.frame[s.frame["status"] == "trained"]
+    took = float(trained["wall_time"].fillna(0).sum())
+    return [
+        f"Time: planned ~{planned['seconds']:.0f} s for {planned['runs']} runs on "
+        f"{planned['machine']} ({planned['threads']} threads) before the first run; the "
+        f"{len(trained)} trained trials took {took:.0f} s (their runs' recorded time, summed).",
+        "",
+    ]
 
 
 def _noise_lines(nz: Noise) -> list[str]:

@@ -184,7 +184,8 @@ def trials_frame(study, extra: Sequence[str] = ()):
     rows = []
     for t, rec in records:
         status, reason = _status(t, rec, attrs.get(stale_key(t.number)))
-        if status in _REQUEUED and rec.point in redone:
+        # A point skipped (by --time, or a sweep's cap) and trained later says so too.
+        if (status in _REQUEUED or status == Status.SKIPPED.value) and rec.point in redone:
             # An interrupted trial stores no reason of its own: no leading "; " then.
             again = f"trained again as trial {redone[rec.point]}"
             reason = f"{reason}; {again}" if reason else again

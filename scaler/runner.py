@@ -302,7 +302,7 @@ def work_queue(
     with warnings_silenced():
         while True:
             optuna.storages.fail_stale_trials(study)  # a dead worker's point, queued first
-            ensure_queue(study, points())
+            ensure_queue(study, trainer.queue(points()))
             left = sampled_left()
             finished, total, running = _counts(study, left)
             trainer.counter = (finished, total)
@@ -320,22 +320,47 @@ def work_queue(
 
 
 class Trainer:
-    """Runs a claimed trial: describe it, reuse a twin or train it, record the results."""
+    """Runs a claimed trial: describe it, reuse a twin or train it, record the results.
+
+    Under a time budget (:mod:`scaler.budget`) a run the plan says cannot end in time is not
+    started: its trial is recorded as skipped (``out_of_time`` is set) and its point is not
+    queued again in this run (:meth:`queue`); a later run with more time trains it.
+    """
 
     def __init__(self, describe: Describe, source, settings, progress: ProgressFn | None = None):
+        from scaler import budget
+
         self.describe = describe
         self.source = source
         self.settings = settings
         self.progress = progress
         self.counter = (0, 0)  # (done, total) for progress events
+        self.budget = budget.current()
+        self.skipped: set[str] = set()  # points the budget skipped in this run
+
+    @property
+    def out_of_time(self) -> bool:
+        """Whether the budget has skipped a run (then no new point should be proposed)."""
+        return bool(self.skipped)
+
+    def queue(self, points: list[QueuedPoint]) -> list[QueuedPoint]:
+        """``points``, those the budget skipped marked so (recorded once, never trained)."""
+        from scaler.budget import marked
+
+        return marked(points, self.skipped)
 
     def __call__(self, trial) -> float:
         job = self.describe(trial)
         reused = reuse_twin(trial, job.key or job.spec.key_str, job.seeds)
         if reused is not None:
             return reused
+        settings = job.proxy_settings or self.settings
+        if self.budget is not None:  # raises optuna.TrialPruned for a run that cannot end in time
+            from scaler.budget import check
+
+            check(self.budget, trial, job_of=(job, settings, self.source), skipped=self.skipped)
         self.emit("trial_start", trial.number, job.info)
-        return train_point(trial, job, self.source, job.proxy_settings or self.settings, self.emit)
+        return train_point(trial, job, self.source, settings, self.emit)
 
     def emit(self, kind: str, number: int, info: dict[str, Any]) -> None:
         if self.progress is not None:

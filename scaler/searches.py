@@ -76,6 +76,7 @@ from scaler.studies import (
     open_study,
     proxy_json,
     resolve_target,
+    sqlite_path,
     stored_config,
     study_names,
 )
@@ -194,8 +195,10 @@ def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = N
     cfg.validate()
     source, name, url = resolve_target(cfg, study, storage, default_study_name)
     prepared = Prepared(cfg, source, name, url)
-    # Connect and compare with an existing study now, before any progress display starts.
-    if name in study_names(open_storage(url)):
+    # Connect and compare with an existing study now, before any progress display starts
+    # (a SQLite file that does not exist holds none: it is not created here, --dry-run).
+    path = sqlite_path(url)
+    if (path is None or path.exists()) and name in study_names(open_storage(url)):
         create(prepared)
     return prepared
 
@@ -231,7 +234,8 @@ def count_candidates(study) -> int:
     for t in study.get_trials(deepcopy=False):
         rec = TrialRecord.from_trial(t)
         if rec.role in CANDIDATE_ROLES and (t.state.name != "FAIL" or rec.status == Status.FAILED):
-            n += rec.status != Status.DUPLICATE  # a lost trial runs again: not counted
+            # A lost trial runs again, one skipped for time on a later run: neither counted.
+            n += rec.status not in (Status.DUPLICATE, Status.SKIPPED)
     return n
 
 
@@ -249,10 +253,14 @@ def work(p: Prepared, progress: ProgressFn | None = None) -> None:
     cap = p.cfg.candidate_cap()
 
     def sampled_left() -> int:
-        return 0 if p.cfg.sampler == "grid" else max(0, cap - count_candidates(study))
+        if p.cfg.sampler == "grid" or trainer.out_of_time:  # --time: propose nothing more
+            return 0
+        return max(0, cap - count_candidates(study))
 
     work_queue(study, lambda: queued_points(p.cfg), trainer, sampled_left)
-    if p.cfg.confirm and count_finished_candidates(study):
+    # A search cut short by --time is not confirmed: the leaders of part of it would be stored
+    # as the confirmation's networks, and the resumed search could not change them.
+    if p.cfg.confirm and count_finished_candidates(study) and not trainer.out_of_time:
         # Without a finished candidate there is nothing to confirm; the summary says so.
         selection = confirm.select(study, p.cfg.confirm_config(), p.source)
         confirm.stage(study, selection, trainer, lambda: queued_points(p.cfg))

@@ -37,6 +37,9 @@ run, statsmodels) are :mod:`scaler.stats_pooled`, split off only to keep files u
   posterior (mean, σ/√n, σ's degrees of freedom; one shared χ² draw, since σ is pooled: a
   multivariate t) by seeded Monte Carlo: the runs are the independent units, not the val images
   (overlapping crops of a few photographs).
+- **What a study can resolve.** :func:`detectable_difference` is the smallest difference a
+  paired t-test finds with 80 % power (statsmodels' power tools), for the plan a study prints
+  before it trains (:mod:`scaler.plan`).
 - **Where the noise comes from.** :func:`split_variance` splits the seed-to-seed variance of
   runs scored on two disjoint splits into a training part and an evaluation part, with their
   degrees of freedom (Satterthwaite's, :func:`satterthwaite_df`); :func:`sd_interval` is a
@@ -77,6 +80,24 @@ def t_quantile(p: float, df: float) -> float:
 def critical_value(level: float, df: float) -> float:
     """The two-sided ``level`` t quantile (12.71 at 95 % for 1 df, 1.96 for infinite df)."""
     return t_quantile(0.5 + level / 2.0, df)
+
+
+def detectable_difference(
+    sigma: float, n: int, power: float = 0.8, alpha: float = 0.05
+) -> float | None:
+    """The smallest true mean difference a two-sided paired t-test of ``n`` pairs (n − 1 df)
+    at level ``alpha`` finds with probability ``power``, ``sigma`` being the σ of one paired
+    difference; None below 2 pairs (no df).
+
+    statsmodels' power of the one-sample t-test (the noncentral t): ``TTestPower.solve_power``
+    gives the standardized effect, times σ.
+    """
+    from statsmodels.stats.power import TTestPower
+
+    if n < 2 or not math.isfinite(sigma):
+        return None
+    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=power)
+    return float(effect) * sigma
 
 
 # ----------------------------------------------------------------------------------------------
@@ -221,18 +242,6 @@ def callable_gap(sigma: float, dof: int, k: int, n: int, level: float = 0.95) ->
     if k < 2 or dof < MIN_DOF or not math.isfinite(sigma):
         return math.nan
     return t_quantile(1.0 - (1.0 - level) / (k - 1), dof) * sigma * math.sqrt(2.0 / n)
-
-
-def detectable_difference(sigma: float, n: int, alpha: float = 0.05, power: float = 0.8) -> float:
-    """The smallest true paired difference (points) that a two-sided paired t-test of ``n``
-    pairs at level ``alpha`` detects with probability ``power``, for paired differences of
-    spread ``sigma`` (statsmodels' TTestPower, n − 1 degrees of freedom); nan below 2 pairs."""
-    if n < 2 or not math.isfinite(sigma):
-        return math.nan
-    from statsmodels.stats.power import TTestPower
-
-    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=power, alternative="two-sided")
-    return float(effect) * sigma
 
 
 # ----------------------------------------------------------------------------------------------

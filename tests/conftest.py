@@ -46,3 +46,47 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+# A made-up throughput of this machine (scaler.timing), so that the plan every study command
+# prints never times B0 in a test (a measurement takes ~20 s) and its numbers are the same on
+# every machine: 1 ms per B0 training image at 48 px, 1 s of overhead per run.
+FAKE_SECONDS_PER_IMAGE = 1e-3
+FAKE_OVERHEAD = 1.0
+
+
+def fake_throughput(path, seconds_per_image=FAKE_SECONDS_PER_IMAGE, overhead=FAKE_OVERHEAD):
+    """Write a throughput cache at ``path`` for this machine's CPU, every thread count."""
+    import dataclasses
+    import datetime as dt
+    import json
+    import os
+
+    from scaler import timing
+
+    now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    entries = []
+    for threads in range(1, (os.cpu_count() or 1) + 1):
+        machine, device, threads, torch = timing._key("cpu", threads)
+        t = timing.Throughput(
+            machine, device, threads, torch, seconds_per_image, overhead, 23_550_144, 48, now
+        )
+        entries.append(dataclasses.asdict(t))
+    path.write_text(json.dumps(entries))
+    return path
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _fake_timing_cache(tmp_path_factory):
+    import os
+
+    from scaler.timing import CACHE_ENV
+
+    path = fake_throughput(tmp_path_factory.mktemp("timing") / "throughput.json")
+    before = os.environ.get(CACHE_ENV)
+    os.environ[CACHE_ENV] = str(path)
+    yield path
+    if before is None:
+        os.environ.pop(CACHE_ENV, None)
+    else:
+        os.environ[CACHE_ENV] = before

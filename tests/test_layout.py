@@ -236,7 +236,7 @@ def test_result_fields_are_record_fields():
 
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
-    ("bases", "files", "records", "workers", "stats", "optuna_api"),
+    ("bases", "files", "records", "workers", "stats", "optuna_api", "machine"),
     ("stats_pooled", "racing"),
     ("spec",),
     ("proxy",),
@@ -252,6 +252,8 @@ LAYERS = (
     ("evaluation", "averaging"),
     ("scoring",),
     ("train",),
+    ("timing",),
+    ("budget",),
     ("findings_calibration", "findings_noise"),
     ("bench",),
     ("studies",),
@@ -264,6 +266,8 @@ LAYERS = (
     ("search_config", "sweep_config"),
     ("candidates", "sweep_points"),
     ("searches", "sweeps"),
+    ("plan_stages",),
+    ("plan",),
     ("plots_style",),
     ("plots_search",),
     ("plots",),

@@ -123,6 +123,17 @@ StorageOpt = Annotated[Optional[str], SHARED_OPTIONS["storage"][1]]
 WorkersOpt = Annotated[Optional[int], SHARED_OPTIONS["workers"][1]]
 PerGpuOpt = Annotated[Optional[int], SHARED_OPTIONS["workers_per_gpu"][1]]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+TimeOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--time",
+        help="Time budget (90s, 20m, 1h): no run starts that cannot end in time; the same "
+        "command with more time trains the rest.",
+    ),
+]
+DryRunOpt = Annotated[
+    bool, typer.Option("--dry-run", help="Print the plan (runs, time, resolution) and stop.")
+]
 
 # name → (type, help) of every proxy override a command may take.
 PROXY_OPTIONS: dict[str, tuple[Any, Any]] = {
@@ -339,23 +350,80 @@ def run_kind(
     workers: int | None = None,
     per_gpu: int | None = None,
     describe: Callable[[Any], str] = describe_candidate,
+    *,
+    time_budget: str | None = None,
+    dry_run: bool = False,
 ):
     """Run a prepared study of any kind (:class:`scaler.runner.StudyKind`) and return its result.
 
-    The study is created (or checked) before the display starts, so its errors stay one line;
-    one worker shows a live display, several run as processes (``--workers``,
-    ``--workers-per-gpu``); Ctrl-C says what the study kept and how to resume.
+    The plan (:mod:`scaler.plan`) is printed first; ``dry_run`` stops there (exit 0, nothing
+    created). The study is created (or checked) before the display starts, so its errors stay
+    one line; one worker shows a live display, several run as processes (``--workers``,
+    ``--workers-per-gpu``); ``time_budget`` (``--time``) starts no run that cannot end in time
+    (:mod:`scaler.budget`); Ctrl-C says what the study kept and how to resume.
     """
+    import time
+
+    from scaler import budget, plan
     from scaler.runner import run_study
     from scaler.workers import check_workers
 
+    seconds = None if time_budget is None else budget.parse_duration(time_budget)
     workers = check_workers(workers, per_gpu, kind.trial_bytes(prepared))
-    kind.create(prepared)
-    with resumable(prepared.study_name, prepared.storage_url):
-        if workers > 1:
-            return run_study(kind, prepared, workers=workers)
-        with study_progress(describe) as display:
-            return run_study(kind, prepared, display)
+    planned = print_plan(kind, prepared)
+    if dry_run:
+        raise typer.Exit(0)
+    study = kind.create(prepared)
+    if "plan" not in study.user_attrs:  # the estimate, read beside the actual time
+        study.set_user_attr("plan", planned.attrs())
+    started = time.time()
+    try:
+        with resumable(prepared.study_name, prepared.storage_url), budget.limited(seconds):
+            if workers > 1:
+                res = run_study(kind, prepared, workers=workers)
+            else:
+                with study_progress(describe) as display:
+                    res = run_study(kind, prepared, display)
+    except ValueError:  # a result that needs every run (calibrate, noise) after --time
+        if seconds is None or not plan.skipped_points(study):
+            raise
+        print_time(study, planned, time.time() - started, time_budget)
+        raise typer.Exit(0) from None
+    print_time(study, planned, time.time() - started, time_budget)
+    return res
+
+
+def print_plan(kind, prepared):
+    """Print the plan of a prepared study (measuring this machine first when not cached)."""
+    from scaler import plan, timing
+
+    def measuring() -> None:
+        err.print(
+            "measuring this machine's speed for the plan (B0, three short runs; cached for "
+            f"{timing.MAX_AGE_DAYS} days) ...",
+            markup=False,
+        )
+
+    planned = plan.plan(kind, prepared, measuring)
+    for line in planned.lines():
+        out.print(line, markup=False, soft_wrap=True)
+    return planned
+
+
+def print_time(study, planned, seconds: float, time_budget: str | None) -> None:
+    """The actual time beside the plan's, and what ``--time`` skipped (how to train it)."""
+    from scaler import plan
+    from scaler.plan import duration
+
+    out.print(f"time: {duration(seconds)} (planned ~{duration(planned.seconds)})", markup=False)
+    skipped = plan.skipped_points(study) if time_budget is not None else []
+    if skipped:
+        out.print(
+            f"--time {time_budget} skipped {len(skipped)} points that could not end in time "
+            f"({', '.join(skipped[:4])}{' ...' if len(skipped) > 4 else ''}); the same command "
+            "with a larger --time trains them",
+            markup=False,
+        )
 
 
 def next_steps(study: str, storage: str | None, shown: str, *commands: str) -> None:

@@ -12,11 +12,13 @@ from scaler.cli.common import (
     ARGV,
     STUDY_PROXY,
     DataOpt,
+    DryRunOpt,
     JsonOpt,
     PerGpuOpt,
     ProxyOpt,
     StorageOpt,
     StudyOpt,
+    TimeOpt,
     WorkersOpt,
     proxy_options,
 )
@@ -54,6 +56,8 @@ def noise(
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
+    time_budget: TimeOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -87,7 +91,7 @@ def noise(
     run_paired(
         N,
         cfg,
-        (study, storage, workers, workers_per_gpu),
+        (study, storage, workers, workers_per_gpu, time_budget, dry_run),
         (
             out_dir,
             "runs.csv, " + ("methods.csv, " if methods else "") + "README.md",

@@ -12,11 +12,13 @@ from rich.table import Table
 from scaler.cli.common import (
     BaseOpt,
     DataOpt,
+    DryRunOpt,
     JsonOpt,
     PerGpuOpt,
     ProxyOpt,
     StorageOpt,
     StudyOpt,
+    TimeOpt,
     WorkersOpt,
     base_option,
     next_steps,
@@ -84,6 +86,8 @@ def search(
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
     base: BaseOpt = None,
+    time_budget: TimeOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -107,7 +111,7 @@ def search(
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     started = time.time()
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
-    res = run_kind(S, prepared, workers, workers_per_gpu)
+    res = run_kind(S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run)
     print_board(res)
     out.print(
         f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
@@ -122,7 +126,8 @@ def search_config(options: dict):
     from scaler.confirm import parse_seeds
     from scaler.scaling import parse_budget
 
-    o = {k: v for k, v in options.items() if k not in ("study", "storage", "workers")}
+    drop = ("study", "storage", "workers", "time_budget", "dry_run")  # not the study's identity
+    o = {k: v for k, v in options.items() if k not in drop}
     o["confirm_seeds"] = parse_seeds(o["confirm_seeds"], "--confirm-seeds")
     o.pop("workers_per_gpu")
     net = base_option(o.pop("base")) or S.SearchConfig.base
@@ -254,6 +259,8 @@ def confirm(
         typer.Option(help="Preset (e.g. long); default: the search's proxy, 1.5x as long."),
     ] = None,
     storage: StorageOpt = None,
+    time_budget: TimeOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -280,7 +287,8 @@ def confirm(
         proxy_overrides=overrides,
     )
     prepared = C.prepare(cfg, study, storage)
-    print_confirmation(study, run_kind(C, prepared, workers=1))
+    res = run_kind(C, prepared, workers=1, time_budget=time_budget, dry_run=dry_run)
+    print_confirmation(study, res)
     next_steps(study, storage, mask_url(prepared.storage_url), "export", "report")
 
 

@@ -14,6 +14,8 @@ from rich.table import Table
 from scaler.cli.common import (
     SHARED_OPTIONS,
     BaseOpt,
+    DryRunOpt,
+    TimeOpt,
     base_option,
     extend,
     new_app,
@@ -63,6 +65,8 @@ class SweepArgs:
     workers: Optional[int]
     workers_per_gpu: Optional[int]
     base: Optional[str]
+    time: Optional[str]  # --time: the study's identity does not include it
+    dry_run: bool
 
     def config(self, kind: str, overrides: tuple, **fields):
         """The sweep's configuration: these options, the proxy overrides and ``fields``."""
@@ -100,6 +104,8 @@ SWEEP_OPTIONS = {
         for name in ("study", "storage", "workers", "workers_per_gpu")
     },
     "base": (Optional[str], BaseOpt.__metadata__[0], None),
+    "time": (Optional[str], TimeOpt.__metadata__[0], None),
+    "dry_run": (bool, DryRunOpt.__metadata__[0], False),
 }
 
 
@@ -131,7 +137,15 @@ def run(cfg, args: SweepArgs) -> None:
     started = time.time()
     # Validate, create or check the study before the display starts: errors stay one line.
     prepared = W.prepare(cfg, args.study, args.storage)
-    res = run_kind(W, prepared, args.workers, args.workers_per_gpu, describe_point)
+    res = run_kind(
+        W,
+        prepared,
+        args.workers,
+        args.workers_per_gpu,
+        describe_point,
+        time_budget=args.time,
+        dry_run=args.dry_run,
+    )
     print_sweep(res)
     for line in compare_verdicts(res.frame) if cfg.kind == "compare" else ():
         out.print(line.describe(), markup=False)

@@ -13,12 +13,14 @@ from scaler.cli.common import (
     STUDY_PROXY,
     BaseOpt,
     DataOpt,
+    DryRunOpt,
     EpochBar,
     JsonOpt,
     PerGpuOpt,
     ProxyOpt,
     StorageOpt,
     StudyOpt,
+    TimeOpt,
     WorkersOpt,
     base_option,
     err,
@@ -203,6 +205,7 @@ def bench(
     )
     out.print(table)
     out.print(f"ratio {r.ratio:.2f}x")
+    out.print(f"cpu: {r.cpu}", markup=False)  # speed differs several times between CPUs
 
 
 @proxy_options(*STUDY_PROXY, "seed")
@@ -222,6 +225,8 @@ def calibrate(
     storage: StorageOpt = None,
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
+    time_budget: TimeOpt = None,
+    dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
@@ -251,7 +256,7 @@ def calibrate(
     run_paired(
         C,
         cfg,
-        (study, storage, workers, workers_per_gpu),
+        (study, storage, workers, workers_per_gpu, time_budget, dry_run),
         (out_dir, "calibration.json, runs.csv, README.md", C.write_report),
         as_json,
         report_text,
@@ -261,18 +266,27 @@ def calibrate(
 def run_paired(kind, cfg, where: tuple, files: tuple, as_json: bool, text) -> None:
     """What every command of paired runs does (calibrate, noise): check everything, run or
     resume the study, then write ``files`` = (folder, their names, write(result, folder)) and
-    print ``text(result)`` (or the result's JSON). ``where`` = (study, storage, workers, K)."""
+    print ``text(result)`` (or the result's JSON). ``where`` = (study, storage, workers, K,
+    --time, --dry-run)."""
     from scaler.files import check_out_dir
     from scaler.studies import mask_url
     from scaler.workers import check_workers
 
-    study, storage, workers, workers_per_gpu = where
+    study, storage, workers, workers_per_gpu, time_budget, dry_run = where
     out_dir, names, write = files
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     prepared = kind.prepare(cfg, study, storage)  # every check before any training
     if out_dir is not None:
         check_out_dir(out_dir)
-    res = run_kind(kind, prepared, workers, workers_per_gpu, describe_run)
+    res = run_kind(
+        kind,
+        prepared,
+        workers,
+        workers_per_gpu,
+        describe_run,
+        time_budget=time_budget,
+        dry_run=dry_run,
+    )
     if out_dir is not None:
         write(res, out_dir)
     if as_json:
