@@ -126,6 +126,7 @@ def _confirmation(cfg, source, settings) -> tuple[str, list, int]:
     n_train = len(source.load("train", settings.base_pixels))
     own = {"preset": cfg.proxy, "settings": settings}
     top, seeds, _, longer = confirm._resolve(cfg.confirm_config(), own, n_train)
+    seeds = first_round(seeds)
     anchors = confirm.SMOKE.get(cfg.proxy, confirm.DEFAULTS)["anchors"]
     big = _at_budget(cfg, longer)
     runs = [Planned("confirmation", f"top {i}", big, seeds, longer) for i in range(top)]
@@ -133,6 +134,14 @@ def _confirmation(cfg, source, settings) -> tuple[str, list, int]:
         spec = scale(base_pixels=longer.base_pixels, base=cfg.base) if role == BASE_ROLE else big
         runs.append(Planned("confirmation", role, spec, seeds, longer))
     return "confirmation", runs, seeds
+
+
+def first_round(seeds) -> int:
+    """The paired seeds a confirmation trains before it can decide anything: all of them, or a
+    race's first round (later rounds depend on what the first shows and are not planned)."""
+    from scaler.racing import AUTO, START
+
+    return START if seeds == AUTO else int(seeds)
 
 
 def confirm(p) -> tuple[list, str, Any]:
@@ -143,7 +152,7 @@ def confirm(p) -> tuple[list, str, Any]:
     from scaler.studies import stored_config
 
     sel = p.selection
-    settings, seeds = sel.proxy_settings, int(sel.settings["seeds"])
+    settings, seeds = sel.proxy_settings, first_round(sel.settings["seeds"])
     base = from_config(p.study.user_attrs.get("config", {}))
     done = covered(p.study)
     runs = []
