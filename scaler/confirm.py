@@ -363,7 +363,15 @@ def stage(
 ) -> None:
     """Queue the selection's networks (once) and train them with ``trainer`` (whose describe hands
     confirmation trials to :func:`describe`), round after round while raced; ``search_points``
-    keeps the search's own points queued, so a lost search trial is trained again too."""
+    keeps the search's own points queued, so a lost search trial is trained again too.
+
+    A race asks ``should_continue`` before each new round; by default it goes on until the
+    trainer's time budget has skipped a run (the round that did not fit stops the race)."""
+    if should_continue is None:
+
+        def should_continue(new: list) -> bool:
+            return not trainer.out_of_time
+
     if ATTR not in study.user_attrs:
         study.set_user_attr(ATTR, p.stored())
     if STOPPED in study.user_attrs:  # a new command: its own time budget decides again
@@ -473,12 +481,15 @@ def create(p: Prepared):
     return p.study
 
 
-def work(p: Prepared, progress=None, should_continue: ShouldContinue | None = None) -> None:
+def work(p: Prepared, progress=None) -> None:
     """Train a prepared confirmation (its trials only: the search is finished); a race stops
-    when ``should_continue`` (the time budget) refuses a round's runs."""
-    selection = p.selection
-    trainer = Trainer(Describe(), p.source, selection.proxy_settings, progress)
-    stage(create(p), selection, trainer, should_continue=should_continue)
+    when the time budget skips a run."""
+    stage(create(p), p.selection, trainer_of(p, progress))
+
+
+def trainer_of(p: Prepared, progress=None) -> Trainer:
+    """The trainer of a prepared confirmation's trials."""
+    return Trainer(Describe(), p.source, p.selection.proxy_settings, progress)
 
 
 def result(study, storage_url: str) -> Confirmation:

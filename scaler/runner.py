@@ -45,8 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from scaler import optuna_api
-from scaler.records import Status, TrialRecord, write
-from scaler.stats import sample_sd
+from scaler.records import Status, TrialRecord, record_runs, write
 from scaler.studies import heartbeat, warnings_silenced
 
 
@@ -459,56 +458,6 @@ def _torch_threads() -> int:
     import torch
 
     return int(torch.get_num_threads())
-
-
-def record_runs(trial, runs: list, test: bool, threads: int | None = None) -> float:
-    """Write a point's runs (seed k at index k) on ``trial``, with the CPU ``threads`` they were
-    trained with; returns their mean top-1."""
-    from scaler.records import pack_bits
-
-    top1 = [r.top1 for r in runs]
-    mean = sum(top1) / len(top1)
-    if test:
-        write(
-            trial,
-            test_top1_seeds=[r.test.top1 for r in runs],
-            test_correct=[pack_bits(r.test.correct) for r in runs],
-        )
-    if any(r.variants for r in runs):
-        write(trial, variants=[_variant_attrs(r) for r in runs])
-    write(
-        trial,
-        seed_list=[r.seed for r in runs],
-        val_correct=[pack_bits(r.val_correct) for r in runs],
-        top1_seeds=top1,
-        top5_seeds=[r.top5 for r in runs],
-        top1_mean=mean,
-        top1_std=sample_sd(top1),
-        top5_mean=sum(r.top5 for r in runs) / len(runs),
-        wall_time=sum(r.wall_time for r in runs),
-        images_per_s=sum(r.images_per_s for r in runs) / len(runs),
-        loss_curve=list(runs[0].loss_curve),
-        threads=threads,
-        status=Status.TRAINED,
-    )
-    return mean
-
-
-def _variant_attrs(result) -> dict[str, dict[str, Any]]:
-    """One run's other scorings, stored: name → top-1, per-image hits and seconds."""
-    from scaler.records import pack_bits
-
-    out = {}
-    for v in result.variants:
-        out[v.name] = {
-            "val_top1": v.val.top1,
-            "val": pack_bits(v.val.correct),
-            "seconds": v.seconds,
-        }
-        if v.test is not None:
-            out[v.name].update(test_top1=v.test.top1, test=pack_bits(v.test.correct))
-    out["plain"] = {"wall_time": result.wall_time}
-    return out
 
 
 def has_test_split(source, pixels: int) -> bool:

@@ -36,7 +36,9 @@ def test_a_race_trains_rounds_stops_on_the_time_budget_and_resumes(searched, tmp
     url = copy(searched, tmp_path)
     cfg = C.ConfirmConfig(top=2, seeds="auto", max_seeds=3)
     asked = []
-    C.work(C.prepare(cfg, "race", url), should_continue=lambda runs: asked.append(runs) or False)
+    p = C.prepare(cfg, "race", url)
+    refuse = lambda runs: asked.append(runs) or False  # noqa: E731 (the budget says no)
+    C.stage(C.create(p), p.selection, C.trainer_of(p), should_continue=refuse)
     c = C.result(load_study("race", url), url)
     assert c.race is not None and (c.race.reason, c.race.round) == ("time budget", 2), c.race
     assert c.state == "done" and len(asked) == 1

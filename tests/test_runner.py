@@ -36,6 +36,9 @@ class FakeTrainer:
         trial.set_user_attr("status", "trained")
         return float(trial.user_attrs["point"][1:])
 
+    def queue(self, points):
+        return points  # no time budget: every point is trainable
+
 
 def study_at(url: str, name: str = "q"):
     return open_study(StudySpec(name, url, "search", {"test": True}))
@@ -169,8 +172,7 @@ def test_a_claimed_trial_goes_stale_even_before_it_runs(tmp_path, monkeypatch):
 def test_a_points_runs_store_their_cpu_thread_count():
     from types import SimpleNamespace
 
-    from scaler.records import TrialRecord
-    from scaler.runner import record_runs
+    from scaler.records import TrialRecord, record_runs
 
     class Trial:
         user_attrs: dict = {}
@@ -186,6 +188,7 @@ def test_a_points_runs_store_their_cpu_thread_count():
         wall_time=1.0,
         images_per_s=10.0,
         loss_curve=[1.0],
+        variants=[],  # scored the default way only
     )
     trial = Trial()
     record_runs(trial, [run, run], test=False, threads=2)

@@ -353,6 +353,7 @@ def run_kind(
     *,
     time_budget: str | None = None,
     dry_run: bool = False,
+    as_json: bool = False,
 ):
     """Run a prepared study of any kind (:class:`scaler.runner.StudyKind`) and return its result.
 
@@ -360,7 +361,8 @@ def run_kind(
     created). The study is created (or checked) before the display starts, so its errors stay
     one line; one worker shows a live display, several run as processes (``--workers``,
     ``--workers-per-gpu``); ``time_budget`` (``--time``) starts no run that cannot end in time
-    (:mod:`scaler.budget`); Ctrl-C says what the study kept and how to resume.
+    (:mod:`scaler.budget`); Ctrl-C says what the study kept and how to resume. With
+    ``as_json`` the plan and the time go to stderr: stdout holds the JSON alone.
     """
     import time
 
@@ -370,7 +372,8 @@ def run_kind(
 
     seconds = None if time_budget is None else budget.parse_duration(time_budget)
     workers = check_workers(workers, per_gpu, kind.trial_bytes(prepared))
-    planned = print_plan(kind, prepared)
+    say = err.print if as_json else out.print
+    planned = print_plan(kind, prepared, say)
     if dry_run:
         raise typer.Exit(0)
     study = kind.create(prepared)
@@ -387,13 +390,13 @@ def run_kind(
     except ValueError:  # a result that needs every run (calibrate, noise) after --time
         if seconds is None or not plan.skipped_points(study):
             raise
-        print_time(study, planned, time.time() - started, time_budget)
+        print_time(study, planned, time.time() - started, time_budget, say)
         raise typer.Exit(0) from None
-    print_time(study, planned, time.time() - started, time_budget)
+    print_time(study, planned, time.time() - started, time_budget, say)
     return res
 
 
-def print_plan(kind, prepared):
+def print_plan(kind, prepared, say=out.print):
     """Print the plan of a prepared study (measuring this machine first when not cached)."""
     from scaler import plan, timing
 
@@ -406,19 +409,19 @@ def print_plan(kind, prepared):
 
     planned = plan.plan(kind, prepared, measuring)
     for line in planned.lines():
-        out.print(line, markup=False, soft_wrap=True)
+        say(line, markup=False, soft_wrap=True)
     return planned
 
 
-def print_time(study, planned, seconds: float, time_budget: str | None) -> None:
+def print_time(study, planned, seconds: float, time_budget: str | None, say=out.print) -> None:
     """The actual time beside the plan's, and what ``--time`` skipped (how to train it)."""
     from scaler import plan
     from scaler.plan import duration
 
-    out.print(f"time: {duration(seconds)} (planned ~{duration(planned.seconds)})", markup=False)
+    say(f"time: {duration(seconds)} (planned ~{duration(planned.seconds)})", markup=False)
     skipped = plan.skipped_points(study) if time_budget is not None else []
     if skipped:
-        out.print(
+        say(
             f"--time {time_budget} skipped {len(skipped)} points that could not end in time "
             f"({', '.join(skipped[:4])}{' ...' if len(skipped) > 4 else ''}); the same command "
             "with a larger --time trains them",

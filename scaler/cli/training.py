@@ -286,6 +286,7 @@ def run_paired(kind, cfg, where: tuple, files: tuple, as_json: bool, text) -> No
         describe_run,
         time_budget=time_budget,
         dry_run=dry_run,
+        as_json=as_json,
     )
     if out_dir is not None:
         write(res, out_dir)
