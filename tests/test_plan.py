@@ -152,6 +152,19 @@ def test_bad_time_is_one_line_and_creates_nothing(cli, tiny_args, tmp_path, monk
     assert not any(tmp_path.rglob("*.db"))
 
 
+def test_search_keeps_to_20_minutes_unless_told_otherwise(cli, tiny_args, tmp_path, monkeypatch):
+    """The default search's budget is 20m; --time off drops it (and the plan says which)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(timing.CACHE_ENV, str(fake_throughput(tmp_path / "t.json", 1e-9, 100.0)))
+    code, out, _ = cli("search", *tiny_args, "--dry-run")
+    assert code == 0 and "--time 20m: the plan fits" in out, out
+    code, out, _ = cli("search", *tiny_args, "--dry-run", "--time", "5m")
+    assert code == 0 and "--time 5m: the plan does not fit" in out, out  # 7 runs of ~100 s
+    code, out, _ = cli("search", *tiny_args, "--dry-run", "--time", "OFF")
+    assert code == 0 and "--time" not in out, out
+    assert not (tmp_path / "studies").exists()
+
+
 @pytest.mark.parametrize(
     "command",
     [

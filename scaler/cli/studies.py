@@ -10,12 +10,14 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    SEARCH_TIME,
     BaseOpt,
     DataOpt,
     DryRunOpt,
     JsonOpt,
     PerGpuOpt,
     ProxyOpt,
+    SearchTimeOpt,
     StorageOpt,
     StudyOpt,
     TimeOpt,
@@ -86,19 +88,22 @@ def search(
     workers: WorkersOpt = None,
     workers_per_gpu: PerGpuOpt = None,
     base: BaseOpt = None,
-    time_budget: TimeOpt = None,
+    time_budget: SearchTimeOpt = SEARCH_TIME,
     dry_run: DryRunOpt = False,
     *,
     overrides: tuple = (),
 ) -> None:
     """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    Running the same command again resumes the study; --no-confirm skips the confirmation
-    (`scaler confirm STUDY`). The budget is on measured fvcore FLOPs (--constraint nominal).
+    Running the same command again resumes the study (with more --time: trains what the budget
+    skipped); --no-confirm skips the confirmation (`scaler confirm STUDY`). The budget is on
+    measured fvcore FLOPs (--constraint nominal). --time is 20m unless given ('off': none).
 
     Examples:
 
       scaler search --budget 2x --proxy quick
+
+      scaler search --budget 2x --time 1h --dry-run
 
       scaler search --budget 4x --sampler tpe --trials 20 --seeds 2 --no-confirm
 
