@@ -95,17 +95,14 @@ def search(
 ) -> None:
     """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    Running the same command again resumes the study (with more --time: trains what the budget
-    skipped); --no-confirm skips the confirmation (`scaler confirm STUDY`). The budget is on
-    measured fvcore FLOPs (--constraint nominal). --time is 20m unless given ('off': none).
+    The same command again resumes (with more --time: trains what the budget skipped); the
+    budget is on measured fvcore FLOPs; --time is 20m unless given ('off': none).
 
     Examples:
 
       scaler search --budget 2x --proxy quick
 
       scaler search --budget 2x --time 1h --dry-run
-
-      scaler search --budget 4x --sampler tpe --trials 20 --seeds 2 --no-confirm
 
       scaler search --base mobilenetv2 --budget 4x --storage postgresql://USER@HOST/DB
     """
