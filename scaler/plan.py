@@ -25,7 +25,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Final
 
-from scaler.timing import Throughput, run_seconds, throughput
+from scaler.timing import Throughput, run_cost, throughput
 
 # The σ of a paired difference of val top-1 (points) when no noise study is found: the
 # committed reports/noise/README.md measured 4.78 for d=1:w=1.2:px=56 − B0 on the embedded
@@ -39,6 +39,41 @@ ALPHA: Final = 0.05
 # ----------------------------------------------------------------------------------------------
 # the plan
 # ----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Speed:
+    """How fast runs go here: alone, and beside the study's other worker processes."""
+
+    alone: Throughput
+    shared: Throughput | None = None  # timed with `shared.processes` processes at once
+
+    @property
+    def workers(self) -> int:
+        return 1 if self.shared is None else self.shared.processes
+
+    def run_seconds(self, cost: tuple, active: int = 1, first: bool = False) -> float:
+        """Seconds of a run of ``cost`` (:func:`scaler.timing.run_cost`) while ``active``
+        processes train: linear between the speed alone and with every worker training.
+        ``first``: the process's first run of that network (it pays for cuDNN's tuning)."""
+
+        def at(t: Throughput) -> float:
+            extra = t.first_seconds(cost[0], cost[3]) if first else 0.0
+            return t.run_seconds(*cost) + extra
+
+        alone = at(self.alone)
+        if self.shared is None or active <= 1:
+            return alone
+        share = (min(active, self.workers) - 1) / (self.workers - 1)
+        return alone + share * (at(self.shared) - alone)
+
+
+def makespan(durations: list[float], workers: int) -> float:
+    """Wall time of trials claimed in queue order, each by the first worker free."""
+    free = [0.0] * max(1, workers)
+    for d in durations:
+        free[free.index(min(free))] += d
+    return max(free)
 
 
 @dataclass(frozen=True)
@@ -72,10 +107,16 @@ class Plan:
     sigma: float  # σ of a paired difference (points) the resolution assumes
     sigma_source: str
     throughput: Throughput
+    shared: Throughput | None = None  # the speed with every worker process training
+
+    @property
+    def start(self) -> float:
+        """Seconds for the worker processes to start (none without workers)."""
+        return 0.0 if self.shared is None else self.shared.start
 
     @property
     def seconds(self) -> float:
-        return sum(s.seconds for s in self.stages)
+        return self.start + sum(s.seconds for s in self.stages)
 
     @property
     def runs(self) -> int:
@@ -88,6 +129,14 @@ class Plan:
             *(f"  {s.describe()}" for s in self.stages),
             f"  total {self.runs} runs, ~{duration(self.seconds)} here; "
             f"{self.throughput.describe()}",
+            *(
+                [
+                    f"  {self.shared.processes} worker processes, ~{self.start:.0f} s to start; "
+                    f"with all of them training, {self.shared.describe()}"
+                ]
+                if self.shared
+                else []
+            ),
             f"  resolution: two-sided paired t, 5 % level, 80 % power, at σ {self.sigma:.2f} "
             f"points of a paired difference ({self.sigma_source})",
         ]
@@ -101,6 +150,7 @@ class Plan:
             "sigma": self.sigma,
             "machine": self.throughput.machine,
             "threads": self.throughput.threads,
+            "workers": 1 if self.shared is None else self.shared.processes,
         }
 
 
@@ -112,12 +162,21 @@ def duration(seconds: float) -> str:
     return f"{minutes} min" if minutes < 60 else f"{minutes // 60} h {minutes % 60:02d} min"
 
 
-def stage_plan(name: str, planned: list, pairs: int, sigma: float, source) -> StagePlan:
-    """A stage's :class:`StagePlan` from the runs it will train (twins once)."""
+def stage_plan(
+    name: str, planned: list, pairs: int, sigma: float, source, speed: Speed
+) -> StagePlan:
+    """A stage's :class:`StagePlan` from the runs it will train (twins once): a network's
+    seeds one after another (one trial), its trials on the study's workers in queue order."""
     from scaler.stats import detectable_difference
 
     nets = {p.network: p for p in planned}
-    seconds = sum(p.seeds * run_seconds(p.spec, p.settings, source) for p in nets.values())
+    active = min(speed.workers, len(nets))
+    trials = []
+    for p in nets.values():  # a trial's network is new to its worker: its first run pays more
+        cost = run_cost(p.spec, p.settings, source)
+        rest = (p.seeds - 1) * speed.run_seconds(cost, active)
+        trials.append(speed.run_seconds(cost, active, first=True) + rest)
+    seconds = makespan(trials, speed.workers) if trials else 0.0
     return StagePlan(
         name=name,
         networks=len({p.spec.key_str for p in nets.values()}),
@@ -128,24 +187,42 @@ def stage_plan(name: str, planned: list, pairs: int, sigma: float, source) -> St
     )
 
 
-def plan(kind, prepared, announce=None) -> Plan:
-    """The plan of a prepared study of ``kind`` (searches, sweeps, confirm, calibrate, noise);
-    ``announce()`` is called before this machine's speed is measured (once per cache)."""
+def plan(kind, prepared, announce=None, workers: int = 1) -> Plan:
+    """The plan of a prepared study of ``kind`` (searches, sweeps, confirm, calibrate, noise)
+    on ``workers`` processes; ``announce(what)`` is called before this machine's speed is
+    measured (once per cache)."""
     from scaler import plan_stages
 
     name = kind.__name__.rsplit(".", 1)[-1]
     stages, data, settings = getattr(plan_stages, name)(prepared)
-    measured = throughput(settings.device, settings.threads, announce)
+    speed = measured_speed(settings, workers, announce)
     sigma, where = noise_sigma(prepared.storage_url, data, settings)
     source = prepared.source
     return Plan(
         kind=name,
         study=prepared.study_name,
-        stages=tuple(stage_plan(n, runs, pairs, sigma, source) for n, runs, pairs in stages),
+        stages=tuple(stage_plan(n, runs, pairs, sigma, source, speed) for n, runs, pairs in stages),
         sigma=sigma,
         sigma_source=where,
-        throughput=measured,
+        throughput=speed.alone,
+        shared=speed.shared,
     )
+
+
+def measured_speed(settings, workers: int, announce=None) -> Speed:
+    """The :class:`Speed` of runs of ``settings`` here: alone, and with ``workers`` processes
+    at once, each with the threads a worker gets (:func:`scaler.workers.placements`)."""
+    from scaler.workers import placements
+
+    def say(what: str):
+        return None if announce is None else lambda: announce(what)
+
+    alone = throughput(settings.device, settings.threads, say("B0 alone"), processes=1)
+    if workers <= 1:
+        return Speed(alone)
+    threads = settings.threads or placements(workers)[0].threads
+    what = f"B0 in {workers} processes at once"
+    return Speed(alone, throughput(settings.device, threads, say(what), processes=workers))
 
 
 def noise_sigma(storage_url: str, data: str, settings) -> tuple[float, str]:
@@ -176,6 +253,32 @@ def _pair_sigma(name: str, url: str, data: str, settings) -> float | None:
     except (ValueError, KeyError):  # unfinished or unreadable: not a measurement
         return None
     return math.sqrt(max(pairs[0].split.run, 0.0)) if pairs else None
+
+
+def clock(study, started: float, ended: float) -> dict[str, float]:
+    """The time a command took, beside its plan's: ``seconds`` (the command's runs, from
+    ``started`` to ``ended``, ``time.time()``), ``planned_part`` (until the last trial of the
+    runs a plan covers ended: every trial but a race's later rounds, whose seeds start at
+    :data:`scaler.racing.START` or later) and ``later_rounds`` (trials of those rounds)."""
+    from scaler.racing import START
+    from scaler.records import CONFIRM_ROLE, Status, TrialRecord
+
+    ends, later = [], 0
+    for t in study.get_trials(deepcopy=False):
+        if t.datetime_complete is None or t.datetime_complete.timestamp() < started:
+            continue  # unfinished, or an earlier command's
+        rec = TrialRecord.from_trial(t)
+        if rec.status in (Status.SKIPPED, Status.INFEASIBLE, Status.DUPLICATE):
+            continue  # no run: a record written when the runs around it ended
+        if rec.role == CONFIRM_ROLE and rec.seed_list and min(rec.seed_list) >= START:
+            later += 1
+        else:
+            ends.append(t.datetime_complete.timestamp())
+    return {
+        "seconds": round(ended - started, 1),
+        "planned_part": round((max(ends) if ends else ended) - started, 1),
+        "later_rounds": later,
+    }
 
 
 def skipped_points(study) -> list[str]:

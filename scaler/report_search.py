@@ -192,12 +192,29 @@ def time_lines(s: StudyData) -> list[str]:
         return []
     trained = s.frame[s.frame["status"] == "trained"]
     took = float(trained["wall_time"].fillna(0).sum())
-    return [
+    workers = planned.get("workers", 1)
+    line = (
         f"Time: planned ~{planned['seconds']:.0f} s for {planned['runs']} runs on "
-        f"{planned['machine']} ({planned['threads']} threads) before the first run; the "
-        f"{len(trained)} trained trials took {took:.0f} s (their runs' recorded time, summed).",
-        "",
-    ]
+        f"{planned['machine']} ({planned['threads']} threads"
+        f"{f', {workers} worker processes' if workers > 1 else ''}) before the first run"
+    )
+    clocks = s.attrs.get("times") or []
+    if not clocks:  # a study of a version that kept no clock
+        line += f"; the {len(trained)} trained trials took {took:.0f} s (their runs' time, summed)."
+        return [line, ""]
+    first = clocks[0]
+    off = first["planned_part"] / first["planned"] - 1 if first["planned"] else float("nan")
+    line += (
+        f". The first command took {first['seconds']:.0f} s on the clock; the runs its plan "
+        f"covered ended after {first['planned_part']:.0f} s ({off:+.0%} against the plan)"
+    )
+    if first["later_rounds"]:
+        line += f", then {first['later_rounds']} trials of later race rounds (not planned)"
+    if len(clocks) > 1:
+        line += f"; {len(clocks) - 1} later commands (resumed) took " + ", ".join(
+            f"{c['seconds']:.0f} s (planned ~{c['planned']:.0f})" for c in clocks[1:]
+        )
+    return [line + ".", ""]
 
 
 def _noise_lines(nz: Noise) -> list[str]:

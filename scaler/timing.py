@@ -12,9 +12,15 @@ A run's time is ``overhead + s × (flops ÷ flops_B0) × (training images + eval
 - ``overhead`` is the rest of a run (building the model, data onto the device): the short run's
   time less its images.
 
+A study with several worker processes (a GPU's K workers, a CPU's cores split between
+workers) is timed again with that many processes training at once (:func:`measure`'s
+``processes``, placed as the workers are): a run beside others is slower, and each process
+also takes time to start (:attr:`Throughput.start`). :mod:`scaler.plan` prices a stage's runs
+between the two speeds by how many train at once.
+
 The measurement is cached per CPU (model and vector extensions, :mod:`scaler.machine`; the GPU
-too on CUDA), device, thread count and torch version in a JSON file (:func:`cache_file`:
-``$SCALER_TIMING_CACHE``, else ``throughput.json`` in scaler's cache folder,
+too on CUDA), device, thread count, processes at once and torch version in a JSON file
+(:func:`cache_file`: ``$SCALER_TIMING_CACHE``, else ``throughput.json`` in scaler's cache folder,
 ``$SCALER_CACHE`` or ``~/.cache/scaler``) and measured again after :data:`MAX_AGE_DAYS` days
 or with another torch. :mod:`scaler.plan` prints the estimate; ``--time``
 (:mod:`scaler.budget`) asks :func:`job_seconds` whether a run fits.
@@ -38,6 +44,10 @@ MAX_AGE_DAYS: Final = 30  # a cached throughput older than this is measured agai
 CACHE_ENV: Final = "SCALER_TIMING_CACHE"  # the cache file (tests isolate it)
 # The timing runs: B0 on the embedded data at the standard proxy, this many batches each.
 WARM, SHORT, LONG = 2, 4, 16
+BARRIER_TIMEOUT: Final = 300.0  # seconds processes timed together wait for each other
+# The worker processes of the study this process belongs to (scaler.workers sets it): a worker
+# prices its runs at the speed measured with that many processes training at once.
+PROCESSES_ENV: Final = "SCALER_PROCESSES"
 
 
 @dataclass(frozen=True)
@@ -53,18 +63,43 @@ class Throughput:
     flops: int  # B0's forward FLOPs at the reference pixels (the data's classes: 10)
     pixels: int
     measured: str  # ISO date
+    # Processes that trained at once while timed: the workers of a study share the machine (a
+    # GPU's K workers, a CPU's cores split between them), and a run is slower beside others.
+    processes: int = 1
+    start: float = 0.0  # seconds for a worker process to be ready (imports, data, device)
+    # Seconds more that a process's first run of a network costs (cuDNN tries its algorithms
+    # for every new convolution shape): the warm-up run's time beyond the model.
+    first: float = 0.0
+    layers: int = 16  # B0's
 
-    def run_seconds(self, flops: int, train_images: int, eval_images: int) -> float:
-        """Estimated seconds of one run of a network of ``flops`` forward FLOPs."""
+    def ratio(self, flops: int, layers: int | None) -> float:
+        """A network's cost per image over B0's: its FLOPs ratio on a CPU; its layers ratio on
+        a GPU, where a small proxy network is launch-bound (many small kernels, each a few
+        microseconds whatever its FLOPs)."""
+        if self.device.startswith("cuda") and layers:
+            return layers / self.layers
+        return flops / self.flops
+
+    def run_seconds(
+        self, flops: int, train_images: int, eval_images: int, layers: int | None = None
+    ) -> float:
+        """Estimated seconds of one run of a network of ``flops`` forward FLOPs (and
+        ``layers`` blocks: the measure on a GPU), its first run in a process excepted."""
         images = train_images + EVAL_SHARE * eval_images
-        return self.overhead + self.seconds_per_image * (flops / self.flops) * images
+        return self.overhead + self.seconds_per_image * self.ratio(flops, layers) * images
+
+    def first_seconds(self, flops: int, layers: int | None = None) -> float:
+        """What a process's first run of a network costs beyond :meth:`run_seconds`."""
+        return self.first * self.ratio(flops, layers)
 
     def describe(self) -> str:
         rate = 1.0 / self.seconds_per_image
+        where = f"{self.device}, {self.threads} thread{'s' if self.threads != 1 else ''}"
+        if self.processes > 1:
+            where += f", each of {self.processes} processes at once"
         return (
-            f"B0 at {self.pixels} px trains {rate:,.0f} img/s here ({self.device}, "
-            f"{self.threads} threads; measured {self.measured[:10]}, + {self.overhead:.1f} s "
-            "per run)"
+            f"B0 at {self.pixels} px trains {rate:,.0f} img/s here ({where}; measured "
+            f"{self.measured[:10]}, + {self.overhead:.1f} s per run)"
         )
 
 
@@ -87,6 +122,10 @@ def _key(device: str, threads: int) -> tuple[str, str, int, str]:
     return machine, device, threads, torch.__version__
 
 
+def _same(t: Throughput, key: tuple, processes: int) -> bool:
+    return (t.machine, t.device, t.threads, t.torch, t.processes) == (*key, processes)
+
+
 def _where(device: str | None, threads: int | None) -> tuple[str, int]:
     """(the device a run trains on, its CPU threads), as the trainer resolves them."""
     import torch
@@ -96,9 +135,10 @@ def _where(device: str | None, threads: int | None) -> tuple[str, int]:
     return str(select_device(device or "auto")), int(threads or torch.get_num_threads())
 
 
-def cached(device: str, threads: int) -> Throughput | None:
-    """The cached throughput of this machine, device and threads (None: none, or stale)."""
-    machine, device, threads, version = _key(device, threads)
+def cached(device: str, threads: int, processes: int = 1) -> Throughput | None:
+    """The cached throughput of this machine, device, threads and processes at once (None:
+    none, or stale)."""
+    key = _key(device, threads)
     try:
         entries = json.loads(cache_file().read_text())
     except (OSError, ValueError):
@@ -108,7 +148,7 @@ def cached(device: str, threads: int) -> Throughput | None:
             t = Throughput(**e)
         except TypeError:  # written by another version: measured again
             continue
-        if (t.machine, t.device, t.threads, t.torch) != (machine, device, threads, version):
+        if not _same(t, key, processes):
             continue
         age = _dt.datetime.now(_dt.timezone.utc) - _dt.datetime.fromisoformat(t.measured)
         if age.days < MAX_AGE_DAYS:
@@ -123,11 +163,12 @@ def store(t: Throughput) -> None:
         entries = json.loads(path.read_text())
     except (OSError, ValueError):
         entries = []
-    same = (t.machine, t.device, t.threads, t.torch)
+    fields = ("machine", "device", "threads", "torch", "processes")
+    same = tuple(getattr(t, f) for f in fields)
     entries = [
         e
         for e in (entries if isinstance(entries, list) else [])
-        if (e.get("machine"), e.get("device"), e.get("threads"), e.get("torch")) != same
+        if tuple(e.get(f, 1 if f == "processes" else None) for f in fields) != same
     ]
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,11 +177,11 @@ def store(t: Throughput) -> None:
         pass
 
 
-def measure(device: str, threads: int) -> Throughput:
-    """Time B0 here: runs of WARM, SHORT and LONG batches; the slope is seconds per image."""
+def _timing_runs(device: str, threads: int, barrier=None) -> list[float]:
+    """Seconds of B0's WARM, SHORT and LONG runs here (each run after ``barrier``, when given:
+    processes timed together start each run together)."""
     import time
 
-    from scaler.complexity import count
     from scaler.data import parse_data
     from scaler.proxy import resolve_proxy
     from scaler.spec import scale
@@ -149,16 +190,96 @@ def measure(device: str, threads: int) -> Throughput:
     settings = resolve_proxy("standard", {"device": device, "threads": threads})
     source = parse_data("embedded")
     spec = scale(base_pixels=settings.base_pixels)
-    batch = settings.batch_size
     seconds = []
     for batches in (WARM, SHORT, LONG):
-        run = dataclasses.replace(settings, images=batches * batch)
+        run = dataclasses.replace(settings, images=batches * settings.batch_size)
+        if barrier is not None:
+            barrier.wait(timeout=BARRIER_TIMEOUT)
         start = time.perf_counter()
         train(spec, source, run)
         seconds.append(time.perf_counter() - start)
-    per_image = max((seconds[2] - seconds[1]) / ((LONG - SHORT) * batch), 1e-9)
+    return seconds
+
+
+def _timed_child(placement, device: str, threads: int, barrier, queue, t0: float) -> None:
+    """One of :func:`_time_together`'s processes, placed as a study's worker would be."""
+    import time
+
+    try:
+        if placement.visible_device is not None:  # as scaler.workers places a worker
+            os.environ["CUDA_VISIBLE_DEVICES"] = placement.visible_device
+            device = "cuda"
+        import torch
+
+        from scaler.data import parse_data
+
+        torch.set_num_threads(threads)
+        parse_data("embedded").load("train", 48)
+        torch.zeros(1, device=device)  # the device's context: part of a worker's start
+        ready = time.time() - t0
+        queue.put((ready, _timing_runs(device, threads, barrier)))
+    except BaseException as e:  # the others must not wait at the barrier for this one
+        barrier.abort()
+        queue.put((None, f"{type(e).__name__}: {e}"))
+
+
+def _time_together(device: str, threads: int, processes: int) -> tuple[list[list[float]], float]:
+    """(each process's :func:`_timing_runs`, the median seconds a process took to be ready)
+    with ``processes`` processes training at once, spawned and placed as study workers."""
+    import multiprocessing as mp
+    import statistics
+    import time
+
+    from scaler.workers import placements
+
+    ctx = mp.get_context("spawn")
+    barrier, queue = ctx.Barrier(processes), ctx.Queue()
+    t0 = time.time()
+    procs = [
+        ctx.Process(target=_timed_child, args=(p, device, threads, barrier, queue, t0))
+        for p in placements(processes)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        results = [queue.get(timeout=2 * BARRIER_TIMEOUT) for _ in procs]
+    finally:
+        for p in procs:
+            p.join(timeout=30)
+    errors = sorted((str(r[1]) for r in results if r[0] is None), key=lambda e: "Broken" in e)
+    if errors:  # the cause first, the others' broken barrier after it
+        raise RuntimeError(f"timing {processes} processes at once failed: {errors[0]}")
+    return [r[1] for r in results], statistics.median(r[0] for r in results)
+
+
+def measure(device: str, threads: int, processes: int = 1) -> Throughput:
+    """Time B0 here: runs of WARM, SHORT and LONG batches; the slope is seconds per image.
+
+    With ``processes`` > 1 that many processes train at once, as a study's workers would
+    (:func:`_time_together`); the median process's slope and overhead are kept."""
+    import statistics
+
+    from scaler.complexity import count
+    from scaler.data import parse_data
+    from scaler.proxy import resolve_proxy
+    from scaler.spec import scale
+
+    settings = resolve_proxy("standard", {"device": device, "threads": threads})
+    source = parse_data("embedded")
+    spec = scale(base_pixels=settings.base_pixels)
+    batch = settings.batch_size
+    if processes > 1:
+        runs, start = _time_together(device, threads, processes)
+    else:
+        runs, start = [_timing_runs(device, threads)], 0.0
     val = len(source.load("val", spec.pixels))
-    overhead = seconds[1] - per_image * (SHORT * batch + EVAL_SHARE * val)
+    slopes = [max((s[2] - s[1]) / ((LONG - SHORT) * batch), 1e-9) for s in runs]
+    per_image = statistics.median(slopes)
+    held = EVAL_SHARE * val
+    timed = list(zip(runs, slopes, strict=True))
+    overhead = max(0.0, statistics.median(s[1] - k * (SHORT * batch + held) for s, k in timed))
+    # The warm-up run (WARM batches) beyond what the model gives a later run of its length.
+    first = statistics.median(s[0] - overhead - k * (WARM * batch + held) for s, k in timed)
     machine, device, threads, version = _key(device, threads)
     return Throughput(
         machine=machine,
@@ -166,22 +287,33 @@ def measure(device: str, threads: int) -> Throughput:
         threads=threads,
         torch=version,
         seconds_per_image=per_image,
-        overhead=max(0.0, overhead),
+        overhead=overhead,
         flops=count(spec, source.num_classes).flops,
         pixels=spec.pixels,
         measured=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        processes=processes,
+        start=start,
+        first=max(0.0, first),
+        layers=spec.layers,
     )
 
 
-def throughput(device: str | None = None, threads: int | None = None, announce=None) -> Throughput:
-    """This machine's throughput for ``device`` and ``threads``: cached, else measured now
-    (after calling ``announce()``, when given)."""
+def throughput(
+    device: str | None = None,
+    threads: int | None = None,
+    announce=None,
+    processes: int | None = None,
+) -> Throughput:
+    """This machine's throughput for ``device``, ``threads`` and ``processes`` training at once
+    (default: :data:`PROCESSES_ENV`, which a study's workers inherit, else 1): cached, else
+    measured now (after calling ``announce()``, when given)."""
     where = _where(device, threads)
-    found = cached(*where)
+    processes = processes or int(os.environ.get(PROCESSES_ENV, "1"))
+    found = cached(*where, processes)
     if found is None:
         if announce is not None:
             announce()
-        found = measure(*where)
+        found = measure(*where, processes)
         store(found)
     return found
 
@@ -213,14 +345,17 @@ def _images(source, settings) -> tuple[int, int]:
     return train_images(settings, n_train), held
 
 
-def run_seconds(spec, settings, source) -> float:
-    """Estimated seconds of one run of ``spec`` with ``settings`` on ``source`` here."""
+def run_cost(spec, settings, source) -> tuple[int, int, int, int]:
+    """(forward FLOPs, training images, evaluation images, layers) of one run of ``spec``."""
     from scaler.complexity import count
 
-    flops = count(spec, source.num_classes).flops
-    train_images, eval_images = _images(source, settings)
+    return (count(spec, source.num_classes).flops, *_images(source, settings), spec.layers)
+
+
+def run_seconds(spec, settings, source) -> float:
+    """Estimated seconds of one run of ``spec`` with ``settings`` on ``source`` here."""
     return throughput(settings.device, settings.threads).run_seconds(
-        flops, train_images, eval_images
+        *run_cost(spec, settings, source)
     )
 
 

@@ -122,13 +122,23 @@ def run_workers(target: Callable[[Placement], None], workers: int) -> None:
     ``target`` must be picklable (a module-level function, or a ``functools.partial`` of one):
     children are spawned, since fork would share torch's thread pools and CUDA state.
     """
+    from scaler.timing import PROCESSES_ENV
+
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_child, args=(target, placement), daemon=False)
         for placement in placements(workers)
     ]
-    for p in procs:
-        p.start()
+    before = os.environ.get(PROCESSES_ENV)
+    os.environ[PROCESSES_ENV] = str(workers)  # each worker prices its runs beside the others
+    try:
+        for p in procs:
+            p.start()
+    finally:
+        if before is None:
+            os.environ.pop(PROCESSES_ENV)
+        else:
+            os.environ[PROCESSES_ENV] = before
     try:
         for p in procs:
             p.join()

@@ -56,7 +56,8 @@ FAKE_OVERHEAD = 1.0
 
 
 def fake_throughput(path, seconds_per_image=FAKE_SECONDS_PER_IMAGE, overhead=FAKE_OVERHEAD):
-    """Write a throughput cache at ``path`` for this machine's CPU, every thread count."""
+    """Write a throughput cache at ``path`` for this machine's CPU, every thread count, alone
+    and with up to 4 processes at once (workers): each process twice as slow as alone."""
     import dataclasses
     import datetime as dt
     import json
@@ -68,10 +69,12 @@ def fake_throughput(path, seconds_per_image=FAKE_SECONDS_PER_IMAGE, overhead=FAK
     entries = []
     for threads in range(1, (os.cpu_count() or 1) + 1):
         machine, device, threads, torch = timing._key("cpu", threads)
-        t = timing.Throughput(
-            machine, device, threads, torch, seconds_per_image, overhead, 23_550_144, 48, now
-        )
-        entries.append(dataclasses.asdict(t))
+        for n in range(1, 5):
+            each = seconds_per_image * (1 if n == 1 else 2)
+            t = timing.Throughput(
+                machine, device, threads, torch, each, overhead, 23_550_144, 48, now, n, n - 1.0
+            )
+            entries.append(dataclasses.asdict(t))
     path.write_text(json.dumps(entries))
     return path
 

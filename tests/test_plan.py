@@ -72,6 +72,33 @@ def test_stale_or_foreign_cache_is_not_used(tmp_path, monkeypatch):
     assert timing.cached("cpu", 1) is None  # another torch
 
 
+def test_makespan_places_trials_in_queue_order():
+    assert plan.makespan([3.0, 3.0, 3.0, 3.0], 2) == 6.0
+    assert plan.makespan([5.0, 1.0, 1.0, 1.0], 2) == 5.0
+    assert plan.makespan([1.0, 2.0, 3.0], 1) == 6.0
+    assert plan.makespan([2.0], 8) == 2.0
+
+
+def test_a_run_beside_other_workers_is_priced_between_alone_and_all():
+    alone, shared = timing.cached("cpu", 1), timing.cached("cpu", 1, 3)
+    assert shared.processes == 3 and timing.cached("cpu", 1, 5) is None
+    speed = plan.Speed(alone, shared)
+    cost = (alone.flops, 1000, 300)
+    one, three = alone.run_seconds(*cost), shared.run_seconds(*cost)
+    assert three > one  # the fake: each of 3 processes half as fast as one alone
+    assert speed.run_seconds(cost, 1) == pytest.approx(one)
+    assert speed.run_seconds(cost, 3) == speed.run_seconds(cost, 8) == pytest.approx(three)
+    assert speed.run_seconds(cost, 2) == pytest.approx((one + three) / 2)
+
+
+def test_measure_times_processes_together_as_workers(tmp_path, monkeypatch):
+    monkeypatch.setenv(timing.CACHE_ENV, str(tmp_path / "t.json"))
+    t = timing.throughput("cpu", 1, processes=2)  # two spawned processes, 1 thread each
+    assert (t.processes, t.threads, t.device) == (2, 1, "cpu")
+    assert t.start > 0 and 0 < t.seconds_per_image < 1
+    assert timing.cached("cpu", 1, 2) == t and timing.cached("cpu", 1) is None
+
+
 # ----------------------------------------------------------------------------------------------
 # plans of the kinds
 # ----------------------------------------------------------------------------------------------
@@ -97,6 +124,26 @@ def test_calibration_plan_counts_runs_and_scales_time_with_flops(tmp_path):
     assert (b2 - t.overhead) / (b0 - t.overhead) == pytest.approx(flops[1] / flops[0])
     assert stage.seconds == pytest.approx(3 * (b0 + b2))
     assert not (tmp_path / "c.db").exists()  # planning creates nothing
+
+
+def test_calibration_plan_on_workers_spreads_its_runs(tmp_path):
+    from scaler import calibrate as C
+
+    cfg = C.CalibrationConfig(
+        members=("b0", "b2"), seeds=3, proxy="quick", proxy_overrides=TINY_PROXY
+    )
+    p = C.prepare(cfg, storage=f"sqlite:///{tmp_path / 'c.db'}")
+    pl = plan.plan(C, p, workers=2)
+    shared = timing.cached("cpu", 1, 2)
+    assert pl.shared == shared and pl.start == shared.start == 1.0  # the fake's start
+    settings = cfg.proxy_config()
+    b0, b2 = (shared.run_seconds(*timing.run_cost(s, settings, p.source)) for _, s in p.specs)
+    # Runs queued b0:0, b0:1, b0:2, b2:0, b2:1, b2:2, each to the first worker free: the
+    # second worker ends last, with b0 + 2 x b2.
+    assert pl.stages[0].seconds == pytest.approx(b0 + 2 * b2)
+    assert pl.seconds == pytest.approx(1.0 + b0 + 2 * b2)
+    assert "2 worker processes" in "\n".join(pl.lines())
+    assert pl.attrs()["workers"] == 2
 
 
 def test_search_plan_has_its_stages(tmp_path):

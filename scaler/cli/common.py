@@ -387,7 +387,7 @@ def run_kind(
     seconds = None if time_budget is None else budget.parse_duration(time_budget)
     workers = check_workers(workers, per_gpu, kind.trial_bytes(prepared))
     say = err.print if as_json else out.print
-    planned = print_plan(kind, prepared, say)
+    planned = print_plan(kind, prepared, say, workers)
     if seconds is not None:
         fits = planned.seconds <= seconds
         say(
@@ -410,35 +410,49 @@ def run_kind(
     except ValueError:  # a result that needs every run (calibrate, noise) after --time
         if seconds is None or not plan.skipped_points(study):
             raise
-        print_time(study, planned, time.time() - started, time_budget, say)
+        print_time(study, planned, started, time_budget, say)
         raise typer.Exit(0) from None
-    print_time(study, planned, time.time() - started, time_budget, say)
+    print_time(study, planned, started, time_budget, say)
     return res
 
 
-def print_plan(kind, prepared, say=out.print):
-    """Print the plan of a prepared study (measuring this machine first when not cached)."""
+def print_plan(kind, prepared, say=out.print, workers: int = 1):
+    """Print the plan of a prepared study on ``workers`` processes (measuring this machine
+    first when not cached)."""
     from scaler import plan, timing
 
-    def measuring() -> None:
+    def measuring(what: str) -> None:
         err.print(
-            "measuring this machine's speed for the plan (B0, three short runs; cached for "
-            f"{timing.MAX_AGE_DAYS} days) ...",
+            f"measuring this machine's speed for the plan ({what}, three short runs; cached "
+            f"for {timing.MAX_AGE_DAYS} days) ...",
             markup=False,
         )
 
-    planned = plan.plan(kind, prepared, measuring)
+    planned = plan.plan(kind, prepared, measuring, workers)
     for line in planned.lines():
         say(line, markup=False, soft_wrap=True)
     return planned
 
 
-def print_time(study, planned, seconds: float, time_budget: str | None, say=out.print) -> None:
-    """The actual time beside the plan's, and what ``--time`` skipped (how to train it)."""
+def print_time(study, planned, started: float, time_budget: str | None, say=out.print) -> None:
+    """The actual time beside the plan's (kept on the study, attribute ``times``: one entry a
+    command), and what ``--time`` skipped (how to train it)."""
+    import time
+
     from scaler import plan
     from scaler.plan import duration
 
-    say(f"time: {duration(seconds)} (planned ~{duration(planned.seconds)})", markup=False)
+    took = plan.clock(study, started, time.time())
+    took["planned"] = round(planned.seconds, 1)
+    study.set_user_attr("times", [*study.user_attrs.get("times", []), took])
+    line = f"time: {duration(took['seconds'])} (planned ~{duration(planned.seconds)})"
+    if took["later_rounds"]:
+        line += (
+            f"; the planned runs ended after {duration(took['planned_part'])}, then "
+            f"{took['later_rounds']} trials of later race rounds (not planned: they depend "
+            "on what the first round shows)"
+        )
+    say(line, markup=False)
     skipped = plan.skipped_points(study) if time_budget is not None else []
     if skipped:
         say(
