@@ -122,6 +122,34 @@ def check_storage_url(url: str) -> str:
     return url
 
 
+_SQLITE_VALID = "give sqlite:///PATH in a folder that exists or can be created, and is writable"
+
+
+def check_sqlite_folder(url: str) -> str:
+    """``url``; for a new SQLite file, refuse (ValueError) a folder that cannot be made or
+    written, before anything is created: a file where a folder should be, or a place like
+    /sys that refuses new folders (only trying shows it: root passes every access check)."""
+    import tempfile
+
+    path = sqlite_path(url)
+    if path is None or path.is_file():
+        return url
+    bad = f"--storage {mask_url(url)!r} is invalid"
+    if path.is_dir():
+        raise ValueError(f"{bad}: {path} is a folder, not a database file; {_SQLITE_VALID}")
+    ancestor = path.parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{bad}: {ancestor} is a file, not a folder; {_SQLITE_VALID}")
+    try:  # a probe folder, removed at once: nothing is left behind
+        os.rmdir(tempfile.mkdtemp(prefix=".scaler-probe-", dir=ancestor))
+    except OSError as e:
+        reason = f"{ancestor} is not writable ({e.strerror})"
+        raise ValueError(f"{bad}: {reason}; {_SQLITE_VALID}") from None
+    return url
+
+
 def default_storage(study: str) -> str:
     """``$SCALER_STORAGE`` when set, else the study's own SQLite file under studies/."""
     env = os.environ.get(STORAGE_ENV, "").strip()
@@ -153,7 +181,13 @@ def open_storage(url: str, *, create: bool = True):
     if path is not None:
         if not create and not path.exists():
             raise ValueError(f"storage {mask_url(url)!r} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # check_sqlite_folder refuses these earlier; a race lands here
+            raise ValueError(
+                f"--storage {mask_url(url)!r} is invalid: cannot create {path.parent} "
+                f"({e.strerror}); {_SQLITE_VALID}"
+            ) from None
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several workers share one file: wait for the write lock instead of failing at once.
@@ -279,7 +313,7 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
         )
     name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)
     url = check_storage_url(storage) if storage else default_storage(name)
-    return source, name, url
+    return source, name, check_sqlite_folder(url)
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
