@@ -11,8 +11,9 @@ nothing of what a study trains:
   and SQLAlchemy accept (``user:password@`` and ``password=`` / ``sslpassword=`` query
   parameters) in everything scaler prints or stores.
 - **Heartbeats.** Every running trial sends one; a trial whose worker went silent is failed as
-  stale by any live worker, and the reason is kept on the study (optuna does not let a finished
-  trial be written), under :func:`scaler.records.stale_key`.
+  stale by any live worker, status and reason written on the trial as it fails
+  (:mod:`scaler.dead_workers`). Should optuna fail one itself, the reason is kept on the study
+  (optuna does not let a finished trial be written), under :func:`scaler.records.stale_key`.
 - **One study, one configuration.** :func:`open_study` creates a study (its configuration
   written last, so workers opening it meanwhile wait) or loads it and refuses a different
   configuration with what differs.
@@ -168,7 +169,8 @@ def _record_stale(study, trial) -> None:
     worker = trial.user_attrs.get("worker") or "its worker"
     with contextlib.suppress(Exception):  # a record, never a reason to stop a live worker
         study.set_user_attr(
-            stale_key(trial.number), f"{worker} sent no heartbeat for {grace} s (killed?)"
+            stale_key(trial.number),
+            f"{worker} sent no heartbeat for over {grace} s (the process died?)",
         )
 
 
