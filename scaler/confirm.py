@@ -301,13 +301,13 @@ def _refuse_changed(name: str, stored: dict, settings: dict, proxy_settings) -> 
 
 def check_idle(study) -> None:
     """Refuse to confirm a search that still has queued or running trials."""
-    import optuna
     from optuna.trial import TrialState
 
+    from scaler.dead_workers import fail_stale
     from scaler.studies import warnings_silenced
 
     with warnings_silenced():
-        optuna.storages.fail_stale_trials(study)
+        fail_stale(study)
     busy = study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING))
     busy = [t for t in busy if t.user_attrs.get("role") != CONFIRM_ROLE]  # other workers'
     if busy:

@@ -101,3 +101,49 @@ def claim(study, waiting) -> Any | None:
     trial = optuna.Trial(study, tid)
     beat(study, trial)
     return trial
+
+
+def stale_trials(study) -> list[Any]:
+    """The RUNNING trials of ``study`` whose heartbeat is older than the grace period.
+
+    Private: ``BaseHeartbeat._get_stale_trial_ids`` and ``Study._study_id``; optuna's public
+    ``fail_stale_trials`` fails them at once, leaving no room to record why first.
+    """
+    from optuna.trial import TrialState
+
+    storage = storage_of(study)
+    if not hasattr(storage, "_get_stale_trial_ids") or not storage.get_heartbeat_interval():
+        return []
+    ids = set(storage._get_stale_trial_ids(study._study_id))
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return [t for t in running if trial_id(t) in ids]
+
+
+def fail_with(study, trial, attrs: dict[str, Any]) -> bool:
+    """RUNNING → FAIL for ``trial`` with user ``attrs`` written in the same transaction; True
+    for the one winner. optuna writes no finished trial: failing first would lose the record,
+    writing first could mark a trial its live worker then completes. Private: ``TrialModel``
+    and ``TrialUserAttributeModel`` (optuna's tables), as in :func:`_take`."""
+    import datetime
+    import json
+
+    import sqlalchemy
+    from optuna.storages._rdb import models
+    from optuna.trial import TrialState
+
+    engine = _engine(storage_of(study))  # never None: only an RDB storage has heartbeats
+    tid, table, attr = trial_id(trial), models.TrialModel, models.TrialUserAttributeModel
+    fail = (
+        sqlalchemy.update(table)
+        .where(table.trial_id == tid, table.state == TrialState.RUNNING)
+        .values(state=TrialState.FAIL, datetime_complete=datetime.datetime.now())
+    )
+    with engine.begin() as connection:
+        if connection.execute(fail).rowcount != 1:
+            return False
+        for key, value in attrs.items():
+            mine = (attr.trial_id == tid) & (attr.key == key)
+            connection.execute(sqlalchemy.delete(attr).where(mine))
+            row = {"trial_id": tid, "key": key, "value_json": json.dumps(value)}
+            connection.execute(sqlalchemy.insert(attr).values(**row))
+    return True

@@ -102,6 +102,7 @@ class TrialRecord:
     loss_curve: list[float] | None = None
     reused_from: int | None = None
     worker: str | None = None  # host:pid of the worker that ran it
+    worker_index: int | None = None  # its place among one command's --workers (None: alone)
     requeued_from: int | None = None  # the lost trial this one queues again
     # sweeps
     sweep: str | None = None

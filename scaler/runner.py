@@ -21,7 +21,8 @@ differ only in which points they queue and how a point becomes a network; both a
   trial then yields (status ``duplicate``) to the other trial of its point with the lower
   number, so a point is never trained twice.
 - **Heartbeats.** A claimed trial sends heartbeats from a thread; trials of dead workers go
-  stale, are failed by any live worker (the reason kept on the study) and queued again.
+  stale, are failed by any live worker (status ``stale`` naming the worker:
+  :mod:`scaler.dead_workers`) and queued again.
   Workers wait for other workers' running trials before they exit, so the study completes.
 - **Twins.** A network (``network_key``: realized network and pixels) trained once in a study
   is reused by every later trial of the same network (status ``reused``).
@@ -44,9 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
-from scaler import optuna_api
+from scaler import dead_workers, optuna_api
 from scaler.records import Status, TrialRecord, record_runs, write
 from scaler.studies import heartbeat, warnings_silenced
+from scaler.workers import INDEX_ENV
 
 
 @dataclass
@@ -234,6 +236,8 @@ def run_trial(study, trial, run: Callable[[Any], float]) -> None:
     try:
         with _heartbeat(study, trial), recorded_outcome(trial):
             write(trial, worker=worker_id())
+            if os.environ.get(INDEX_ENV):  # one of a command's --workers: say which
+                write(trial, worker_index=int(os.environ[INDEX_ENV]))
             other = _yields_to(trial)
             if other is not None:
                 write(trial, status=Status.DUPLICATE, reason=f"its point is trial {other}'s")
@@ -296,11 +300,9 @@ def work_queue(
     ``points()`` lists the study's points (queued again when their trial is lost);
     ``sampled_left()`` how many trials the sampler should still propose (TPE, random).
     """
-    import optuna
-
     with warnings_silenced():
         while True:
-            optuna.storages.fail_stale_trials(study)  # a dead worker's point, queued first
+            dead_workers.fail_stale(study)  # a dead worker's point, queued first
             ensure_queue(study, trainer.queue(points()))
             left = sampled_left()
             finished, total, running = _counts(study, left)
@@ -372,7 +374,6 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
     Twins are trials of the same study with the same ``network_key`` (realized network and
     pixels) trained with at least ``seeds`` seeds. Returns None when there is none.
     """
-    import optuna
     from optuna.trial import TrialState
 
     write(trial, network_key=network_key)
@@ -401,7 +402,7 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
         if not running:
             return None
         time.sleep(2.0)  # an identical network is training in another worker
-        optuna.storages.fail_stale_trials(trial.study)  # unless that worker died
+        dead_workers.fail_stale(trial.study)  # unless that worker died
 
 
 def train_point(trial, job: Job, source, settings, emit=None) -> float:
@@ -554,7 +555,9 @@ def run_study(kind: StudyKind, p: Prepared, progress: ProgressFn | None = None, 
     study = kind.create(p)
     if workers > 1:
         work = functools.partial(_worker, kind.__name__, p.cfg, p.study_name, p.storage_url)
-        run_workers(work, workers)
+        exits = run_workers(work, workers)
+        if exits:  # a note when the others finished their work, else WorkerError
+            dead_workers.settle(study, exits, workers)
     else:
         kind.work(p, progress)
     return kind.result(study, p.storage_url)
@@ -565,6 +568,7 @@ def _worker(module: str, cfg, study: str, storage: str, placement) -> None:
     import importlib
 
     kind = importlib.import_module(module)
+    progress = LineProgress(prefix=f"[worker {placement.index}] ")
     kind.work(
-        kind.prepare(cfg, study, storage), LineProgress(prefix=f"[worker {placement.index}] ")
+        kind.prepare(cfg, study, storage), dead_workers.killed_by_test(progress, placement.index)
     )

@@ -220,7 +220,11 @@ def parse_tolerance(text: str | float, option: str = "--tolerance") -> float:
             f"{option} {text!r} is invalid: give a percentage like 5% or a fraction like 0.05"
         ) from None
     if not 0 < value < 1:
-        raise ValueError(f"{option} {text!r} is invalid: it must be between 0% and 100%")
+        valid = "it must be between 0% and 100%"
+        if not raw.endswith("%") and 1 <= value < 100:
+            # A bare number is a fraction: "5" reads as 500 %, most likely meant as 5 %.
+            valid = f"{raw} means {value * 100:g} %; {valid} (did you mean {raw}%?)"
+        raise ValueError(f"{option} {text!r} is invalid: {valid}")
     return value
 
 

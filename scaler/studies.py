@@ -11,8 +11,9 @@ nothing of what a study trains:
   and SQLAlchemy accept (``user:password@`` and ``password=`` / ``sslpassword=`` query
   parameters) in everything scaler prints or stores.
 - **Heartbeats.** Every running trial sends one; a trial whose worker went silent is failed as
-  stale by any live worker, and the reason is kept on the study (optuna does not let a finished
-  trial be written), under :func:`scaler.records.stale_key`.
+  stale by any live worker, status and reason written on the trial as it fails
+  (:mod:`scaler.dead_workers`). Should optuna fail one itself, the reason is kept on the study
+  (optuna does not let a finished trial be written), under :func:`scaler.records.stale_key`.
 - **One study, one configuration.** :func:`open_study` creates a study (its configuration
   written last, so workers opening it meanwhile wait) or loads it and refuses a different
   configuration with what differs.
@@ -122,6 +123,34 @@ def check_storage_url(url: str) -> str:
     return url
 
 
+_SQLITE_VALID = "give sqlite:///PATH in a folder that exists or can be created, and is writable"
+
+
+def check_sqlite_folder(url: str) -> str:
+    """``url``; for a new SQLite file, refuse (ValueError) a folder that cannot be made or
+    written, before anything is created: a file where a folder should be, or a place like
+    /sys that refuses new folders (only trying shows it: root passes every access check)."""
+    import tempfile
+
+    path = sqlite_path(url)
+    if path is None or path.is_file():
+        return url
+    bad = f"--storage {mask_url(url)!r} is invalid"
+    if path.is_dir():
+        raise ValueError(f"{bad}: {path} is a folder, not a database file; {_SQLITE_VALID}")
+    ancestor = path.parent.absolute()
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"{bad}: {ancestor} is a file, not a folder; {_SQLITE_VALID}")
+    try:  # a probe folder, removed at once: nothing is left behind
+        os.rmdir(tempfile.mkdtemp(prefix=".scaler-probe-", dir=ancestor))
+    except OSError as e:
+        reason = f"{ancestor} is not writable ({e.strerror})"
+        raise ValueError(f"{bad}: {reason}; {_SQLITE_VALID}") from None
+    return url
+
+
 def default_storage(study: str) -> str:
     """``$SCALER_STORAGE`` when set, else the study's own SQLite file under studies/."""
     env = os.environ.get(STORAGE_ENV, "").strip()
@@ -140,7 +169,8 @@ def _record_stale(study, trial) -> None:
     worker = trial.user_attrs.get("worker") or "its worker"
     with contextlib.suppress(Exception):  # a record, never a reason to stop a live worker
         study.set_user_attr(
-            stale_key(trial.number), f"{worker} sent no heartbeat for {grace} s (killed?)"
+            stale_key(trial.number),
+            f"{worker} sent no heartbeat for over {grace} s (the process died?)",
         )
 
 
@@ -153,7 +183,13 @@ def open_storage(url: str, *, create: bool = True):
     if path is not None:
         if not create and not path.exists():
             raise ValueError(f"storage {mask_url(url)!r} does not exist")
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:  # check_sqlite_folder refuses these earlier; a race lands here
+            raise ValueError(
+                f"--storage {mask_url(url)!r} is invalid: cannot create {path.parent} "
+                f"({e.strerror}); {_SQLITE_VALID}"
+            ) from None
     engine_kwargs: dict[str, Any] = {}
     if url.startswith("sqlite"):
         # Several workers share one file: wait for the write lock instead of failing at once.
@@ -279,7 +315,7 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
         )
     name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)
     url = check_storage_url(storage) if storage else default_storage(name)
-    return source, name, url
+    return source, name, check_sqlite_folder(url)
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:

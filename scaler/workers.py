@@ -103,7 +103,31 @@ def placements(workers: int, cpus: int | None = None) -> list[Placement]:
     return [Placement(i, max(1, cpus // workers), None) for i in range(workers)]
 
 
+# The environment variable a worker process finds its index in (a trial records it).
+INDEX_ENV = "SCALER_WORKER_INDEX"
+
+
+@dataclass(frozen=True)
+class Exit:
+    """How one worker process ended, when it did not end cleanly."""
+
+    index: int
+    pid: int
+    code: int  # its exit code; -N when signal N killed it (multiprocessing's convention)
+
+    def how(self) -> str:
+        """How it ended, as a verb phrase: "was killed by SIGKILL", "exited with code 1"."""
+        if self.code < 0:
+            try:
+                name = signal.Signals(-self.code).name
+            except ValueError:
+                name = f"signal {-self.code}"
+            return f"was killed by {name}"
+        return f"exited with code {self.code}"
+
+
 def _child(target: Callable[[Placement], None], placement: Placement) -> None:
+    os.environ[INDEX_ENV] = str(placement.index)
     if placement.visible_device is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = placement.visible_device
     if placement.threads:
@@ -116,8 +140,9 @@ def _child(target: Callable[[Placement], None], placement: Placement) -> None:
         sys.exit(130)
 
 
-def run_workers(target: Callable[[Placement], None], workers: int) -> None:
-    """Run ``target(placement)`` in ``workers`` processes and wait for all of them.
+def run_workers(target: Callable[[Placement], None], workers: int) -> list[Exit]:
+    """Run ``target(placement)`` in ``workers`` processes, wait for all of them, and return
+    those that did not exit cleanly (the caller knows what that left undone).
 
     ``target`` must be picklable (a module-level function, or a ``functools.partial`` of one):
     children are spawned, since fork would share torch's thread pools and CUDA state.
@@ -145,9 +170,7 @@ def run_workers(target: Callable[[Placement], None], workers: int) -> None:
     except KeyboardInterrupt:
         _stop(procs)
         raise
-    failed = [i for i, p in enumerate(procs) if p.exitcode != 0]
-    if failed:
-        raise WorkerError(f"workers {failed} exited with an error; the study keeps their trials")
+    return [Exit(i, p.pid, p.exitcode) for i, p in enumerate(procs) if p.exitcode != 0]
 
 
 def _stop(procs: list) -> None:
@@ -166,4 +189,9 @@ def _stop(procs: list) -> None:
 
 
 class WorkerError(RuntimeError):
-    """A worker process died; what it finished stays in the study."""
+    """A worker process died and left work undone; what it finished stays in the study.
+
+    The command exits with code 3 for it: run the same command again to finish.
+    """
+
+    exit_code = 3  # the command's exit code: 1 is a failed run, 2 bad input, 130 Ctrl-C

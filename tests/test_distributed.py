@@ -276,3 +276,44 @@ def test_no_password_anywhere(tmp_path):
     )
     assert proc.returncode == 2 and proc.stderr.count("\n") == 1
     assert "wrong-" not in proc.stderr + proc.stdout and password not in proc.stderr
+
+
+def _search_with_a_killed_worker(tmp_path, kill: str, *extra: str):
+    """``scaler search --workers 2`` on the base and one point, where worker ``kill`` kills
+    itself with SIGKILL as its first trial starts ("0,1": both); (run, study frame)."""
+    url = f"sqlite:///{tmp_path / 'killed.db'}"
+    cmd = [sys.executable, "-m", "scaler", "search", "--storage", url, "--study", "killed"]
+    cmd += [*PROXY, "--no-confirm", "--alpha-range", "1.2:1.2", "--beta-range", "1.1:1.1"]
+    cmd += ["--workers", "2", *extra]
+    env = {**ENV, "SCALER_HEARTBEAT": "1,3", "SCALER_TEST_KILL_WORKER": kill}
+    run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    return run, trials_frame(load_study("killed", url), ("point",))
+
+
+def test_a_worker_killed_mid_trial_is_reported_and_its_point_trained_again(tmp_path):
+    run, frame = _search_with_a_killed_worker(tmp_path, "1")
+    assert run.returncode == 0, run.stderr[-3000:]  # the other worker finished the study
+    assert "Traceback" not in run.stderr and "exited with an error" not in run.stderr
+    stale = frame[frame["state"] == "FAIL"]
+    assert len(stale) == 1, frame[["number", "state", "status", "reason"]]
+    row = stale.iloc[0]
+    redone = frame[(frame["state"] == "COMPLETE") & (frame["point"] == row["point"])]
+    again = int(redone["number"].min())
+    # The record on the trial itself: status stale, which worker, why, and who trained it again.
+    trial = load_study("killed", f"sqlite:///{tmp_path / 'killed.db'}").trials[row["number"]]
+    assert trial.user_attrs["status"] == "stale"
+    assert trial.user_attrs["reason"].startswith("worker 1 (")
+    assert "sent no heartbeat for over 3 s (the process died?)" in trial.user_attrs["reason"]
+    assert row["status"] == "stale" and f"trained again as trial {again}" in row["reason"]
+    line = f"worker 1 was killed by SIGKILL during trial #{row['number']}; trial #{again} "
+    notes = [x for x in run.stderr.splitlines() if x.startswith("Note: worker 1")]
+    assert notes == [f"Note: {line}trained its point again"], run.stderr[-3000:]
+
+
+def test_workers_that_all_die_leave_work_undone_with_exit_code_3(tmp_path):
+    run, frame = _search_with_a_killed_worker(tmp_path, "0,1")
+    assert run.returncode == 3, run.stderr[-3000:]
+    lines = [x for x in run.stderr.splitlines() if x.startswith("Error: ")]
+    assert len(lines) == 1 and "Traceback" not in run.stderr, run.stderr[-3000:]
+    assert "worker 0 was killed by SIGKILL during trial #" in lines[0]
+    assert "work is left undone: run the same command again" in lines[0]

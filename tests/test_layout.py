@@ -257,6 +257,7 @@ LAYERS = (
     ("findings_calibration", "findings_noise"),
     ("bench",),
     ("studies",),
+    ("dead_workers",),
     ("runner", "results"),
     ("paired",),
     ("findings_pooled", "findings_racing"),

@@ -112,8 +112,11 @@ def test_a_stale_trial_says_why_and_that_its_point_was_trained(tmp_path, monkeyp
     assert row["state"] == "FAIL" and row["status"] == "stale"
     redone = frame[frame["state"] == "COMPLETE"].index[0]
     assert row["reason"] == (
-        f"host:4242 sent no heartbeat for 2 s (killed?); trained again as trial {redone}"
+        "worker host:4242 sent no heartbeat for over 2 s (the process died?); "
+        f"trained again as trial {redone}"
     )
+    stored = study.trials[victim.number].user_attrs  # on the trial itself, not only the study
+    assert stored["status"] == "stale" and stored["reason"].startswith("worker host:4242 sent")
     assert optuna.trial.TrialState.COMPLETE in {t.state for t in study.get_trials()}
 
 

@@ -5,7 +5,8 @@ studies) · ``sweeps`` (the sweep group) · ``reports`` (plot, report); ``common
 options and displays they share. Every command calls library functions and formats their
 result (rich tables, or JSON with ``--json``). Bad input raises ``ValueError`` in the library;
 :func:`main` turns it, and click's own usage errors, into one line on stderr and exit code 2,
-with no traceback.
+with no traceback. A failed run exits 1; worker processes that died leaving work undone exit 3
+(:class:`scaler.workers.WorkerError`), so a script knows to run the same command again.
 """
 
 from __future__ import annotations
@@ -115,9 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         _error(str(e))
         return 2
-    except _run_failures() as e:  # a run that failed, not bad input
+    except _run_failures() as e:  # a run that failed, or workers that left work undone
         _error(str(e))
-        return 1
+        return getattr(e, "exit_code", 1)
     except Exception as e:
         if _is_usage_error(e):
             _error(e.format_message())

@@ -100,7 +100,8 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
     "workers": (
         Optional[int],
         typer.Option(
-            help="Worker processes here (default: several per CUDA GPU, by memory; else 1)."
+            help="Worker processes here (default: several per CUDA GPU, by memory; else 1). "
+            "A worker that dies is named in one line; exit code 3 only if work is left undone."
         ),
     ),
     "workers_per_gpu": (

@@ -116,6 +116,7 @@ class ImageFolderSource(DataSource):
         self.layout = "split" if has_train else "auto"
         if self.layout == "split":
             classes, train = self._scan(root / "train")
+            self._check_classes(classes)
             self._files["train"] = train
             for split in ("val", "test"):
                 folder = root / split
@@ -127,6 +128,7 @@ class ImageFolderSource(DataSource):
                 self._files[split] = files
         else:
             classes, files = self._scan(root)
+            self._check_classes(classes)
             self._split_auto(classes, files)
         super().__init__(f"imagefolder:{root}", classes, None)
         self._stats = self._stat_all()
@@ -147,6 +149,14 @@ class ImageFolderSource(DataSource):
                 )
         files = [(path, label) for label, images in enumerate(per_class) for path in images]
         return tuple(d.name for d in class_dirs), files
+
+    def _check_classes(self, classes: tuple[str, ...]) -> None:
+        # One class trains every network to 100 % top-1: a search would rank nothing.
+        if len(classes) < 2:
+            raise DataError(
+                f"{self.root} has {len(classes)} class ({', '.join(classes)}): at least 2 "
+                "classes are needed, each with images in every split"
+            )
 
     @staticmethod
     def _mismatch(folder: Path, expected: tuple[str, ...], found: tuple[str, ...]) -> str:
