@@ -35,8 +35,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.findings_racing import Race, network_rows, race_of, race_summary
-from scaler.racing import AUTO, Decision
-from scaler.records import BASE_ROLE, unpack_bits
+from scaler.racing import AUTO, START, Decision
+from scaler.records import BASE_ROLE, CONFIRM_ROLE, unpack_bits
 from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
     MAX_EXACT_ITEMS,
@@ -201,6 +201,21 @@ def race(frame, attrs: dict[str, Any]) -> Decision | None:
     return race_of(frame, attrs.get(ATTR), attrs.get(STOPPED))
 
 
+def reported_race(frame, attrs: dict[str, Any]) -> Decision | None:
+    """:func:`race` as a report states it: a round that ``--time`` cut short after it was
+    queued (some of its runs skipped, not trained since) ends the race at the round before,
+    so the report says why it stopped and what its runs resolve. Not for deciding what to
+    train: the same command with more time trains the skipped runs and goes on."""
+    from scaler.budget import REASON
+
+    d = race(frame, attrs)
+    if d is None or not d.running or d.round <= START or "reason" not in frame:
+        return d
+    rows = frame[(frame["status"] == "skipped") & (frame["role"] == CONFIRM_ROLE)]
+    cut = rows["reason"].fillna("").map(lambda r: r == REASON).any()
+    return race_of(frame, attrs.get(ATTR), d.round - 1) if cut else d
+
+
 def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmation:
     """The confirmation of a search frame (``attrs``: the study's attributes)."""
     stored = attrs.get(ATTR)
@@ -208,7 +223,7 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
         return Confirmation("not run", {}, {}, (), Noise(math.nan, 0))
     raw = confirmed(frame)
     conf = network_rows(raw)
-    decision = race(frame, attrs)
+    decision = reported_race(frame, attrs)
     search = frame.set_index("number")
     pairs = [
         (search.loc[int(r["confirm_of"])], r)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from scaler.racing import AUTO, Decision, decide
+from scaler.racing import AUTO, TIME_BUDGET, Decision, decide
 from scaler.records import BASE_ROLE, CONFIRM_ROLE
 from scaler.results import LEVEL, confirmed
 from scaler.stats import sample_sd
@@ -42,10 +42,15 @@ class Race:
             if math.isfinite(self.resolves)
             else ""
         )
+        more = (
+            " The same command with a larger --time goes on with the race."
+            if self.reason == TIME_BUDGET
+            else ""
+        )
         return (
             f"Racing (--seeds auto, at most {self.max_seeds} seeds) stopped after round "
             f"{self.round}: {self.reason} ({self.survivors} candidate"
-            f"{'s' if self.survivors != 1 else ''} possibly best){resolves}."
+            f"{'s' if self.survivors != 1 else ''} possibly best){resolves}.{more}"
         )
 
 

@@ -159,7 +159,7 @@ def test_edge_warning_names_the_option_to_widen():
     assert F.edge_warning(inside, cfg) == ""
 
 
-# The committed reports/embedded-2x confirmation (2 paired seeds per network), as a frame.
+# The committed reports/embedded-2x-0.5 confirmation (2 paired seeds per network), as a frame.
 EMBEDDED = (  # search #, role, α, β, search top-1, val top-1 per seed, test top-1 per seed
     (4, "grid", 1.0, 1.2, 78.46, [80.154, 81.692], [80.308, 74.0]),
     (3, "grid", 1.4, 1.0, 73.69, [80.462, 74.154], [82.308, 72.0]),

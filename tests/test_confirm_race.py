@@ -71,3 +71,59 @@ def test_fixed_seeds_still_confirm_without_a_race(searched, tmp_path):
     assert c.race is None and c.settings["seeds"] == 2 and "max_seeds" not in c.settings
     assert "race" not in c.to_dict() and "out_after" not in c.to_dict()["candidates"][0]
     assert not any("Racing" in x for x in sentences(c))
+
+
+def _race_frame(cut: bool):
+    """A raced confirmation's trials: networks 1 and 2 and the base 0, rounds of seeds [0, 1],
+    [2], then [3] for network 1 alone; the other two runs of that round skipped by --time
+    (``cut``) or not yet trained."""
+    import pandas as pd
+
+    top1 = {1: [70.0, 72.0, 71.0, 73.0], 2: [71.0, 70.0, 72.0], 0: [69.0, 70.0, 71.0]}
+    rows = []
+
+    def add(net, seeds, status="trained", reason=None):
+        done = status == "trained"
+        values = [top1[net][k] for k in seeds] if done else None
+        rows.append(
+            {
+                "number": len(rows) + 10,
+                "role": CONFIRM_ROLE,
+                "state": "COMPLETE",
+                "status": status,
+                "reason": reason,
+                "confirm_of": net,
+                "seed_list": list(seeds) if done else None,
+                "top1_seeds": values,
+                "top1_mean": sum(values) / len(values) if done else None,
+            }
+        )
+
+    for seeds in ([0, 1], [2]):
+        for net in (1, 2, 0):
+            add(net, seeds)
+    add(1, [3])
+    if cut:
+        add(2, [], "skipped", "time budget")
+        add(0, [], "skipped", "time budget")
+    return pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("cut", [True, False])
+def test_a_round_cut_by_the_time_budget_is_reported_as_a_stop(cut, monkeypatch):
+    from scaler.findings_confirm import ATTR, race, reported_race
+
+    monkeypatch.setattr(racing, "FUTILITY", 0.0)
+    points = [
+        {"trial": 1, "role": "grid"},
+        {"trial": 2, "role": "grid"},
+        {"trial": 0, "role": "base"},
+    ]
+    stored = {"settings": {"seeds": "auto", "max_seeds": 8}, "proxy": {}, "points": points}
+    frame, attrs = _race_frame(cut), {ATTR: stored}
+    assert race(frame, attrs).running and race(frame, attrs).round == 4  # what trains next
+    d = reported_race(frame, attrs)
+    if cut:  # the report: stopped after the last whole round, with what its runs resolve
+        assert (d.reason, d.round) == (racing.TIME_BUDGET, 3) and d.resolves > 0
+    else:  # runs not yet trained (a worker on them): the race is running
+        assert d.running and d.round == 4

@@ -17,8 +17,10 @@ from scaler.spec import PRESETS, family_dropout, round_channels
 
 # The example export scaler 0.2 committed (schema 1, coefficients (1.0, 1.2, 1.14)).
 EXAMPLE = Path(__file__).resolve().parent / "data" / "export-schema1.json"
-# What scaler 0.5 exported for reports/embedded-2x (schema 2, the same coefficients).
-EXPORT_0_5 = Path(__file__).resolve().parents[1] / "reports" / "embedded-2x" / "coefficients.json"
+# What scaler 0.5 exported for reports/embedded-2x-0.5 (schema 2, the same coefficients).
+EXPORT_0_5 = (
+    Path(__file__).resolve().parents[1] / "reports" / "embedded-2x-0.5" / "coefficients.json"
+)
 
 
 @pytest.fixture

@@ -187,7 +187,7 @@ def test_committed_figure1_and_search_surface():
     from scaler.findings_sweeps import baseline_findings
     from scaler.results import finished
 
-    fig1 = _study("embedded-2x", "fig1")
+    fig1 = _study("embedded-2x-0.5", "fig1")
     model = baseline_model(finished(fig1), "cost_flops")
     assert (model.runs, model.fit.df, model.each_level) == (26, 20, 0.95)
     assert [round(o.test.diff, 2) for o in model.offsets] == [2.55, -0.74, 3.84]
@@ -195,7 +195,7 @@ def test_committed_figure1_and_search_surface():
     assert not any(o.test.called for o in model.offsets)
     lines = baseline_findings(finished(fig1), fig1)
     assert "is not shown by the pooled model" in lines[-1]
-    surface = search_surface(_study("embedded-2x", "search"), {"alpha_range": [1, 1.4]})
+    surface = search_surface(_study("embedded-2x-0.5", "search"), {"alpha_range": [1, 1.4]})
     assert (surface.model, surface.runs, surface.fit.df) == ("plane (linear)", 5, 2)
     assert [round(x, 2) for x in surface.optimum_abg()] == [1.4, 1.2, 0.94]  # a corner
     assert surface.optimum.share == 1.0  # the optimum could be anywhere in the box
