@@ -329,7 +329,9 @@ def _search_findings(s: StudyData) -> list[str]:
         gap = float(b["top1_mean"]) - float(base_rows.iloc[0]["top1_mean"])
         se = standard_error(nz.sigma, seeds_of(b), seeds_of(base_rows.iloc[0]))
         test = difference_test(gap, se, nz.dof, LEVEL)
-        if test.tested and se > 0:
+        # A σ from the base's two runs (1 df) is no noise estimate: a t on it (0.5 printed t =
+        # 11.0 where σ pooled over the study's 28 runs gave t = 1.0) says nothing.
+        if test.tested and se > 0 and nz.usable:
             side = "significant" if test.called else "not significant"
             text += (
                 f", {gap:+.2f} points over the base (t = {test.t:.1f} with {nz.dof} df, "
@@ -337,7 +339,7 @@ def _search_findings(s: StudyData) -> list[str]:
                 "split, so optimistic)"
             )
         else:
-            text += f", {gap:+.2f} points over the base (no noise estimate)"
+            text += f", {gap:+.2f} points over the base, untested ({nz.describe()})"
     out.append(text + ".")
     if nz.usable:
         out.append(

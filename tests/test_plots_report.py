@@ -280,7 +280,10 @@ def test_report_says_what_a_comparison_needs(store, tmp_path):
     assert "needs single-dimension sweeps" in text
     # The base's 2 runs give 1 degree of freedom: too few to say which candidates could be best.
     assert "search: which candidates could be the best is not stated: no usable noise" in text
-    assert "two-sided p = " in text and "1 df" in text
+    # ... nor to test the best against the base: no t on a σ of 1 df (0.5 printed t = 11.0).
+    (best,) = [line for line in text.splitlines() if "search: the best candidate is" in line]
+    assert "points over the base, untested (no usable noise estimate" in best
+    assert "t = " not in best and "p = " not in best
     text = R.write_report(["fig1"], store, tmp_path / "f").read_text()
     assert "needs a search or a compound sweep" in text
     assert "At equal FLOPs, d=2.0, r=1.0 is" in text
