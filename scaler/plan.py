@@ -72,6 +72,7 @@ class Plan:
     sigma: float  # σ of a paired difference (points) the resolution assumes
     sigma_source: str
     throughput: Throughput
+    pixels: tuple[int, int] = (0, 0)  # smallest and largest input size planned
 
     @property
     def seconds(self) -> float:
@@ -138,6 +139,7 @@ def plan(kind, prepared, announce=None) -> Plan:
     measured = throughput(settings.device, settings.threads, announce)
     sigma, where = noise_sigma(prepared.storage_url, data, settings)
     source = prepared.source
+    sizes = [p.spec.pixels for _, runs, _ in stages for p in runs] or [settings.base_pixels]
     return Plan(
         kind=name,
         study=prepared.study_name,
@@ -145,6 +147,7 @@ def plan(kind, prepared, announce=None) -> Plan:
         sigma=sigma,
         sigma_source=where,
         throughput=measured,
+        pixels=(min(sizes), max(sizes)),
     )
 
 
