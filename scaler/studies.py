@@ -325,7 +325,7 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     # name (0.4's "embedded" is "embedded:tiles=1" since 0.5) resumes.
     from scaler.proxy import ADDED_LATER
 
-    if "upsample" not in stored and "data" in stored:  # stored before --upsample existed
+    if "upsample" in new and "upsample" not in stored and "data" in stored:  # stored before it
         stored = {**stored, "upsample": stored_upsample(stored)}
     fingerprint = stored.get("data_fingerprint")
     same_bytes = fingerprint is not None and fingerprint == new.get("data_fingerprint")
