@@ -434,8 +434,8 @@ class Prepared:
 def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = None) -> Prepared:
     """Load the search ``study`` and check everything a confirmation needs (ValueError: one
     line)."""
-    from scaler.data import legacy_upsample, parse_data
-    from scaler.studies import default_storage, load_study, stored_config
+    from scaler.data import parse_data
+    from scaler.studies import default_storage, load_study, stored_config, stored_upsample
 
     cfg.check()
     if study is None:
@@ -444,9 +444,8 @@ def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = 
     if st.user_attrs.get("kind") != "search":
         raise ValueError(f"study {study!r} is not a scaler search: only searches are confirmed")
     config = stored_config(st)
-    data = config.get("data", "embedded")
     # The search's own policy: its confirmation trains on the same images.
-    source = parse_data(data, upsample=config.get("upsample") or legacy_upsample(data))
+    source = parse_data(config.get("data", "embedded"), upsample=stored_upsample(config))
     selection = select(st, cfg, source)
     check_idle(st)
     return Prepared(cfg, study, storage or default_storage(study), st, selection, source)
