@@ -147,3 +147,19 @@ def test_a_study_stored_before_the_option_keeps_its_old_behaviour() -> None:
     assert config_diff(old_cifar, {**old_cifar, "upsample": "bilinear"}) == [
         "upsample: off → bilinear"
     ]
+
+
+def test_train_says_the_policy_first_and_refuses_off(cli, tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("SCALER_CACHE", str(tmp_path / "cache"))
+    data = f"imagefolder:{_write_gray_folder(tmp_path / 'gray')}"
+    args = ["train", "--width", "0.25", "--depth", "0.5", "--pixels", "32", "--data", data]
+    code, out, err = cli(*args, "--upsample", "bicubic", *TINY_ARGS)
+    assert code == 0, err
+    assert out.splitlines()[0] == (
+        "data: imagefolder images are 28 px grayscale (one channel, replicated to 3); "
+        "upsampled (bicubic) to 32 px for the proxy (--upsample off refuses)"
+    )
+    code, out, err = cli(*args, "--upsample", "off", *TINY_ARGS)
+    assert code == 2 and "--upsample bilinear" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli(*args, "--upsample", "lanczos", *TINY_ARGS)
+    assert code == 2 and "--upsample 'lanczos' is invalid: valid: bilinear | bicubic | off" in err
