@@ -48,6 +48,8 @@ class CalibrationConfig:
     members: tuple[str, ...] = DEFAULT_MEMBERS
     seeds: int = 3
     data: str = "embedded"
+    # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
+    upsample: str | None = None
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
 
@@ -201,6 +203,7 @@ def result(study, storage_url: str) -> Calibration:
         members=tuple(config["members"]),
         seeds=int(config["seeds"]),
         data=config["data"],
+        upsample=config.get("upsample"),
         proxy=config["proxy_preset"],
         proxy_overrides=tuple(config["proxy_overrides"].items()),
     )

@@ -81,7 +81,9 @@ def realize_candidate(
     cost_spec = scale(alpha, beta, base_pixels=res, pixels=cost_pixels, base=net)
     spec = scale(alpha, beta, base_pixels=base_pixels, pixels=max(8, pixels), base=net)
     if not reason and max_pixels is not None and spec.pixels > max_pixels:
-        reason = f"needs {spec.pixels} px but the data serve at most {max_pixels} px"
+        reason = (
+            f"needs {spec.pixels} px but the data serve at most {max_pixels} px (--upsample off)"
+        )
     cost = count(spec, num_classes)
     return Candidate(
         role=role,

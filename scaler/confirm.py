@@ -435,7 +435,7 @@ def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = 
     """Load the search ``study`` and check everything a confirmation needs (ValueError: one
     line)."""
     from scaler.data import parse_data
-    from scaler.studies import default_storage, load_study, stored_config
+    from scaler.studies import default_storage, load_study, stored_config, stored_upsample
 
     cfg.check()
     if study is None:
@@ -443,7 +443,9 @@ def prepare(cfg: ConfirmConfig, study: str | None = None, storage: str | None = 
     st = load_study(study, storage)
     if st.user_attrs.get("kind") != "search":
         raise ValueError(f"study {study!r} is not a scaler search: only searches are confirmed")
-    source = parse_data(stored_config(st).get("data", "embedded"))
+    config = stored_config(st)
+    # The search's own policy: its confirmation trains on the same images.
+    source = parse_data(config.get("data", "embedded"), upsample=stored_upsample(config))
     selection = select(st, cfg, source)
     check_idle(st)
     return Prepared(cfg, study, storage or default_storage(study), st, selection, source)

@@ -248,6 +248,9 @@ def study_payload(res, versions: dict, phi_max: int = 7, base: Base | None = Non
             "study": res.study_name,
             "storage": res.storage,
             **{k: cfg.get(k) for k in ("data", "proxy", "seeds", "base_seeds", "constraint")},
+            # --upsample since 0.7; a study stored before it has none (scaler.studies says
+            # what it ran with: off, or bicubic for an imagefolder).
+            **({"upsample": cfg["upsample"]} if "upsample" in cfg else {}),
             "sampler": cfg.get("sampler"),
             "versions": versions,
             "exported": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -48,6 +48,8 @@ class NoiseConfig:
     networks: tuple[str, ...] = ("b0",)
     seeds: int = DEFAULT_SEEDS
     data: str = "embedded"
+    # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
+    upsample: str | None = None
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
     # Also score every run every other way (scaler.scoring.VARIANTS: averaged weights, flip
@@ -305,6 +307,7 @@ def result(study, storage_url: str) -> Noise:
         networks=tuple(config["networks"]),
         seeds=int(config["seeds"]),
         data=config["data"],
+        upsample=config.get("upsample"),
         proxy=config["proxy_preset"],
         proxy_overrides=tuple(config["proxy_overrides"].items()),
         methods=bool(config.get("methods")),

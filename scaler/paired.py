@@ -66,6 +66,7 @@ def stored(cfg, source, key: str, names) -> dict[str, Any]:
         "seeds": cfg.seeds,
         "data": cfg.data,
         "data_fingerprint": source.fingerprint(),
+        "upsample": source.upsample,  # resolved: given, the study's own, or the default
         "data_classes": source.num_classes,
         "proxy_preset": cfg.proxy,
         "proxy_overrides": dict(cfg.proxy_overrides),
@@ -79,7 +80,8 @@ def check_served(specs, source, data: str, base_pixels: int) -> None:
         if source.max_pixels is not None and spec.pixels > source.max_pixels:
             raise ValueError(
                 f"--base-pixels {base_pixels} is invalid for --data {data}: {name} trains at "
-                f"{spec.pixels} px and the data serve at most {source.max_pixels} px"
+                f"{spec.pixels} px and the images are {source.max_pixels} px (--upsample off); "
+                "use --upsample bilinear"
             )
 
 

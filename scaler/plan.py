@@ -108,6 +108,7 @@ class Plan:
     sigma_source: str
     throughput: Throughput
     shared: Throughput | None = None  # the speed with every worker process training
+    pixels: tuple[int, int] = (0, 0)  # smallest and largest input size planned
 
     @property
     def start(self) -> float:
@@ -198,6 +199,7 @@ def plan(kind, prepared, announce=None, workers: int = 1) -> Plan:
     speed = measured_speed(settings, workers, announce)
     sigma, where = noise_sigma(prepared.storage_url, data, settings)
     source = prepared.source
+    sizes = [p.spec.pixels for _, runs, _ in stages for p in runs] or [settings.base_pixels]
     return Plan(
         kind=name,
         study=prepared.study_name,
@@ -206,6 +208,7 @@ def plan(kind, prepared, announce=None, workers: int = 1) -> Plan:
         sigma_source=where,
         throughput=speed.alone,
         shared=speed.shared,
+        pixels=(min(sizes), max(sizes)),
     )
 
 

@@ -54,6 +54,8 @@ def _short(value: Any) -> Any:
 
 def _config_section(s: StudyData) -> list[str]:
     lines = [f"Setup: {describe_setup(s.config)}.", ""]
+    if s.config.get("upsample"):  # stored since --upsample exists
+        lines += [f"Images smaller than the proxy's input: --upsample {s.config['upsample']}.", ""]
     if s.config:
         lines += [md_table(["setting", "value"], _flatten(s.config)), ""]
     versions = s.attrs.get("versions")

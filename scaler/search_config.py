@@ -34,6 +34,8 @@ class SearchConfig:
 
     budget: float = 2.0  # multiple of the base's FLOPs; φ = log2(budget)
     data: str = DEFAULT_DATA  # a --data spec: embedded, imagefolder:PATH, cifar10:PATH, ...
+    # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
+    upsample: str | None = None
     proxy: str = "standard"  # proxy preset: quick | standard | long
     proxy_overrides: tuple[tuple[str, Any], ...] = ()  # (field, value) pairs on top of the preset
     sampler: str = "grid"  # grid (paper-style), tpe or random

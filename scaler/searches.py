@@ -217,6 +217,7 @@ def create(p: Prepared):
     """Create the study (its points queued once), or load it and refuse a changed config."""
     stored = p.cfg.stored()
     stored["data_fingerprint"] = p.source.fingerprint()
+    stored["upsample"] = p.source.upsample  # resolved: given, the study's own, or the default
     spec = StudySpec(
         name=p.study_name,
         storage_url=p.storage_url,

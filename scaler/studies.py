@@ -304,18 +304,37 @@ def resolve_target(cfg, study: str | None, storage: str | None, default_name_fn)
 
     ``default_name_fn(cfg, fingerprint)`` names the study when ``study`` is not given.
     """
-    from scaler.data import parse_data
+    from scaler.data import check_upsample, parse_data
 
-    source = parse_data(cfg.data)
+    if cfg.upsample is not None:
+        check_upsample(cfg.upsample)  # before any folder is read
+    source = parse_data(cfg.data, upsample="off")
+    name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)
+    url = check_sqlite_folder(check_storage_url(storage) if storage else default_storage(name))
+    source.with_upsample(study_upsample(cfg.upsample, name, url))
     base_pixels = cfg.proxy_config().base_pixels
     if source.max_pixels is not None and base_pixels > source.max_pixels:
         raise ValueError(
-            f"proxy base_pixels {base_pixels} is invalid for {cfg.data}: the data serve at most "
-            f"{source.max_pixels} px"
+            f"proxy base_pixels {base_pixels} is invalid for {cfg.data}: the images are "
+            f"{source.max_pixels} px and --upsample off refuses to enlarge them; use "
+            "--upsample bilinear"
         )
-    name = check_study_name(default_name_fn(cfg, source.fingerprint()) if study is None else study)
-    url = check_storage_url(storage) if storage else default_storage(name)
-    return source, name, check_sqlite_folder(url)
+    return source, name, url
+
+
+def study_upsample(given: str | None, name: str, url: str) -> str:
+    """The ``--upsample`` policy of a study: as given; else the existing study's own (its
+    source's old behaviour when stored before the option existed); else the default."""
+    from scaler.data import DEFAULT_UPSAMPLE
+
+    if given is not None:
+        return given
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        return DEFAULT_UPSAMPLE  # no database yet (and none created here: --dry-run)
+    if name not in study_names(open_storage(url, create=False)):
+        return DEFAULT_UPSAMPLE
+    return stored_upsample(stored_config(load_study(name, url)))
 
 
 def normalize_config(config: dict[str, Any]) -> dict[str, Any]:
@@ -328,6 +347,13 @@ def stored_config(study) -> dict[str, Any]:
     return normalize_config(dict(study.user_attrs.get("config", {})))
 
 
+def stored_upsample(config: dict[str, Any]) -> str:
+    """The ``--upsample`` policy a stored configuration ran with (legacy: its old behaviour)."""
+    from scaler.data import legacy_upsample
+
+    return config.get("upsample") or legacy_upsample(config.get("data", ""))
+
+
 def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """What differs between a stored configuration and a new one (resumable keys ignored)."""
     out = []
@@ -335,6 +361,8 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     # name (0.4's "embedded" is "embedded:tiles=1" since 0.5) resumes.
     from scaler.proxy import ADDED_LATER
 
+    if "upsample" in new and "upsample" not in stored and "data" in stored:  # stored before it
+        stored = {**stored, "upsample": stored_upsample(stored)}
     fingerprint = stored.get("data_fingerprint")
     same_bytes = fingerprint is not None and fingerprint == new.get("data_fingerprint")
     for key in sorted(set(stored) | set(new)):

@@ -175,6 +175,8 @@ class SweepConfig:
     coefficients: str | None = None  # compound: a file written by `scaler export`
     phi_max: int = 3  # compound: φ = 0..phi_max
     data: str = DEFAULT_DATA
+    # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
+    upsample: str | None = None
     proxy: str = "standard"
     proxy_overrides: tuple[tuple[str, Any], ...] = ()
     seeds: int = 1  # proxy runs per point; >= 2 gives error bars and a noise floor

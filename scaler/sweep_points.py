@@ -173,7 +173,9 @@ def sweep_points(cfg: SweepConfig, num_classes: int, max_pixels: int | None) -> 
         if pixels < MIN_PIXELS or pixels > MAX_PIXELS:
             reason = f"needs {pixels} px, outside {MIN_PIXELS}..{MAX_PIXELS} px"
         elif max_pixels is not None and pixels > max_pixels:
-            reason = f"needs {pixels} px but the data serve at most {max_pixels} px"
+            reason = (
+                f"needs {pixels} px but the data serve at most {max_pixels} px (--upsample off)"
+            )
         px = min(max(pixels, MIN_PIXELS), MAX_PIXELS)
         spec = scale(d, w, base_pixels=base_pixels, pixels=px, base=net)
         model = cost_model(spec, num_classes)

@@ -137,6 +137,7 @@ def prepare(cfg: SweepConfig, study: str | None = None, storage: str | None = No
     source, name, url = resolve_target(cfg, study, storage, default_study_name)
     stored = cfg.stored()
     stored["data_fingerprint"] = source.fingerprint()
+    stored["upsample"] = source.upsample  # resolved: given, the study's own, or the default
     points = tuple(sweep_points(cfg, source.num_classes, source.max_pixels))
     return Prepared(cfg, source, name, url, points, stored)
 

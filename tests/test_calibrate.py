@@ -47,7 +47,8 @@ def test_tau_statistics_pairs_seeds():
         (["--members", "b0"], "--members"),
         (["--members", "b0,b0"], "--members"),
         (["--seeds", "1"], "--seeds"),
-        (["--base-pixels", "90"], "--base-pixels"),
+        (["--base-pixels", "90", "--upsample", "off"], "--base-pixels"),
+        (["--upsample", "nearest"], "--upsample"),
     ],
 )
 def test_bad_input_is_one_line_and_writes_nothing(cli, tmp_path, args, option):

@@ -58,7 +58,9 @@ def test_embedded_downsample_matches_block_mean(embedded: data.EmbeddedSource) -
 
 
 def test_embedded_refuses_upsampling(embedded: data.EmbeddedSource) -> None:
-    with pytest.raises(DataError, match=f"maximum is {embedded.max_pixels} px"):
+    with pytest.raises(
+        DataError, match=f"images are {embedded.max_pixels} px.*--upsample bilinear"
+    ):
         embedded.load("train", embedded.max_pixels + 1)
     with pytest.raises(DataError, match="unknown split"):
         embedded.load("holdout", 32)
@@ -224,7 +226,8 @@ def test_imagefolder_loads_with_a_stratified_auto_split(folder: Path, tmp_path: 
     source = parse_data(_spec(folder), cache_dir=tmp_path / "cache")
     assert source.name == f"imagefolder:{folder.resolve()}"
     assert source.classes == ("cat", "dog", "fox")
-    assert source.max_pixels is None
+    assert source.max_pixels == source.native_pixels == 18  # the smallest side, --upsample off
+    assert source.with_upsample("bilinear").max_pixels is None
     train, val = source.load("train", 16), source.load("val", 16)
     assert train.images.shape == (12, 3, 16, 16) and val.images.shape == (3, 3, 16, 16)
     assert torch.bincount(val.labels).tolist() == [1, 1, 1]
@@ -448,7 +451,7 @@ def test_cifar10_decodes_and_splits(tmp_path: Path) -> None:
     assert test.images[:, 1, 0, 0].tolist() == [200 + i for i in range(20)]  # file order
     assert test.labels.tolist() == [(9 - i) % 10 for i in range(20)]
     assert source.load("train", 16).images.shape == (90, 3, 16, 16)
-    with pytest.raises(DataError, match="maximum is 32 px"):
+    with pytest.raises(DataError, match="images are 32 px"):
         source.load("train", 64)
     same = parse_data(f"cifar10:{tmp_path / 'cifar-10-batches-bin'}")
     assert same.fingerprint() == source.fingerprint()

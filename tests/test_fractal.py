@@ -45,7 +45,7 @@ def test_downsampling_sizes_and_no_upsampling(source: FractalSource) -> None:
     assert torch.equal(half, block.round().to(torch.uint8))  # an exact box filter
     for pixels in (16, 24, 48):
         assert source.load("val", pixels).images.shape[-2:] == (pixels, pixels)
-    with pytest.raises(DataError, match="maximum is 64 px"):
+    with pytest.raises(DataError, match="images are 64 px"):
         source.load("train", 65)
 
 

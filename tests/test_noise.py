@@ -103,7 +103,11 @@ def test_network_grammar(item, label, pixels):
         (["--networks", "d=-1"], "depth"),
         (["--networks", "b0,d=1:w=1:px=48"], "same network as b0"),
         (["--networks", ","], "--networks is empty"),
-        (["--networks", "b0,b2", "--base-pixels", "90"], "the data serve at most 96 px"),
+        (
+            ["--networks", "b0,b2", "--base-pixels", "90", "--upsample", "off"],
+            "the images are 96 px (--upsample off); use --upsample bilinear",
+        ),
+        (["--networks", "b0,b1", "--upsample", "nearest"], "--upsample 'nearest' is invalid"),
         (["--seeds", "6"], "--networks"),
     ],
 )

@@ -89,6 +89,13 @@ SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
             "fractal[:KEY=VALUE,...], imagefolder:PATH, cifar10:PATH, cifar100:PATH."
         ),
     ),
+    "upsample": (
+        Optional[str],
+        typer.Option(
+            help="Images smaller than the proxy's input: bilinear (default for a new study) | "
+            "bicubic | off (refuse). A resumed study keeps its own."
+        ),
+    ),
     "proxy": (str, typer.Option(help="Proxy preset: quick | standard | long.")),
     "study": (Optional[str], typer.Option(help="Study name (default: derived).")),
     "storage": (
@@ -118,6 +125,7 @@ BaseOpt = Annotated[
     ),
 ]
 DataOpt = Annotated[str, SHARED_OPTIONS["data"][1]]
+UpsampleOpt = Annotated[Optional[str], SHARED_OPTIONS["upsample"][1]]
 ProxyOpt = Annotated[str, SHARED_OPTIONS["proxy"][1]]
 StudyOpt = Annotated[Optional[str], SHARED_OPTIONS["study"][1]]
 StorageOpt = Annotated[Optional[str], SHARED_OPTIONS["storage"][1]]
@@ -430,7 +438,9 @@ def print_plan(kind, prepared, say=out.print, workers: int = 1):
         )
 
     planned = plan.plan(kind, prepared, measuring, workers)
-    for line in planned.lines():
+    # First: a user of small or one-channel images learns what the proxy trains on.
+    note = prepared.source.describe_images(*planned.pixels)
+    for line in ([note] if note else []) + planned.lines():
         say(line, markup=False, soft_wrap=True)
     return planned
 

@@ -19,6 +19,7 @@ from scaler.cli.common import (
     StorageOpt,
     StudyOpt,
     TimeOpt,
+    UpsampleOpt,
     WorkersOpt,
     proxy_options,
 )
@@ -46,6 +47,7 @@ def noise(
     networks: Annotated[str, typer.Option(help=NETWORKS_HELP)],
     seeds: Annotated[int, typer.Option(help="Paired seeds per network (>= 6).")] = 6,
     data: DataOpt = "embedded",
+    upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     out_dir: Annotated[
         Optional[Path], typer.Option("--out", help="Write runs.csv and README.md here.")
@@ -83,6 +85,7 @@ def noise(
         networks=N.parse_networks(networks),
         seeds=seeds,
         data=data,
+        upsample=upsample,
         proxy=proxy,
         proxy_overrides=overrides,
         methods=methods,

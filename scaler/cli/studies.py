@@ -21,6 +21,7 @@ from scaler.cli.common import (
     StorageOpt,
     StudyOpt,
     TimeOpt,
+    UpsampleOpt,
     WorkersOpt,
     base_option,
     next_steps,
@@ -63,6 +64,7 @@ ConfirmMaxSeedsOpt = Annotated[
 def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",
     data: DataOpt = "embedded",
+    upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     sampler: Annotated[str, typer.Option(help="grid (paper-style) | tpe | random.")] = "grid",
     trials: Annotated[Optional[int], typer.Option(help="Cap on candidate trials.")] = None,
@@ -115,10 +117,8 @@ def search(
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
     res = run_kind(S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run)
     print_board(res)
-    out.print(
-        f"study {res.study_name} in {res.storage} · {len(res.frame)} trials · "
-        f"{time.time() - started:.0f} s"
-    )
+    took = f"{len(res.frame)} trials · {time.time() - started:.0f} s"
+    out.print(f"study {res.study_name} in {res.storage} · {took}")
     next_steps(res.study_name, storage, res.storage, "export")
 
 

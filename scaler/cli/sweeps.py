@@ -58,6 +58,7 @@ class SweepArgs:
 
     max_flops: Optional[str]
     data: str
+    upsample: Optional[str]
     proxy: str
     seeds: int
     study: Optional[str]
@@ -80,6 +81,7 @@ class SweepArgs:
             max_flops=max_flops,
             max_flops_at=at,
             data=self.data,
+            upsample=self.upsample,
             proxy=self.proxy,
             proxy_overrides=overrides,
             seeds=self.seeds,
@@ -97,6 +99,7 @@ SWEEP_OPTIONS = {
         None,
     ),
     "data": (*SHARED_OPTIONS["data"], "embedded"),
+    "upsample": (*SHARED_OPTIONS["upsample"], None),
     "proxy": (*SHARED_OPTIONS["proxy"], "standard"),
     "seeds": (int, typer.Option(help="Proxy runs per point (>= 2: error bars)."), 1),
     **{

@@ -21,6 +21,7 @@ from scaler.cli.common import (
     StorageOpt,
     StudyOpt,
     TimeOpt,
+    UpsampleOpt,
     WorkersOpt,
     base_option,
     err,
@@ -61,6 +62,7 @@ def train(
         Optional[int], typer.Option(help="Input size in pixels (default: the proxy's base).")
     ] = None,
     data: DataOpt = "embedded",
+    upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     base: BaseOpt = None,
     as_json: JsonOpt = False,
@@ -86,7 +88,7 @@ def train(
 
       scaler train --base mobilenetv2 --width 0.5 --proxy quick
     """
-    from scaler.data import parse_data
+    from scaler.data import DEFAULT_UPSAMPLE, parse_data
     from scaler.device import check_device
     from scaler.files import check_out_file
     from scaler.scaling import network_spec
@@ -104,7 +106,8 @@ def train(
         resolution=resolution,
         base=base_option(base),
     )
-    _train_and_report(spec, parse_data(data), settings, as_json, out_file)
+    source = parse_data(data, upsample=upsample or DEFAULT_UPSAMPLE)
+    _train_and_report(spec, source, settings, as_json, out_file)
 
 
 def _train_and_report(spec, source, settings, as_json: bool, out_file: Path | None) -> None:
@@ -116,6 +119,9 @@ def _train_and_report(spec, source, settings, as_json: bool, out_file: Path | No
 
     cost = count(spec, source.num_classes)
     say = err.print if as_json else out.print  # --json: stdout holds the JSON alone
+    note = source.describe_images(spec.pixels, spec.pixels)
+    if note:
+        say(note, markup=False)
     say(
         f"training {_named(spec)}{spec.describe()} on {source.name} "
         f"({source.num_classes} classes), "
@@ -149,6 +155,7 @@ def _named(spec) -> str:
 def bench(
     preset: Annotated[str, typer.Option(help="Model preset b0..b7.")] = "b0",
     data: DataOpt = "embedded",
+    upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     rounds: Annotated[int, typer.Option(help="Alternating rounds of each loop (1..20).")] = 3,
     images: Annotated[
@@ -175,7 +182,7 @@ def bench(
       scaler bench --preset b0 --rounds 5 --device cuda --json
     """
     from scaler.bench import bench as bench_fn
-    from scaler.data import parse_data
+    from scaler.data import DEFAULT_UPSAMPLE, parse_data
     from scaler.device import check_device
     from scaler.spec import preset as preset_fn
 
@@ -184,16 +191,14 @@ def bench(
     settings = resolve_proxy(proxy, overrides)
     check_device(settings.device)
     spec = preset_fn(preset, settings.base_pixels)
-    source = parse_data(data)
+    source = parse_data(data, upsample=upsample or DEFAULT_UPSAMPLE)
     with err.status("benchmarking ..."):
         r = bench_fn(spec, source, settings, rounds, images=images, workers=workers)
     if as_json:
         print_json(r)
         return
-    table = Table(
-        title=f"scaler bench: {r.model}, {r.pixels} px, batch {r.batch_size}, "
-        f"{r.device}, {r.threads} threads"
-    )
+    title = f"{r.model}, {r.pixels} px, batch {r.batch_size}, {r.device}, {r.threads} threads"
+    table = Table(title=f"scaler bench: {title}")
     for c in ("loop", "img/s (median)", "rounds"):
         table.add_column(c, justify="right")
     scaler_rounds = " ".join(f"{x:,.0f}" for x in r.scaler_rounds)
@@ -215,6 +220,7 @@ def calibrate(
     ] = "b0,b1,b2,b3",
     seeds: Annotated[int, typer.Option(help="Paired seeds per member (>= 2).")] = 3,
     data: DataOpt = "embedded",
+    upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     out_dir: Annotated[
         Optional[Path],
@@ -250,6 +256,7 @@ def calibrate(
         members=tuple(m.strip().lower() for m in members.split(",") if m.strip()),
         seeds=seeds,
         data=data,
+        upsample=upsample,
         proxy=proxy,
         proxy_overrides=overrides,
     )

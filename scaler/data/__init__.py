@@ -24,7 +24,10 @@ A data source is named by a spec string (the ``--data`` option) and parsed by
     The official *binary* CIFAR distributions in a local folder.
 
 Every source serves uint8 RGB tensors of shape ``N x 3 x P x P`` through
-:meth:`DataSource.load`; resized splits are kept in memory per (split, size).
+:meth:`DataSource.load` (one-channel images replicated to 3); resized splits are kept in
+memory per (split, size). A size above the images' own follows the source's ``upsample``
+policy (``--upsample``, the same for every source): enlarged bilinear (the commands'
+default for a new study) or bicubic, or refused (``off``, the default of :func:`parse_data`).
 Invalid specs raise :class:`DataError` with a one-line message meant for the
 user. What the sources share (:class:`DataSource`, :class:`Split`, the disk cache
 under ``$SCALER_CACHE`` or ``~/.cache/scaler``, digests) is in :mod:`scaler.data.base`;
@@ -33,7 +36,16 @@ spec parsing in :mod:`scaler.data.parse`.
 
 from __future__ import annotations
 
-from scaler.data.base import SPLITS, DataError, DataSource, Split
+from scaler.data.base import (
+    DEFAULT_UPSAMPLE,
+    SPLITS,
+    UPSAMPLE_MODES,
+    DataError,
+    DataSource,
+    Split,
+    check_upsample,
+    legacy_upsample,
+)
 from scaler.data.cifar import CifarSource
 from scaler.data.embedded import (
     EmbeddedConfig,
@@ -48,7 +60,9 @@ from scaler.data.parse import DEFAULT_DATA, VALID_SPECS, parse_data
 
 __all__ = [
     "DEFAULT_DATA",
+    "DEFAULT_UPSAMPLE",
     "SPLITS",
+    "UPSAMPLE_MODES",
     "VALID_SPECS",
     "CifarSource",
     "DataError",
@@ -59,7 +73,9 @@ __all__ = [
     "FractalSource",
     "ImageFolderSource",
     "Split",
+    "check_upsample",
     "embedded_info",
+    "legacy_upsample",
     "parse_data",
     "split_regions",
     "split_tiles",

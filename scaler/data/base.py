@@ -24,17 +24,22 @@ import torch.nn.functional as F
 from scaler.files import write_atomic
 
 __all__ = [
+    "DEFAULT_UPSAMPLE",
     "FORMAT_VERSION",
     "SPLITS",
+    "UPSAMPLE_MODES",
     "DataError",
     "DataSource",
     "Split",
+    "check_upsample",
     "default_cache_dir",
     "digest",
     "downsample",
     "file_sha256",
+    "legacy_upsample",
     "read_cache",
     "stratified_holdout",
+    "upsample",
     "write_cache",
 ]
 
@@ -48,9 +53,29 @@ FORMAT_VERSION: Final = 1
 # memory and keep it in cache (1.5-2x faster than chunks of 2048 on one core).
 _RESIZE_CHUNK: Final = 64
 
+# How a source serves a size above its images' own (--upsample). The paper's transfer runs
+# and the usual EfficientNet-on-CIFAR recipe enlarge small images to the network's input with
+# a bilinear resize, and a 48 px proxy base is larger than CIFAR's 32 px: bilinear is what a
+# user of small images expects (bicubic is sharper but rings; off refuses, as scaler <= 0.6).
+UPSAMPLE_MODES: Final = ("bilinear", "bicubic", "off")
+DEFAULT_UPSAMPLE: Final = "bilinear"
+
 
 class DataError(ValueError):
     """A data spec or data folder is unusable; the message is one line for the user."""
+
+
+def check_upsample(mode: object) -> str:
+    """``mode`` when it is a valid ``--upsample`` policy, else a one-line DataError."""
+    if mode not in UPSAMPLE_MODES:
+        raise DataError(f"--upsample {mode!r} is invalid: valid: {' | '.join(UPSAMPLE_MODES)}")
+    return str(mode)
+
+
+def legacy_upsample(data: str) -> str:
+    """The policy of a study stored before ``--upsample`` existed: what its source did then
+    (an imagefolder resized every image with Pillow's bicubic filter, the others refused)."""
+    return "bicubic" if str(data).startswith("imagefolder:") else "off"
 
 
 @dataclass(frozen=True, eq=False)
@@ -90,21 +115,72 @@ class Split:
 
 
 class DataSource(abc.ABC):
-    """Base class of the data sources; subclasses implement ``_load`` and ``fingerprint``."""
+    """Base class of the data sources; subclasses implement ``_load`` and ``fingerprint``.
+
+    ``upsample`` (``--upsample``) says how a size above the images' own is served: enlarged
+    from the native split with that filter, or refused (``off``); set it before loading.
+    """
 
     name: str
     classes: tuple[str, ...]
-    max_pixels: int | None
+    upsample: str
+    # A source that decodes files at any size (imagefolder) enlarges them itself, per image.
+    decodes_any_size: bool = False
 
-    def __init__(self, name: str, classes: Sequence[str], max_pixels: int | None) -> None:
+    def __init__(self, name: str, classes: Sequence[str], native_pixels: int | None) -> None:
         self.name = name
         self.classes = tuple(classes)
-        self.max_pixels = max_pixels
+        self._native = native_pixels
+        self.upsample = "off"
         self._memory: dict[tuple[str, int], Split] = {}
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    @property
+    def native_pixels(self) -> int | None:
+        """Side of the smallest image served without enlarging it (None: any size)."""
+        return self._native
+
+    @property
+    def grayscale(self) -> bool:
+        """True when every image has one channel (served replicated to 3)."""
+        return False
+
+    @property
+    def max_pixels(self) -> int | None:
+        """The largest size served under the ``upsample`` policy (None: any)."""
+        return self.native_pixels if self.upsample == "off" else None
+
+    @property
+    def kind(self) -> str:
+        """The source's scheme (``cifar10``, ``imagefolder``, ...), for messages."""
+        return self.name.split(":", 1)[0]
+
+    def with_upsample(self, mode: str) -> DataSource:
+        """This source with the ``--upsample`` policy ``mode`` (checked); returns itself."""
+        self.upsample = check_upsample(mode)
+        self._memory.clear()  # sizes served before were served under the old policy
+        return self
+
+    def describe_images(self, smallest: int, largest: int) -> str | None:
+        """The line a run prints first when it enlarges or converts the images to train at
+        ``smallest``..``largest`` px; None when it does neither."""
+        native = self.native_pixels
+        enlarged = native is not None and largest > native and self.upsample != "off"
+        if not enlarged and not self.grayscale:
+            return None
+        text = f"data: {self.kind} images are" + (f" {native} px" if enlarged else "")
+        if self.grayscale:
+            text += " grayscale (one channel, replicated to 3)"
+        if not enlarged:
+            return text
+        span = f"{smallest}–{largest}" if smallest != largest else f"{largest}"
+        return (
+            f"{text}; upsampled ({self.upsample}) to {span} px for the proxy "
+            "(--upsample off refuses)"
+        )
 
     def load(self, split: str, pixels: int) -> Split:
         """Return ``split`` ("train", "val" or "test") as square ``pixels`` x ``pixels`` images."""
@@ -116,15 +192,20 @@ class DataSource(abc.ABC):
             raise DataError(f"{self.name}: pixels must be an integer, got {pixels!r}") from None
         if pixels < 1:
             raise DataError(f"{self.name}: pixels must be >= 1, got {pixels}")
-        if self.max_pixels is not None and pixels > self.max_pixels:
+        native = self.native_pixels
+        if self.upsample == "off" and native is not None and pixels > native:
             raise DataError(
-                f"{self.name}: {pixels} px requested but the maximum is {self.max_pixels} px "
-                "(images are never upsampled)"
+                f"{self.name}: {pixels} px requested but the images are {native} px and "
+                "--upsample off refuses to enlarge them; use --upsample bilinear"
             )
         key = (split, pixels)
         cached = self._memory.get(key)
         if cached is None:
-            cached = self._load(split, pixels)
+            if native is None or pixels <= native or self.decodes_any_size:
+                cached = self._load(split, pixels)
+            else:  # enlarged from the native split, which stays cached for smaller sizes
+                small = self.load(split, native)
+                cached = Split(upsample(small.images, pixels, self.upsample), small.labels)
             self._memory[key] = cached
         return cached
 
@@ -180,6 +261,21 @@ def downsample(images: torch.Tensor, pixels: int) -> torch.Tensor:
                 align_corners=False,
             )
         out[start : start + _RESIZE_CHUNK] = small.round_().clamp_(0, 255).to(torch.uint8)
+    return out
+
+
+def upsample(images: torch.Tensor, pixels: int, mode: str) -> torch.Tensor:
+    """Enlarge uint8 N x 3 x S x S images to ``pixels`` with ``mode`` (bilinear | bicubic)."""
+    src = images.shape[-1]
+    if pixels <= src or mode not in ("bilinear", "bicubic"):
+        raise AssertionError(f"upsample {src} px to {pixels} px with {mode!r}")
+    out = torch.empty((images.shape[0], 3, pixels, pixels), dtype=torch.uint8)
+    for start in range(0, images.shape[0], _RESIZE_CHUNK):
+        chunk = images[start : start + _RESIZE_CHUNK].float()
+        # Half-pixel centers (align_corners=False), as Pillow and torchvision resize; bicubic
+        # overshoots at edges, hence the clamp.
+        big = F.interpolate(chunk, size=(pixels, pixels), mode=mode, align_corners=False)
+        out[start : start + _RESIZE_CHUNK] = big.round_().clamp_(0, 255).to(torch.uint8)
     return out
 
 

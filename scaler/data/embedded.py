@@ -115,7 +115,7 @@ class EmbeddedConfig:
         "rocket",
         "text",
     )
-    # Side of every crop at native resolution; also the largest size served (max_pixels).
+    # Side of every crop at native resolution; larger sizes follow --upsample.
     # Larger crops see more of the photo (easier); smaller ones see only texture (harder).
     # 96 lets resolution sweeps reach 2.5-3x a 32 px proxy base without upsampling, and
     # divides evenly into the common proxy sizes 24, 32 and 48 (exact box filters).
@@ -379,6 +379,10 @@ class EmbeddedSource(DataSource):
         self._set = _embedded_set(self.config)
         super().__init__("embedded", self._set.classes, self.config.crop)
         self._fingerprint: str | None = None
+
+    @property
+    def grayscale(self) -> bool:
+        return self.config.grayscale
 
     def _load(self, split: str, pixels: int) -> Split:
         native = self._set.splits[split]

@@ -86,7 +86,7 @@ class FractalConfig:
     train: int = 300
     val: int = 50
     test: int = 50
-    # Side of the rendered images, and the largest size served (never upsampled).
+    # Side of the rendered images; larger sizes follow --upsample.
     # 128 lets resolution sweeps reach 2x a 64 px base; it divides 16, 32 and 64 exactly.
     native: int = 128
     # Chaos-game points per image (a multiple of 256). Fewer give sparser, dottier shapes.

@@ -3,12 +3,15 @@ convention), optionally with ``train/``, ``val/`` (and ``test/``) above the clas
 
 Without those split folders, val is a seeded, stable holdout of each class. Images are
 decoded to the requested size (shorter side, center crop) and cached on disk per (folder
-state, split, size); the fingerprint hashes names, sizes and times, not the path.
+state, split, size); the fingerprint hashes names, sizes and times, not the path. An image
+smaller than the requested size is enlarged with the ``--upsample`` filter, or refused (off);
+the smallest shorter side (read from the files' headers) is the source's native size.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import warnings
 from pathlib import Path
 from typing import Any, Final
@@ -56,8 +59,24 @@ def _class_folders(folder: Path) -> list[Path]:
 _DECODE_ERRORS: Final = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
-def _decode_image(path: Path, pixels: int) -> np.ndarray:
-    """Decode one file to a pixels x pixels x 3 uint8 array (shorter side, center crop)."""
+# Pillow's filter for enlarging an image under each --upsample policy.
+_UPSAMPLE_FILTERS: Final = {
+    "bilinear": Image.Resampling.BILINEAR,
+    "bicubic": Image.Resampling.BICUBIC,
+}
+# Modes of one-channel files: served as RGB with the channel replicated.
+_GRAY_MODES: Final = frozenset({"1", "L", "LA", "I", "F", "I;16", "I;16B", "I;16L"})
+
+
+def _header(path: Path) -> tuple[int, bool]:
+    """(shorter side, one channel) of an image file, from its header alone."""
+    with Image.open(path) as opened:
+        return min(opened.size), opened.mode in _GRAY_MODES
+
+
+def _decode_image(path: Path, pixels: int, upsample: str = "bicubic") -> np.ndarray:
+    """Decode one file to a pixels x pixels x 3 uint8 array (shorter side, center crop);
+    an image smaller than ``pixels`` is enlarged with the ``upsample`` filter."""
     with Image.open(path) as opened:
         img = ImageOps.exif_transpose(opened)
         if img.mode.startswith("I;16"):
@@ -71,9 +90,11 @@ def _decode_image(path: Path, pixels: int) -> np.ndarray:
         left, top = (width - side) / 2, (height - side) / 2
         # Resizing the centered square box equals "shorter side to pixels, then center
         # crop", in one filtering pass; reducing_gap pre-shrinks big photos cheaply.
+        # Shrinking stays bicubic (the bytes scaler has always cached).
+        enlarge = side < pixels and upsample in _UPSAMPLE_FILTERS
         img = img.resize(
             (pixels, pixels),
-            Image.Resampling.BICUBIC,
+            _UPSAMPLE_FILTERS[upsample] if enlarge else Image.Resampling.BICUBIC,
             box=(left, top, left + side, top + side),
             reducing_gap=3.0,
         )
@@ -82,6 +103,8 @@ def _decode_image(path: Path, pixels: int) -> np.ndarray:
 
 class ImageFolderSource(DataSource):
     """Images in one sub-folder per class, optionally under train/, val/ and test/."""
+
+    decodes_any_size = True
 
     def __init__(
         self,
@@ -103,6 +126,7 @@ class ImageFolderSource(DataSource):
         self.val_fraction = val_fraction
         self.seed = seed
         self._warned: set[str] = set()
+        self._headers: tuple[int, bool] | None = None
         # Listed once here: the source is a snapshot of the folder, and the disk cache
         # key is derived from this listing.
         self._files: dict[str, list[tuple[Path, int]]] = {}
@@ -205,6 +229,43 @@ class ImageFolderSource(DataSource):
                 stats.append((self._rel(path), st.st_size, st.st_mtime_ns))
         return sorted(stats)
 
+    @property
+    def native_pixels(self) -> int | None:
+        return self._read_headers()[0]
+
+    @property
+    def grayscale(self) -> bool:
+        return self._read_headers()[1]
+
+    def _read_headers(self) -> tuple[int, bool]:
+        """(smallest shorter side, every file one channel) over all files, cached on disk
+        per folder state: headers only, but one open per file."""
+        if self._headers is not None:
+            return self._headers
+        path = self.cache_dir / "imagefolder" / f"headers-{self.fingerprint()}.json"
+        try:
+            found = json.loads(path.read_text())
+            self._headers = (int(found["side"]), bool(found["gray"]))
+            return self._headers
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # not cached yet (or unreadable): read the headers
+        sides, gray = [], True
+        for files in self._files.values():
+            for file, _ in files:
+                try:
+                    side, one = _header(file)
+                except _DECODE_ERRORS:
+                    continue  # skipped when decoded, with a warning
+                sides.append(side)
+                gray = gray and one
+        self._headers = (min(sides, default=1), gray and bool(sides))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps({"side": self._headers[0], "gray": self._headers[1]}))
+        except OSError:
+            pass  # a cache only: read again next time
+        return self._headers
+
     def _split_config(self) -> dict[str, Any]:
         return {
             "layout": self.layout,
@@ -226,8 +287,12 @@ class ImageFolderSource(DataSource):
 
     def cache_path(self, split: str, pixels: int) -> Path:
         """Disk cache file for ``split`` at ``pixels`` given the folder state at parse time."""
+        # Only an enlarging filter other than bicubic changes the bytes cached before
+        # --upsample existed (all bicubic): those keys stay as they were.
+        enlarged = self.upsample == "bilinear" and pixels > (self.native_pixels or pixels)
         key = digest(
             {
+                **({"upsample": self.upsample} if enlarged else {}),
                 "v": FORMAT_VERSION,
                 "path": str(self.root),
                 "split": split,
@@ -249,7 +314,7 @@ class ImageFolderSource(DataSource):
         path = self.cache_path(split, pixels)
         payload = read_cache(path, frozenset({"images", "labels", "skipped"}))
         if payload is None:
-            payload = self._decode_split(files, pixels)
+            payload = self._decode_split(files, pixels, self.upsample)
             write_cache(path, payload)
         skipped: list[str] = payload["skipped"]
         if skipped and split not in self._warned:
@@ -270,13 +335,15 @@ class ImageFolderSource(DataSource):
             )
         return Split(payload["images"], labels)
 
-    def _decode_split(self, files: list[tuple[Path, int]], pixels: int) -> dict[str, Any]:
+    def _decode_split(
+        self, files: list[tuple[Path, int]], pixels: int, upsample: str
+    ) -> dict[str, Any]:
         arrays: list[np.ndarray] = []
         labels: list[int] = []
         skipped: list[str] = []
         for path, label in files:
             try:
-                arrays.append(_decode_image(path, pixels))
+                arrays.append(_decode_image(path, pixels, upsample))
             except _DECODE_ERRORS:
                 skipped.append(self._rel(path))
                 continue

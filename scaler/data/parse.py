@@ -8,7 +8,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Final
 
-from scaler.data.base import DataError, DataSource
+from scaler.data.base import DataError, DataSource, check_upsample
 from scaler.data.cifar import CIFAR_SCHEMES, CifarSource
 from scaler.data.embedded import EmbeddedConfig, EmbeddedSource
 from scaler.data.fractal import FractalConfig, FractalSource, parse_fractal
@@ -69,12 +69,20 @@ def _parse_embedded(value: str, options: str) -> EmbeddedConfig:
         raise DataError(f"--data {value!r}: {exc}") from None
 
 
-def parse_data(value: str, cache_dir: Path | None = None) -> DataSource:
+def parse_data(value: str, cache_dir: Path | None = None, upsample: str = "off") -> DataSource:
     """Turn a ``--data`` spec into a validated source (lists files, decodes nothing).
 
     ``cache_dir`` is where imagefolder keeps decoded tensors and fractal its rendered
-    splits; default ``$SCALER_CACHE`` or ``~/.cache/scaler``.
+    splits; default ``$SCALER_CACHE`` or ``~/.cache/scaler``. ``upsample`` (``--upsample``)
+    is how sizes above the images' own are served: bilinear, bicubic or off (refused; the
+    library enlarges nothing unasked, the commands default to
+    :data:`~scaler.data.base.DEFAULT_UPSAMPLE` for a new study).
     """
+    check_upsample(upsample)  # before any folder is read
+    return _parse(value, cache_dir).with_upsample(upsample)
+
+
+def _parse(value: str, cache_dir: Path | None) -> DataSource:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"--data {value!r}: empty; valid: {VALID_SPECS}")
     if value == "embedded":
