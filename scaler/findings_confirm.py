@@ -35,7 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler.findings_racing import Race, network_rows, race_of, race_summary
-from scaler.racing import AUTO, START, Decision
+from scaler.racing import AUTO, START, TIME_BUDGET, Decision
 from scaler.records import BASE_ROLE, CONFIRM_ROLE, unpack_bits
 from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
@@ -206,13 +206,12 @@ def reported_race(frame, attrs: dict[str, Any]) -> Decision | None:
     queued (some of its runs skipped, not trained since) ends the race at the round before,
     so the report says why it stopped and what its runs resolve. Not for deciding what to
     train: the same command with more time trains the skipped runs and goes on."""
-    from scaler.budget import REASON
-
     d = race(frame, attrs)
     if d is None or not d.running or d.round <= START or "reason" not in frame:
         return d
     rows = frame[(frame["status"] == "skipped") & (frame["role"] == CONFIRM_ROLE)]
-    cut = rows["reason"].fillna("").map(lambda r: r == REASON).any()
+    # A run --time skipped says "time budget" (scaler.budget.REASON, the race's TIME_BUDGET).
+    cut = rows["reason"].fillna("").map(lambda r: r == TIME_BUDGET).any()
     return race_of(frame, attrs.get(ATTR), d.round - 1) if cut else d
 
 

@@ -111,7 +111,10 @@ def _race_frame(cut: bool):
 
 @pytest.mark.parametrize("cut", [True, False])
 def test_a_round_cut_by_the_time_budget_is_reported_as_a_stop(cut, monkeypatch):
+    from scaler import budget
     from scaler.findings_confirm import ATTR, race, reported_race
+
+    assert budget.REASON == racing.TIME_BUDGET  # what a skipped run says is what the race reads
 
     monkeypatch.setattr(racing, "FUTILITY", 0.0)
     points = [
