@@ -38,6 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from scaler.workers import PROCESSES_ENV
+
 # A forward pass (evaluation) costs about a third of a training step (forward + backward).
 EVAL_SHARE: Final = 1 / 3
 MAX_AGE_DAYS: Final = 30  # a cached throughput older than this is measured again
@@ -45,9 +47,6 @@ CACHE_ENV: Final = "SCALER_TIMING_CACHE"  # the cache file (tests isolate it)
 # The timing runs: B0 on the embedded data at the standard proxy, this many batches each.
 WARM, SHORT, LONG = 2, 4, 16
 BARRIER_TIMEOUT: Final = 300.0  # seconds processes timed together wait for each other
-# The worker processes of the study this process belongs to (scaler.workers sets it): a worker
-# prices its runs at the speed measured with that many processes training at once.
-PROCESSES_ENV: Final = "SCALER_PROCESSES"
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,9 @@ CUDA_PROCESS_BYTES = 1 << 30
 # Seconds an interrupted worker gets to record its running trial as failed (so the next run
 # queues it again at once, not after the heartbeat's grace period) before it is terminated.
 STOP_GRACE = 15.0
+# How many worker processes the study of this process has (set for the workers it starts): a
+# worker prices its runs at the speed timed with that many training at once (scaler.timing).
+PROCESSES_ENV = "SCALER_PROCESSES"
 
 
 def _gpus() -> tuple[int, int]:
@@ -147,8 +150,6 @@ def run_workers(target: Callable[[Placement], None], workers: int) -> list[Exit]
     ``target`` must be picklable (a module-level function, or a ``functools.partial`` of one):
     children are spawned, since fork would share torch's thread pools and CUDA state.
     """
-    from scaler.timing import PROCESSES_ENV
-
     ctx = mp.get_context("spawn")
     procs = [
         ctx.Process(target=_child, args=(target, placement), daemon=False)
