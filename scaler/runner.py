@@ -448,7 +448,9 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
         )
         for k in range(job.first_seed, job.first_seed + job.seeds)
     ]
-    mean = record_runs(trial, runs, test, settings.threads or _torch_threads())
+    # The order the runs scored val in: balanced accuracy pairs each flag with its label.
+    labels = source.load("val", job.spec.pixels).labels.numpy()
+    mean = record_runs(trial, runs, test, settings.threads or _torch_threads(), labels)
     if emit is not None:
         emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
     return mean
