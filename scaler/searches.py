@@ -326,17 +326,17 @@ def result(study, storage_url: str) -> SearchResult:
         frame=frame,
         board=leaderboard(frame, nz, metric),
         noise=nz,
-        rates=study_rates(study.user_attrs),
+        rates=study_rates(study.user_attrs, stored_config(study)),
         confirmation=summarize(frame, study.user_attrs, stored_config(study)),
         surface=search_surface(frame, stored_config(study)),
     )
 
 
-def study_rates(attrs: dict[str, Any]) -> dict[str, Any]:
-    """The chance and majority-class rates stored on a study ({}: none stored)."""
-    from scaler.data.rates import rates_from_attrs
+def study_rates(attrs: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The chance and majority-class rates of a study ({}: unknown)."""
+    from scaler.data.rates import stored_rates
 
-    return rates_from_attrs(attrs.get("class_rates"))
+    return stored_rates(attrs, config)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ __all__ = [
     "rates_from_attrs",
     "rates_to_attrs",
     "small_class_warnings",
+    "stored_rates",
 ]
 
 # The splits top-1 is scored on: val ranks the search, test (when the data have one) is
@@ -62,6 +63,11 @@ class SplitRates:
             f"Chance {self.chance:.1f} %, majority class {self.majority:.1f} % "
             f"({self.split}: {self.images} images, {len(self.classes)} classes)"
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The rates as an export states them (percentages, counts)."""
+        rates = {"chance": self.chance, "majority": self.majority}
+        return {**rates, "images": self.images, "classes": len(self.classes)}
 
     def small(self, minimum: int = MIN_CLASS_IMAGES) -> list[tuple[str, int]]:
         """(class, images) of the classes with fewer than ``minimum`` images, smallest first."""
@@ -141,3 +147,20 @@ def balanced_accuracy(correct, labels) -> float:
     hits = np.bincount(labels, weights=correct.astype(float))[present]
     totals = np.bincount(labels)[present]
     return float(100.0 * np.mean(hits / totals))
+
+
+def stored_rates(attrs: dict[str, Any], config: dict[str, Any]) -> dict[str, SplitRates]:
+    """A study's rates: stored at creation, else computed from its data when they still load
+    with the same fingerprint (studies before 0.8); {} when neither: unknown."""
+    rates = rates_from_attrs(attrs.get("class_rates"))
+    if rates or not config.get("data"):
+        return rates
+    from scaler.data.parse import parse_data
+
+    try:
+        source = parse_data(config["data"])
+        if source.fingerprint() != config.get("data_fingerprint"):
+            return {}  # other bytes under the same spec: their rates are not the study's
+        return class_rates(source)
+    except (DataError, OSError):
+        return {}
