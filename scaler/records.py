@@ -229,17 +229,13 @@ def write(trial, **values: Any) -> None:
 
 
 def record_runs(
-    trial, runs: list, test: bool, threads: int | None = None, val_labels=None
+    trial, runs: list, test: bool, threads: int | None = None, balanced: list | None = None
 ) -> float:
     """Write a point's runs (seed k at index k) on ``trial``, with the CPU ``threads`` they were
-    trained with, and their balanced accuracy when the ``val_labels`` (in the order the runs
-    scored val) are given; returns their mean top-1."""
+    trained with and each run's ``balanced`` accuracy when given; returns their mean top-1."""
     import statistics
 
-    from scaler.data.rates import balanced_accuracy
-
-    if val_labels is not None:
-        balanced = [balanced_accuracy(r.val_correct, val_labels) for r in runs]
+    if balanced:
         write(trial, balanced_seeds=balanced, balanced_mean=sum(balanced) / len(balanced))
 
     top1 = [r.top1 for r in runs]

@@ -172,8 +172,10 @@ def rates_lines(rates: dict, metric: str) -> list[str]:
     by = METRIC_NAMES[metric] + (" (mean per-class recall)" if metric == "balanced" else "")
     lines = [f"Ranked by {by} on val (--metric {metric})."]
     if not rates:
-        return lines + ["Chance and the majority-class rate: unknown (not stored on this "
-                        "study, and its data do not load here).", ""]  # fmt: skip
+        lines.append(
+            "Chance and the majority-class rate: unknown (not stored on this study, and its "
+            "data do not load here with the same fingerprint)."
+        )
     lines += [f"{r.describe()}." for r in rates.values()]
     warning = small_class_warnings(rates)
     if warning:

@@ -146,6 +146,7 @@ class Describe:
             seeds=cfg.base_seeds if is_base else cfg.seeds,
             prune=cfg.pruner != "none" and not is_base,
             info=cand.attrs(),
+            metric=cfg.metric,
         )
 
 

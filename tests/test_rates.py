@@ -100,6 +100,7 @@ def test_search_ranks_by_balanced_accuracy_and_keeps_the_metric(cli, imbalanced,
     assert list(board["balanced_mean"]) == sorted(board["balanced_mean"], reverse=True)
     for _, row in board.iterrows():
         assert len(row["balanced_seeds"]) == row["seeds"]
+        assert row["value"] == pytest.approx(row["balanced_mean"])  # what a TPE sampler sees
     # A changed metric is refused like any other changed setting.
     code, _, err = cli(*SEARCH, *data, "--metric", "top1", "--study", "bal")
     assert code == 2 and "different configuration" in err and "metric" in err
@@ -107,6 +108,27 @@ def test_search_ranks_by_balanced_accuracy_and_keeps_the_metric(cli, imbalanced,
     assert code == 0, err
     row = next(r for r in json.loads(out) if r["study"] == "bal")
     assert row["metric"] == "balanced" and row["majority"] == pytest.approx(78.12)
+    # The report and the export say which metric ranked, and the rates beside top-1.
+    code, _, err = cli("report", "bal", "--storage", url, "--out", "r")
+    assert code == 0, err
+    text = (tmp_path / "r" / "README.md").read_text()
+    assert "Ranked by balanced accuracy (mean per-class recall) on val" in text
+    assert "Chance 33.3 %, majority class 78.1 % (val: 32 images, 3 classes)" in text
+    assert "Warning: 2 classes under 20 val images: tiny (2), mid (5)" in text
+    assert "| top-1 − majority |" in text
+    code, _, err = cli("export", "bal", "--storage", url, "--out", "e.json")
+    assert code == 0, err
+    stats = json.loads((tmp_path / "e.json").read_text())["statistics"]
+    assert stats["metric"] == "balanced"
+    assert stats["class_rates"]["val"]["majority"] == pytest.approx(100 * 25 / 32)
+
+
+def test_a_study_stored_without_a_metric_reads_as_top1():
+    from scaler.studies import config_diff
+
+    old = {"budget": 2.0}  # stored before --metric existed
+    assert config_diff(old, {"budget": 2.0, "metric": "top1"}) == []
+    assert config_diff(old, {"budget": 2.0, "metric": "balanced"}) == ["metric: top1 → balanced"]
 
 
 def test_an_unknown_metric_is_refused_in_one_line(cli, tmp_path, monkeypatch):

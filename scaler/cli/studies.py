@@ -54,6 +54,7 @@ ConfirmSeedsOpt = Annotated[
         help="Paired runs of each: auto (default: 2, then more where they decide) or a number."
     ),
 ]
+ConstraintOpt = Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")]
 MetricOpt = Annotated[
     str,
     typer.Option(
@@ -75,9 +76,7 @@ def search(
     trials: Annotated[Optional[int], typer.Option(help="Cap on candidate trials.")] = None,
     seeds: Annotated[int, typer.Option(help="Proxy runs per candidate (mean is ranked).")] = 1,
     base_seeds: Annotated[int, typer.Option(help="Runs of the base (>= 2): noise floor.")] = 2,
-    constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
-        "measured"
-    ),
+    constraint: ConstraintOpt = "measured",
     tolerance: ToleranceOpt = "5%",
     proxy_tolerance: ProxyToleranceOpt = None,
     cost_pixels: CostPixelsOpt = None,
