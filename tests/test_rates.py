@@ -59,6 +59,7 @@ def test_a_too_small_class_is_warned_about_in_one_line(imbalanced):
     assert MIN_CLASS_IMAGES == 20
     assert "\n" not in line and "tiny (2)" in line and "mid (5)" in line and "big" not in line
     assert small_class_warnings(rates, minimum=2) == ""
+    assert small_class_warnings(rates, minimum=3).startswith("warning: 1 class under 3 val images")
 
 
 def test_balanced_accuracy_is_mean_per_class_recall():

@@ -126,7 +126,8 @@ def small_class_warnings(rates: dict[str, SplitRates], minimum: int = MIN_CLASS_
         if small:
             named = ", ".join(f"{name} ({n})" for name, n in small[:5])
             more = f" and {len(small) - 5} more" if len(small) > 5 else ""
-            parts.append(f"{len(small)} classes under {minimum} {split} images: {named}{more}")
+            what = f"{len(small)} class" + ("es" if len(small) > 1 else "")
+            parts.append(f"{what} under {minimum} {split} images: {named}{more}")
     if not parts:
         return ""
     return (
