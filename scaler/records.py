@@ -138,7 +138,7 @@ class TrialRecord:
     # run: name → {val_top1, val (pack_bits), test_top1, test, seconds}; "plain" holds the
     # run's wall_time, against which a scoring's extra seconds (over "last") are its cost.
     variants: list[dict[str, dict[str, Any]]] | None = None
-    # version 0.8: per run, balanced accuracy (mean per-class recall, %) on val, and its mean
+    # version 0.7: per run, balanced accuracy (mean per-class recall, %) on val, and its mean
     balanced_seeds: list[float] | None = None
     balanced_mean: float | None = None
     # confirmation trials

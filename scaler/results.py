@@ -77,7 +77,7 @@ FRAME_COLUMNS = (
     "test_correct",
     # version 0.6: the CPU threads of its runs (None: not stored, before 0.6)
     "threads",
-    # version 0.8: balanced accuracy (mean per-class recall on val), per run and its mean
+    # version 0.7: balanced accuracy (mean per-class recall on val), per run and its mean
     "balanced_mean",
     "balanced_seeds",
 )

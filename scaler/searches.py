@@ -298,7 +298,7 @@ class SearchResult:
 
     @property
     def metric(self) -> str:
-        """What ranks the candidates: top1 or balanced (studies before 0.8: top1)."""
+        """What ranks the candidates: top1 or balanced (studies before 0.7: top1)."""
         return self.config.get("metric", "top1")
 
     @property

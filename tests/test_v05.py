@@ -64,7 +64,7 @@ def test_v05_studies_list_the_same(cli, v05):
     code, out, _ = cli("studies", "--storage", v05, "--json")
     assert code == 0
     rows = json.loads(out)
-    for row in rows:  # 0.8 adds the ranked metric and the stored class rates (none before 0.8)
+    for row in rows:  # 0.7 adds the ranked metric and the stored class rates (none before 0.7)
         assert (row.pop("metric"), row.pop("chance"), row.pop("majority")) == ("top1", None, None)
     assert rows == json.loads((V05 / "studies.json").read_text())
 
@@ -82,13 +82,13 @@ NEW_LINES = (
     "### Response surface",  # a search's surface over its candidates (its heading,
     "No response surface: ",  # and its paragraph; then a blank line)
     "Response surface (",
-    "Ranked by top-1 on val (--metric top1). Chance 7.7 %, majority class 7.7 %",  # 0.8's rates
+    "Ranked by top-1 on val (--metric top1). Chance 7.7 %, majority class 7.7 %",  # 0.7's rates
 )
-# The leaderboard's columns 0.8 adds: left out before the tables are compared.
-COLUMNS_0_8 = ("balanced %", "top-1 − majority")
+# The leaderboard's columns 0.7 adds: left out before the tables are compared.
+COLUMNS_0_7 = ("balanced %", "top-1 − majority")
 
 
-def _without_columns(lines: list[str], names: tuple[str, ...] = COLUMNS_0_8) -> list[str]:
+def _without_columns(lines: list[str], names: tuple[str, ...] = COLUMNS_0_7) -> list[str]:
     """Markdown tables with the columns ``names`` dropped."""
     out, drop = [], []
     for line in lines:
@@ -137,7 +137,7 @@ def test_v05_export_is_the_same(cli, v05, tmp_path):
     new, old = (json.loads(p.read_text()) for p in (tmp_path / "e.json", V05 / "export.json"))
     # 0.6 adds the response surface over the candidates beside 0.5's statistics (new key).
     assert "fitted" in new["statistics"].pop("response_surface")
-    # 0.8 names the ranked metric and the class rates (counted from the same embedded data).
+    # 0.7 names the ranked metric and the class rates (counted from the same embedded data).
     assert new["statistics"].pop("metric") == "top1"
     assert new["statistics"].pop("class_rates")["val"]["images"] == 650
     assert new["at_budget"].pop("balanced_mean") is None

@@ -152,7 +152,7 @@ def balanced_accuracy(correct, labels) -> float:
 
 def stored_rates(attrs: dict[str, Any], config: dict[str, Any]) -> dict[str, SplitRates]:
     """A study's rates: stored at creation, else computed from its data when they still load
-    with the same fingerprint (studies before 0.8); {} when neither: unknown."""
+    with the same fingerprint (studies before 0.7); {} when neither: unknown."""
     rates = rates_from_attrs(attrs.get("class_rates"))
     if rates or not config.get("data"):
         return rates
