@@ -49,7 +49,7 @@ from typing import Any
 from scaler.findings_confirm import ATTR, STOPPED, Confirmation, race, summarize
 from scaler.proxy import ProxyConfig, resolve_proxy
 from scaler.racing import AUTO, MAX_SEEDS, START
-from scaler.records import BASE_ROLE, CANDIDATE_ROLES, CONFIRM_ROLE, Status, write
+from scaler.records import BASE_ROLE, CANDIDATE_ROLES, CONFIRM_ROLE, Status, metric_columns, write
 from scaler.results import finished, trials_frame
 from scaler.runner import Job, QueuedPoint, Trainer, ensure_queue, work_queue
 
@@ -219,9 +219,11 @@ def _check_longer(cfg: ConfirmConfig, settings, own, n_train: int) -> None:
     )
 
 
-def _choose(frame, top: int, anchors: tuple[str, ...]) -> list[Any]:
-    """The search rows to confirm: the top distinct networks, then the ``anchors`` roles."""
-    done = finished(frame).sort_values(["top1_mean", "number"], ascending=[False, True])
+def _choose(frame, top: int, anchors: tuple[str, ...], metric: str = "top1") -> list[Any]:
+    """The search rows to confirm: the top distinct networks by ``metric``, then the
+    ``anchors`` roles."""
+    column = metric_columns(metric)[0]
+    done = finished(frame).sort_values([column, "number"], ascending=[False, True])
     done = done.drop_duplicates("network_key")  # a reused twin is its network's trial again
     cands = done[done["role"].isin(CANDIDATE_ROLES)]
     chosen = list(cands.head(top).itertuples(index=False))
@@ -281,7 +283,8 @@ def select(study, cfg: ConfirmConfig, source) -> Selection:
         _refuse_changed(name, stored, settings, proxy_settings)
         return Selection(stored["settings"], proxy_settings, tuple(stored["points"]))
     anchors = SMOKE.get(preset, DEFAULTS)["anchors"]
-    points = tuple(_point(r) for r in _choose(frame, top, anchors))
+    metric = stored_config(study).get("metric", "top1")
+    points = tuple(_point(r) for r in _choose(frame, top, anchors, metric))
     return Selection(settings, proxy_settings, points)
 
 

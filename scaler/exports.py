@@ -276,16 +276,25 @@ def _at_budget(best, budget: float, phi: float) -> dict[str, Any]:
         "nominal_cost": float(best["nominal_cost"]),
         "top1_mean": float(best["top1_mean"]),
         "top1_std": None if seeds < 2 else float(best["top1_std"]),
+        "balanced_mean": _optional(best.get("balanced_mean")),
         "seeds": seeds,
         "trial": int(best["number"]),
     }
 
 
+def _optional(value) -> float | None:
+    return None if value is None or value != value else float(value)  # NaN: not stored
+
+
 def _statistics(res) -> dict:
     """The search's noise and possibly-best set and its confirmation, for the export."""
     board = res.board[res.board["role"].isin(CANDIDATE_ROLES)]
+    rates = getattr(res, "rates", None) or {}
     out = {
         "chosen_by": "confirmation" if res.confirmation.chosen is not None else "search",
+        "metric": getattr(res, "metric", "top1"),  # what ranked and chose: top1 or balanced
+        # The floor top-1 is read against (None: unknown for this study).
+        "class_rates": {split: r.to_dict() for split, r in rates.items()} or None,
         "search_noise": {
             "sigma": res.noise.sigma if res.noise.dof else None,
             "dof": res.noise.dof,

@@ -72,10 +72,10 @@ def states_text(frame) -> str:
     return ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
-def ranked(frame) -> tuple[Noise, Any]:
-    """A search frame's noise floor and its leaderboard under that floor."""
-    nz = noise(frame)
-    return nz, leaderboard(frame, nz)
+def ranked(frame, metric: str = "top1") -> tuple[Noise, Any]:
+    """A search frame's noise floor and its leaderboard under that floor, both of ``metric``."""
+    nz = noise(frame, metric)
+    return nz, leaderboard(frame, nz, metric)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from typing import Any
 
 from scaler.findings_racing import Race, network_rows, race_of, race_summary
 from scaler.racing import AUTO, START, TIME_BUDGET, Decision
-from scaler.records import BASE_ROLE, CONFIRM_ROLE, unpack_bits
+from scaler.records import BASE_ROLE, CONFIRM_ROLE, METRIC_NAMES, metric_columns, unpack_bits
 from scaler.results import LEVEL, Noise, confirmed, same_threads, seeds_of, threads_sentence
 from scaler.stats import (
     MAX_EXACT_ITEMS,
@@ -224,11 +224,13 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     conf = network_rows(raw)
     decision = reported_race(frame, attrs)
     search = frame.set_index("number")
+    metric = config.get("metric", "top1")
+    mean_col, seeds_col = metric_columns(metric)
     pairs = [
         (search.loc[int(r["confirm_of"])], r)
-        for _, r in conf.sort_values("top1_mean", ascending=False).iterrows()
+        for _, r in conf.sort_values(mean_col, ascending=False).iterrows()
     ]
-    groups = [r["top1_seeds"] for _, r in pairs if isinstance(r["top1_seeds"], list)]
+    groups = [r[seeds_col] for _, r in pairs if isinstance(r[seeds_col], list)]
     sigma, dof = pooled_sd(groups)
     nz = Noise(sigma, sum(len(g) for g in groups), dof)
     state = "done" if len(pairs) == len(stored["points"]) else "in progress"
@@ -238,8 +240,14 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     so_far = Confirmation(state, stored["settings"], stored["proxy"], (), nz, race=summary)
     if not pairs:
         return so_far
-    rows = _rows(pairs, nz, decision)
+    rows = _rows(pairs, nz, decision, mean_col)
     tau, tau_p, tau_interval, notes = _fidelity(pairs)
+    if metric != "top1":
+        notes.append(
+            f"The confirmed networks are ranked, and the chosen one picked, by "
+            f"{METRIC_NAMES[metric]} on val (--metric {metric}); P(best) and the possibly-best "
+            "set are of it too, while a race drops networks on paired top-1."
+        )
     chosen = next((r for r in rows if r.role != BASE_ROLE), None)
     test, test_notes = _test_verdict(pairs, chosen)
     notes += test_notes + _unresolved(rows, chosen, nz) + _limits(so_far, rows)
@@ -257,11 +265,14 @@ def summarize(frame, attrs: dict[str, Any], config: dict[str, Any]) -> Confirmat
     )
 
 
-def _rows(pairs: list, nz: Noise, race: Decision | None = None) -> list[ConfirmedRow]:
+def _rows(
+    pairs: list, nz: Noise, race: Decision | None = None, mean_col: str = "top1_mean"
+) -> list[ConfirmedRow]:
     """The confirmed rows with P(best) (t posterior on the pooled σ) and the possibly-best
-    flags (a race's: its survivors, with the round each other candidate went out after)."""
+    flags (a race's: its survivors, with the round each other candidate went out after), both
+    of the ranked metric's ``mean_col``."""
     cands = [i for i, (s, _) in enumerate(pairs) if s["role"] != BASE_ROLE]
-    means = [float(pairs[i][1]["top1_mean"]) for i in cands]
+    means = [float(pairs[i][1][mean_col]) for i in cands]
     runs = [seeds_of(pairs[i][1]) for i in cands]
     keep = possibly_best(means, runs, nz.sigma, nz.dof, LEVEL)
     if race is not None:

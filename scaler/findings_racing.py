@@ -55,7 +55,7 @@ class Race:
 
 
 # Per-run columns a race's trials of one network hold in parts, one part per round.
-RUN_COLUMNS = ("top1_seeds", "val_correct", "test_top1_seeds", "test_correct")
+RUN_COLUMNS = ("top1_seeds", "val_correct", "test_top1_seeds", "test_correct", "balanced_seeds")
 
 
 def network_rows(conf):
@@ -81,6 +81,8 @@ def network_rows(conf):
         top1 = row["top1_seeds"]
         row["seed_list"], row["seeds"] = seeds, len(seeds)
         row["top1_mean"], row["top1_std"] = sum(top1) / len(top1), sample_sd(top1)
+        balanced = row.get("balanced_seeds")
+        row["balanced_mean"] = sum(balanced) / len(balanced) if balanced else None
         row["wall_time"] = group["wall_time"].sum()
         rows.append(row)
     return pd.DataFrame(rows, columns=conf.columns) if rows else conf

@@ -21,6 +21,19 @@ SWEEP_ROLE = "sweep"
 # A search's confirmation trials: a finished network trained again with a longer proxy and more
 # seeds (its own role, so nothing that ranks search candidates ever mixes them in).
 CONFIRM_ROLE = "confirm"
+# What a search ranks its networks by (--metric): top-1, or balanced accuracy (mean per-class
+# recall on val, for imbalanced data where a network can score by favouring the big classes).
+METRICS = ("top1", "balanced")
+METRIC_NAMES = {"top1": "top-1", "balanced": "balanced accuracy"}
+
+
+def metric_columns(metric: str = "top1") -> tuple[str, str]:
+    """The frame columns (mean, per-run list) of a ranking metric."""
+    if metric == "balanced":
+        return "balanced_mean", "balanced_seeds"
+    return "top1_mean", "top1_seeds"
+
+
 # A calibration's trials: one (official member, paired seed) run each.
 CALIBRATE_ROLE = "calibrate"
 # A noise study's trials (scaler noise): one (network, paired seed) run each.
@@ -125,6 +138,9 @@ class TrialRecord:
     # run: name → {val_top1, val (pack_bits), test_top1, test, seconds}; "plain" holds the
     # run's wall_time, against which a scoring's extra seconds (over "last") are its cost.
     variants: list[dict[str, dict[str, Any]]] | None = None
+    # version 0.7: per run, balanced accuracy (mean per-class recall, %) on val, and its mean
+    balanced_seeds: list[float] | None = None
+    balanced_mean: float | None = None
     # confirmation trials
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)
@@ -169,6 +185,8 @@ RESULT_FIELDS = (
     "test_top1_seeds",
     "threads",
     "variants",
+    "balanced_seeds",
+    "balanced_mean",
 )
 
 
@@ -210,10 +228,15 @@ def write(trial, **values: Any) -> None:
         trial.set_user_attr(key, value)
 
 
-def record_runs(trial, runs: list, test: bool, threads: int | None = None) -> float:
+def record_runs(
+    trial, runs: list, test: bool, threads: int | None = None, balanced: list | None = None
+) -> float:
     """Write a point's runs (seed k at index k) on ``trial``, with the CPU ``threads`` they were
-    trained with; returns their mean top-1."""
+    trained with and each run's ``balanced`` accuracy when given; returns their mean top-1."""
     import statistics
+
+    if balanced:
+        write(trial, balanced_seeds=balanced, balanced_mean=sum(balanced) / len(balanced))
 
     top1 = [r.top1 for r in runs]
     mean = sum(top1) / len(top1)

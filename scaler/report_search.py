@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 from scaler.bases import EFFICIENTNET_B0, from_config
+from scaler.data.rates import small_class_warnings, stored_rates
 from scaler.findings import ranked
 from scaler.findings_confirm import sentences, summarize
 from scaler.findings_pooled import coefficients_note, search_surface
-from scaler.records import CANDIDATE_ROLES
+from scaler.records import CANDIDATE_ROLES, METRIC_NAMES
 from scaler.report_tables import (
     int_text,
     md_table,
@@ -28,6 +29,8 @@ BOARD_HEADERS = (
     "γ",
     "px (proxy/cost)",
     "top-1 %",
+    "balanced %",
+    "top-1 − majority",
     "seeds",
     "",
     "params (M)",
@@ -86,8 +89,11 @@ def family_table(coeffs, phi_max: int, base_res: int, net=EFFICIENTNET_B0) -> li
 
 def search_section(s: StudyData, phi_max: int) -> list[str]:
     """A search's leaderboard, noise floor, costs and coefficients, and its trials without one."""
-    nz, board = ranked(s.frame)
-    lines = _leaderboard_lines(board, nz.usable) + _noise_lines(nz) + time_lines(s)
+    metric = s.config.get("metric", "top1")
+    nz, board = ranked(s.frame, metric)
+    rates = stored_rates(s.attrs, s.config)
+    lines = _leaderboard_lines(board, nz.usable, rates.get("val"))
+    lines += rates_lines(rates, metric) + _noise_lines(nz) + time_lines(s)
     cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
     conf = summarize(s.frame, s.attrs, s.config)
     lines += _surface_lines(s, conf)
@@ -160,8 +166,31 @@ def _confirmation_lines(c) -> list[str]:
     return lines + [f"- {x}" for x in sentences(c)] + [""]
 
 
-def _leaderboard_lines(board, usable: bool = True) -> list[str]:
-    """The leaderboard table (or a line saying there is nothing to rank yet)."""
+def rates_lines(rates: dict, metric: str) -> list[str]:
+    """What ranks the board, chance and the majority-class rate beside top-1, and the classes
+    with too few held-out images (:data:`scaler.data.rates.MIN_CLASS_IMAGES`)."""
+    by = METRIC_NAMES[metric] + (" (mean per-class recall)" if metric == "balanced" else "")
+    lines = [f"Ranked by {by} on val (--metric {metric})."]
+    if not rates:
+        lines.append(
+            "Chance and the majority-class rate: unknown (not stored on this study, and its "
+            "data do not load here with the same fingerprint)."
+        )
+    lines += [f"{r.describe()}." for r in rates.values()]
+    warning = small_class_warnings(rates)
+    if warning:
+        lines.append(warning[0].upper() + warning[1:] + ".")
+    return [" ".join(lines), ""]
+
+
+def _margin(r, val) -> str:
+    """Top-1 minus the majority-class rate on val ("" when unknown)."""
+    return "" if val is None else f"{float(r['top1_mean']) - val.majority:+.2f}"
+
+
+def _leaderboard_lines(board, usable: bool = True, val=None) -> list[str]:
+    """The leaderboard table (or a line saying there is nothing to rank yet); ``val``: the val
+    split's rates, for top-1 minus the majority class."""
     lines = ["### Leaderboard", ""]
     if board.empty:
         return lines + ["No finished trial yet: nothing to rank.", ""]
@@ -174,6 +203,8 @@ def _leaderboard_lines(board, usable: bool = True) -> list[str]:
             num(r["gamma"]),
             f"{int_text(r['pixels'])}/{int_text(r['cost_pixels'])}",
             top1_text(r),
+            num(r.get("balanced_mean"), ".2f"),
+            _margin(r, val),
             seeds_of(r),
             set_cell(r, usable),
             millions(r["params"]),

@@ -21,6 +21,7 @@ from scaler.records import (
     CONFIRM_ROLE,
     Status,
     TrialRecord,
+    metric_columns,
     stale_key,
 )
 from scaler.stats import MIN_DOF, critical_value, pooled_sd, possibly_best
@@ -76,6 +77,9 @@ FRAME_COLUMNS = (
     "test_correct",
     # version 0.6: the CPU threads of its runs (None: not stored, before 0.6)
     "threads",
+    # version 0.7: balanced accuracy (mean per-class recall on val), per run and its mean
+    "balanced_mean",
+    "balanced_seeds",
 )
 SWEEP_COLUMNS = (
     "sweep",
@@ -256,12 +260,12 @@ def threads_sentence(rows, what: str) -> list[str]:
     ]
 
 
-def best_candidate(done):
-    """The candidate row with the highest mean top-1 among finished rows, or None."""
+def best_candidate(done, metric: str = "top1"):
+    """The candidate row with the highest mean ``metric`` among finished rows, or None."""
     cands = done[done["role"].isin(CANDIDATE_ROLES)]
     if cands.empty:
         return None
-    return cands.sort_values("top1_mean", ascending=False).iloc[0]
+    return cands.sort_values(metric_columns(metric)[0], ascending=False).iloc[0]
 
 
 # The confidence of every "possibly best" set and interval scaler states.
@@ -302,19 +306,22 @@ class Noise:
         return text
 
 
-def noise(frame) -> Noise:
-    """Pooled std over every trained network with >= 2 runs (the base at least).
+def noise(frame, metric: str = "top1") -> Noise:
+    """Pooled std of ``metric`` over every trained network with >= 2 runs (the base at least).
 
     Confirmation trials are left out: their longer proxy has its own noise (see
     :func:`confirmed`).
     """
     rows = frame[(frame["status"] == "trained") & (frame["role"] != CONFIRM_ROLE)]
-    groups = [s for s in rows["top1_seeds"] if isinstance(s, list) and len(s) >= 2]
+    column = metric_columns(metric)[1]
+    groups = [s for s in rows[column] if isinstance(s, list) and len(s) >= 2]
     sigma, dof = pooled_sd(groups)
     return Noise(sigma=sigma, runs=sum(len(s) for s in groups), dof=dof)
 
 
-def mark_possibly_best(done, noise_: Noise, roles=CANDIDATE_ROLES) -> list[bool] | None:
+def mark_possibly_best(
+    done, noise_: Noise, roles=CANDIDATE_ROLES, metric: str = "top1"
+) -> list[bool] | None:
     """The "possibly best" flag of every row of ``done`` in ``roles`` (None: no usable σ).
 
     Twins (one network_key) are one candidate: the set is computed over distinct networks and
@@ -323,7 +330,7 @@ def mark_possibly_best(done, noise_: Noise, roles=CANDIDATE_ROLES) -> list[bool]
     cands = done[done["role"].isin(roles)]
     nets = cands.drop_duplicates("network_key") if "network_key" in cands else cands
     keep = possibly_best(
-        [float(m) for m in nets["top1_mean"]],
+        [float(m) for m in nets[metric_columns(metric)[0]]],
         [seeds_of(r) for _, r in nets.iterrows()],
         noise_.sigma,
         noise_.dof,
@@ -345,17 +352,18 @@ def set_cell(row, usable: bool) -> str:
     return ("possibly" if row["possibly_best"] else "") if usable else "?"
 
 
-def leaderboard(frame, noise_: Noise | None = None):
-    """Finished candidates (and the base) ranked by mean top-1, with the best and the
-    candidates that could be the best (:data:`RULE`; all False without a usable σ)."""
-    noise_ = noise_ or noise(frame)
-    done = finished(frame).copy().sort_values("top1_mean", ascending=False)
+def leaderboard(frame, noise_: Noise | None = None, metric: str = "top1"):
+    """Finished candidates (and the base) ranked by mean ``metric`` (top1 or balanced), with
+    the best and the candidates that could be the best (:data:`RULE`; all False without a
+    usable σ, which must be the same metric's)."""
+    noise_ = noise_ or noise(frame, metric)
+    done = finished(frame).copy().sort_values(metric_columns(metric)[0], ascending=False)
     done["possibly_best"] = False
     done["best"] = False
-    best = best_candidate(done)
+    best = best_candidate(done, metric)
     if best is not None:
         done.loc[best.name, "best"] = True
-        keep = mark_possibly_best(done, noise_)
+        keep = mark_possibly_best(done, noise_, metric=metric)
         if keep is not None:
             done.loc[done["role"].isin(CANDIDATE_ROLES), "possibly_best"] = keep
     return done
@@ -417,6 +425,16 @@ def load_studies(names: Sequence[str], storage: str | None = None) -> list[Study
     return out
 
 
+def rates_summary(attrs: dict[str, Any]) -> dict[str, Any]:
+    """A study's chance and majority-class rates on val (%), None when not stored."""
+    from scaler.data.rates import rates_from_attrs
+
+    val = rates_from_attrs(attrs.get("class_rates")).get("val")
+    if val is None:
+        return {"chance": None, "majority": None}
+    return {"chance": round(val.chance, 2), "majority": round(val.majority, 2)}
+
+
 def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
     """Studies in a storage (default: $SCALER_STORAGE, else every studies/*.db) with state."""
     import optuna
@@ -433,9 +451,9 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
             states = {
                 state.name.lower(): sum(t.state == state for t in trials) for state in TrialState
             }
-            board = leaderboard(trials_frame(study))
-            best = board[board["best"]]
             cfg = stored_config(study)
+            board = leaderboard(trials_frame(study), metric=cfg.get("metric", "top1"))
+            best = board[board["best"]]
             waiting = states["waiting"] + states["running"]
             rows.append(
                 {
@@ -448,6 +466,8 @@ def list_studies(storage: str | None = None) -> list[dict[str, Any]]:
                     "states": {k: v for k, v in states.items() if v},
                     "state": "in progress" if waiting else ("finished" if trials else "empty"),
                     "best_top1": None if best.empty else float(best.iloc[0]["top1_mean"]),
+                    "metric": cfg.get("metric", "top1"),
+                    **rates_summary(study.user_attrs),
                 }
             )
     return rows

@@ -92,6 +92,7 @@ class Job:
     key: str | None = None  # the network_key twins share; None: spec.key_str
     variants: bool = False  # also score every other way (scaler.scoring.VARIANTS): noise studies
     first_seed: int = 0  # its runs are seeds first_seed, first_seed + 1, ... (a race's rounds)
+    metric: str = "top1"  # the trial's value (what a TPE sampler optimizes): top1 or balanced
 
 
 # Turns a claimed trial into a Job, writing its record fields; raises optuna.TrialPruned (with
@@ -406,7 +407,8 @@ def reuse_twin(trial, network_key: str, seeds: int) -> float | None:
 
 
 def train_point(trial, job: Job, source, settings, emit=None) -> float:
-    """Train ``job`` with its seeds, record the results on ``trial``, return mean top-1.
+    """Train ``job`` with its seeds, record the results on ``trial``, return the mean of its
+    metric (top-1, or balanced accuracy).
 
     Seed k of every point is ``settings.seed + k`` (``settings``: a ProxyConfig; k from
     ``job.first_seed``, 0 but for a race's later rounds): the same data
@@ -417,6 +419,7 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
     """
     import optuna
 
+    from scaler.data.rates import balanced_accuracy
     from scaler.train import train
 
     test = has_test_split(source, job.spec.pixels)
@@ -448,10 +451,13 @@ def train_point(trial, job: Job, source, settings, emit=None) -> float:
         )
         for k in range(job.first_seed, job.first_seed + job.seeds)
     ]
-    mean = record_runs(trial, runs, test, settings.threads or _torch_threads())
+    # The val labels in the order the runs scored them: each hit is paired with its class.
+    labels = source.load("val", job.spec.pixels).labels.numpy()
+    balanced = [balanced_accuracy(r.val_correct, labels) for r in runs]
+    mean = record_runs(trial, runs, test, settings.threads or _torch_threads(), balanced)
     if emit is not None:
         emit("trial_end", trial.number, {"top1": mean, "wall_time": sum(r.wall_time for r in runs)})
-    return mean
+    return sum(balanced) / len(balanced) if job.metric == "balanced" else mean
 
 
 def _torch_threads() -> int:

@@ -17,6 +17,7 @@ from scaler import bases
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
 from scaler.proxy import ProxyConfig, resolve_proxy
+from scaler.records import METRICS
 from scaler.spec import B0_RESOLUTION, MIN_PIXELS, check_pixels, round_pixels
 
 SAMPLERS = ("grid", "tpe", "random")
@@ -63,6 +64,9 @@ class SearchConfig:
     confirm_seeds: int | str | None = None  # paired runs of each, or "auto" (None: auto, raced)
     confirm_max_seeds: int | None = None  # a race's cap of seeds per network (None: 8)
     base: Base = EFFICIENTNET_B0  # the network scaled (--base); stored when not B0
+    # What ranks the candidates, picks the confirmed ones and the export: top1, or balanced
+    # (mean per-class recall on val) when the classes are imbalanced.
+    metric: str = "top1"
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -132,6 +136,7 @@ class SearchConfig:
         _choice("--sampler", self.sampler, SAMPLERS)
         _choice("--constraint", self.constraint, CONSTRAINTS)
         _choice("--pruner", self.pruner, PRUNERS)
+        _choice("--metric", self.metric, METRICS)
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"--trials {self.trials} is invalid: it must be an integer >= 1")
         if not 1 <= self.seeds <= 100:
@@ -208,6 +213,7 @@ class SearchConfig:
             "beta_step": sb,
             "pruner": self.pruner,
             "sampler_seed": self.sampler_seed,
+            "metric": self.metric,
             **bases.stored(self.base),
         }
 

@@ -146,6 +146,7 @@ class Describe:
             seeds=cfg.base_seeds if is_base else cfg.seeds,
             prune=cfg.pruner != "none" and not is_base,
             info=cand.attrs(),
+            metric=cfg.metric,
         )
 
 
@@ -215,6 +216,8 @@ def trial_bytes(p: Prepared) -> int:
 
 def create(p: Prepared):
     """Create the study (its points queued once), or load it and refuse a changed config."""
+    from scaler.data.rates import class_rates, rates_to_attrs
+
     stored = p.cfg.stored()
     stored["data_fingerprint"] = p.source.fingerprint()
     stored["upsample"] = p.source.upsample  # resolved: given, the study's own, or the default
@@ -223,6 +226,8 @@ def create(p: Prepared):
         storage_url=p.storage_url,
         kind="search",
         config=stored,
+        # Chance and the majority class's share, read beside top-1 by every board and report.
+        attrs=(("class_rates", rates_to_attrs(class_rates(p.source))),),
         sampler=lambda: _make_sampler(p.cfg),
         pruner=lambda: _make_pruner(p.cfg),
     )
@@ -290,6 +295,12 @@ class SearchResult:
     noise: Noise
     confirmation: Any = None  # scaler.findings_confirm.Confirmation
     surface: Any = None  # scaler.findings_pooled.Surface: the response surface over the runs
+    rates: Any = None  # split → scaler.data.rates.SplitRates, stored at creation ({}: unknown)
+
+    @property
+    def metric(self) -> str:
+        """What ranks the candidates: top1 or balanced (studies before 0.7: top1)."""
+        return self.config.get("metric", "top1")
 
     @property
     def chosen(self):
@@ -308,17 +319,26 @@ class SearchResult:
 
 def result(study, storage_url: str) -> SearchResult:
     frame = trials_frame(study)
-    nz = noise(frame)
+    metric = stored_config(study).get("metric", "top1")
+    nz = noise(frame, metric)
     return SearchResult(
         study_name=study.study_name,
         storage=mask_url(storage_url),
         config=stored_config(study),
         frame=frame,
-        board=leaderboard(frame, nz),
+        board=leaderboard(frame, nz, metric),
         noise=nz,
+        rates=study_rates(study.user_attrs, stored_config(study)),
         confirmation=summarize(frame, study.user_attrs, stored_config(study)),
         surface=search_surface(frame, stored_config(study)),
     )
+
+
+def study_rates(attrs: dict[str, Any], config: dict[str, Any]) -> dict[str, Any]:
+    """The chance and majority-class rates of a study ({}: unknown)."""
+    from scaler.data.rates import stored_rates
+
+    return stored_rates(attrs, config)
 
 
 # ----------------------------------------------------------------------------------------------

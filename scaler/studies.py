@@ -42,6 +42,9 @@ STORAGE_ENV = "SCALER_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql")
 # Settings that may change between runs of one study without changing its results.
 RESUMABLE = ("trials", "threads", "device")
+# Study settings added after studies were stored, with the value those studies ran with: a
+# study stored without one resumes under that default (and refuses any other).
+CONFIG_ADDED_LATER = {"metric": "top1"}
 # Proxy fields that change speed, not results: left out of the hash in a default study name.
 SPEED_ONLY = ("threads", "device")
 # Stored configuration keys renamed since studies first stored them (old name → new).
@@ -369,8 +372,10 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if key in RESUMABLE or (key == "data" and same_bytes):
             continue
         a, b = stored.get(key), new.get(key)
-        if key not in stored and key in ADDED_LATER and b == ADDED_LATER[key]:
+        later = {**ADDED_LATER, **CONFIG_ADDED_LATER}
+        if key not in stored and key in later and b == later[key]:
             continue  # stored before the field existed, and its default is what ran
+        a = later.get(key) if key not in stored and key in CONFIG_ADDED_LATER else a
         if json.dumps(a, sort_keys=True, default=str) != json.dumps(b, sort_keys=True, default=str):
             if isinstance(a, dict) and isinstance(b, dict):
                 out += [f"{key}.{d}" for d in config_diff(a, b)]

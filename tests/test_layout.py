@@ -38,6 +38,8 @@ CHANGED_0_3 = (
 # Lines 0.6 adds on purpose: the pooled Figure 1 model and a search's response surface (its
 # heading and paragraph, scaler.findings_pooled); v0.1 has no such lines to compare with.
 CHANGED_0_6: tuple[str, ...] = ("Pooled Figure 1 model", "esponse surface")
+# Lines 0.7 adds on purpose: what ranks the board, with chance and the majority-class rate.
+CHANGED_0_7: tuple[str, ...] = ("Ranked by",)
 
 
 def _module_name(path: Path) -> str:
@@ -145,7 +147,10 @@ def v01(tmp_path, monkeypatch):
 def test_v01_studies_list_the_same(cli, v01):
     code, out, _ = cli("studies", "--storage", v01, "--json")
     assert code == 0
-    assert json.loads(out) == json.loads((V01 / "studies.json").read_text())
+    rows = json.loads(out)
+    for row in rows:  # 0.7 adds the ranked metric (top1 for 0.1) and the class rates (unknown)
+        assert (row.pop("metric"), row.pop("chance"), row.pop("majority")) == ("top1", None, None)
+    assert rows == json.loads((V01 / "studies.json").read_text())
 
 
 @pytest.mark.slow
@@ -180,8 +185,11 @@ def test_v01_report_is_the_same(cli, v01, tmp_path):
 
     def same(lines: list[str]) -> list[str]:  # the lines 0.3 changed on purpose left out
         lines = _without_column(lines, "MFLOPs (r × 224 px)", "MFLOPs (proxy)", "MFLOPs")
+        for column in ("balanced %", "top-1 − majority"):  # 0.7's columns
+            lines = _without_column(lines, column, "", "")
         lines = [x.replace("| tied |", "| ? |") for x in lines]
-        return [x for x in lines if x and not any(w in x for w in CHANGED_0_3 + CHANGED_0_6)]
+        changed = CHANGED_0_3 + CHANGED_0_6 + CHANGED_0_7
+        return [x for x in lines if x and not any(w in x for w in changed)]
 
     assert same(body(tmp_path / "r" / "README.md")) == same(body(V01 / "report.md"))
     import pandas as pd
@@ -209,6 +217,7 @@ def test_v01_export_is_the_same(cli, v01, tmp_path):
     # On purpose since 0.3: the statistics block, and no standard deviation for a single run.
     assert new.pop("statistics")["confirmation"]["state"] == "not run"
     assert old["at_budget"]["seeds"] == 1 and new["at_budget"]["top1_std"] is None
+    assert new["at_budget"].pop("balanced_mean") is None  # 0.7: not stored by 0.1's runs
     old["at_budget"]["top1_std"] = None
     assert new == old
     for n, o in zip(new_family, old_family, strict=True):
@@ -247,6 +256,7 @@ LAYERS = (
     ("data.base",),
     ("data.cifar", "data.embedded", "data.fractal", "data.imagefolder"),
     ("data.parse",),
+    ("data.rates",),
     ("data",),
     ("device", "augment"),
     ("evaluation", "averaging"),

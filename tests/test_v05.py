@@ -63,7 +63,10 @@ def v05(tmp_path, monkeypatch):
 def test_v05_studies_list_the_same(cli, v05):
     code, out, _ = cli("studies", "--storage", v05, "--json")
     assert code == 0
-    assert json.loads(out) == json.loads((V05 / "studies.json").read_text())
+    rows = json.loads(out)
+    for row in rows:  # 0.7 adds the ranked metric and the stored class rates (none before 0.7)
+        assert (row.pop("metric"), row.pop("chance"), row.pop("majority")) == ("top1", None, None)
+    assert rows == json.loads((V05 / "studies.json").read_text())
 
 
 def _body(path: Path) -> list[str]:
@@ -79,7 +82,28 @@ NEW_LINES = (
     "### Response surface",  # a search's surface over its candidates (its heading,
     "No response surface: ",  # and its paragraph; then a blank line)
     "Response surface (",
+    "Ranked by top-1 on val (--metric top1). Chance 7.7 %, majority class 7.7 %",  # 0.7's rates
 )
+# The leaderboard's columns 0.7 adds: left out before the tables are compared.
+COLUMNS_0_7 = ("balanced %", "top-1 − majority")
+
+
+def _without_columns(lines: list[str], names: tuple[str, ...] = COLUMNS_0_7) -> list[str]:
+    """Markdown tables with the columns ``names`` dropped."""
+    out, drop = [], []
+    for line in lines:
+        if not line.startswith("|"):
+            drop = []
+            out.append(line)
+            continue
+        cells = line[1:-1].split("|")
+        if any(c.strip() in names for c in cells):
+            drop = [i for i, c in enumerate(cells) if c.strip() in names]
+        cells = [c for i, c in enumerate(cells) if i not in drop]
+        out.append("|" + "|".join(cells) + "|")
+    return out
+
+
 # On purpose, 0.6 replaces 0.5's Figure 1 ordering verdict (per-baseline interpolated tests) by
 # the pooled model's: the line keeps its prefix and changes its ending.
 REPLACED = ("- The paper's ordering (",)
@@ -99,7 +123,7 @@ def _subsequence(old: list[str], new: list[str]) -> list[str]:
 def test_v05_report_is_the_same(cli, v05, tmp_path):
     code, _, err = cli("report", *STUDIES, "--storage", v05, "--out", "r")
     assert code == 0, err
-    new, old = _body(tmp_path / "r" / "README.md"), _body(V05 / "report.md")
+    new, old = _without_columns(_body(tmp_path / "r" / "README.md")), _body(V05 / "report.md")
     assert not _subsequence(old, new)
     added = [x for x in new if x not in old and not x.startswith(REPLACED)]
     assert all(x == "" or x.startswith(NEW_LINES) for x in added), added
@@ -113,6 +137,10 @@ def test_v05_export_is_the_same(cli, v05, tmp_path):
     new, old = (json.loads(p.read_text()) for p in (tmp_path / "e.json", V05 / "export.json"))
     # 0.6 adds the response surface over the candidates beside 0.5's statistics (new key).
     assert "fitted" in new["statistics"].pop("response_surface")
+    # 0.7 names the ranked metric and the class rates (counted from the same embedded data).
+    assert new["statistics"].pop("metric") == "top1"
+    assert new["statistics"].pop("class_rates")["val"]["images"] == 650
+    assert new["at_budget"].pop("balanced_mean") is None
     for payload in (new, old):
         payload["provenance"].pop("exported")
         payload["provenance"].pop("versions")  # scaler's own version moves on

@@ -55,6 +55,14 @@ ConfirmSeedsOpt = Annotated[
         help="Paired runs of each: auto (default: 2, then more where they decide) or a number."
     ),
 ]
+ConstraintOpt = Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")]
+MetricOpt = Annotated[
+    str,
+    typer.Option(
+        help="What ranks the candidates, picks the confirmed ones and the export: top1 | "
+        "balanced (mean per-class recall on val, for imbalanced classes)."
+    ),
+]
 ConfirmMaxSeedsOpt = Annotated[
     Optional[int], typer.Option(help="With auto: seeds a network gets at most (default 8).")
 ]
@@ -70,9 +78,7 @@ def search(
     trials: Annotated[Optional[int], typer.Option(help="Cap on candidate trials.")] = None,
     seeds: Annotated[int, typer.Option(help="Proxy runs per candidate (mean is ranked).")] = 1,
     base_seeds: Annotated[int, typer.Option(help="Runs of the base (>= 2): noise floor.")] = 2,
-    constraint: Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")] = (
-        "measured"
-    ),
+    constraint: ConstraintOpt = "measured",
     tolerance: ToleranceOpt = "5%",
     proxy_tolerance: ProxyToleranceOpt = None,
     cost_pixels: CostPixelsOpt = None,
@@ -81,6 +87,7 @@ def search(
     alpha_step: Annotated[Optional[float], typer.Option(help="α grid/sampling step.")] = None,
     beta_step: Annotated[Optional[float], typer.Option(help="β grid/sampling step.")] = None,
     pruner: Annotated[str, typer.Option(help="none | median | hyperband.")] = "none",
+    metric: MetricOpt = "top1",
     confirm: ConfirmOpt = True,
     confirm_top: ConfirmTopOpt = None,
     confirm_seeds: ConfirmSeedsOpt = None,
@@ -115,6 +122,7 @@ def search(
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     started = time.time()
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
+    warn_small_classes(prepared.source)
     res = run_kind(S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run)
     print_board(res)
     took = f"{len(res.frame)} trials · {time.time() - started:.0f} s"
@@ -155,6 +163,34 @@ BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", 
 BOARD_COLUMNS += ("params (M)", "time (s)", "status")
 
 
+def warn_small_classes(source) -> None:
+    """One line naming the classes with too few held-out images to score well (none: quiet)."""
+    from scaler.data.rates import class_rates, small_class_warnings
+
+    line = small_class_warnings(class_rates(source))
+    if line:
+        out.print(line, markup=False)
+
+
+def rates_line(res) -> str:
+    """Chance and the majority-class rate of each held-out split, or that they are unknown."""
+    if not res.rates:
+        return "chance and majority-class rate: unknown (not stored on this study)"
+    return "; ".join(r.describe() for r in res.rates.values())
+
+
+def metric_cell(r) -> str:
+    """A row's balanced accuracy (the ranked metric when --metric balanced)."""
+    value = r.get("balanced_mean")
+    return "" if value is None or value != value else f"{value:.2f}"
+
+
+def margin_cell(r, res) -> str:
+    """Top-1 minus the majority-class rate on val: what a network adds over the biggest class."""
+    val = (res.rates or {}).get("val")
+    return "" if val is None else f"{r['top1_mean'] - val.majority:+.2f}"
+
+
 def status_cell(r) -> str:
     """A row's status, with the trial it reused."""
     return r["status"] + (f" #{int(r['reused_from'])}" if r["status"] == "reused" else "")
@@ -167,10 +203,13 @@ def top1_cell(r) -> str:
 
 def print_board(res) -> None:
     """The leaderboard of a search, then its trials without a result and the noise floor."""
+    from scaler.records import METRIC_NAMES
     from scaler.results import confirmed, set_cell
 
-    table = Table(title=f"{res.study_name}: leaderboard (top-1 on the held-out split)")
-    for c in BOARD_COLUMNS:
+    ranked = METRIC_NAMES[res.metric]
+    table = Table(title=f"{res.study_name}: leaderboard (ranked by {ranked} on val)")
+    columns = (*BOARD_COLUMNS[:8], "balanced %", "− majority", *BOARD_COLUMNS[8:])
+    for c in columns:
         table.add_column(c, justify="right")
     for _, r in res.board.iterrows():
         table.add_row(
@@ -182,6 +221,8 @@ def print_board(res) -> None:
             f"{int(r['pixels'])}/{int(r['cost_pixels'])}",
             f"{r['cost_ratio']:.3f}",
             top1_cell(r),
+            metric_cell(r),
+            margin_cell(r, res),
             set_cell(r, res.noise.usable),
             f"{r['params'] / 1e6:.2f}",
             f"{(r['wall_time'] or 0):.0f}",
@@ -198,9 +239,11 @@ def print_board(res) -> None:
     nz = res.noise
     rule = nz.rule if nz.usable else "no candidate is declared possibly best or ruled out"
     out.print(
-        f"noise floor: {nz.describe()}; {rule}. px = proxy/cost pixels; measured × = fvcore "
-        "FLOPs ÷ base at the cost pixels."
+        f"noise floor ({ranked}): {nz.describe()}; {rule}. px = proxy/cost pixels; measured × "
+        "= fvcore FLOPs ÷ base at the cost pixels; − majority = top-1 minus the majority class's "
+        "share of val."
     )
+    out.print(rates_line(res), markup=False)
     if res.surface is not None:
         out.print(f"surface: {res.surface.describe()}", markup=False)
     if res.confirmation is not None:
@@ -342,7 +385,8 @@ def studies(
         print_json(rows)
         return
     table = Table(title="studies")
-    for c in ("study", "kind", "data", "budget", "trials", "states", "state", "best top-1"):
+    columns = ("study", "kind", "data", "budget", "trials", "states", "state", "best top-1")
+    for c in (*columns, "chance / majority"):
         table.add_column(c)
     for r in rows:
         table.add_row(
@@ -354,6 +398,7 @@ def studies(
             " ".join(f"{k}={v}" for k, v in r["states"].items()),
             r["state"],
             "" if r["best_top1"] is None else f"{r['best_top1']:.2f}",
+            "?" if r["majority"] is None else f"{r['chance']:.1f} / {r['majority']:.1f} %",
         )
     out.print(table)
     if not rows:

@@ -218,6 +218,11 @@ class ImageFolderSource(DataSource):
         self._files["train"] = sorted(train)
         self._files["val"] = sorted(val)
 
+    def split_labels(self, split: str) -> np.ndarray | None:
+        """Labels of ``split`` from the listing, no image decoded (None: no such split)."""
+        files = self._files.get(split)
+        return None if files is None else np.array([lab for _, lab in files], dtype=np.int64)
+
     def _rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
 
