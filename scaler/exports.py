@@ -15,8 +15,7 @@ is a family of EfficientNet-B0.
 
 Files of version 1 (scaler 0.1–0.2), and hand-written files holding only ``coefficients``,
 still load: their members are recomputed from the coefficients and checked against the
-parameter counts the file states. The network math (members, the family table, the scaling
-rule) is :mod:`scaler.scaling`'s; this module only stores and reads what it computes.
+parameter counts the file states. The network math is :mod:`scaler.scaling`'s.
 """
 
 from __future__ import annotations

@@ -338,8 +338,10 @@ def _search_findings(s: StudyData) -> list[str]:
                 f"two-sided p = {test.p:.2f}: {side} at 5 %; picked and scored on the same val "
                 "split, so optimistic)"
             )
-        else:
+        elif not nz.usable:
             text += f", {gap:+.2f} points over the base, untested ({nz.describe()})"
+        else:  # σ = 0: repeated runs that agree exactly estimate nothing
+            text += f", {gap:+.2f} points over the base (no noise estimate)"
     out.append(text + ".")
     if nz.usable:
         out.append(

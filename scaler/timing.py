@@ -359,5 +359,8 @@ def run_seconds(spec, settings, source) -> float:
 
 
 def job_seconds(job, settings, source) -> float:
-    """Estimated seconds of a :class:`scaler.runner.Job` (all its seeds) here."""
-    return job.seeds * run_seconds(job.spec, settings, source)
+    """Estimated seconds of a :class:`scaler.runner.Job` (all its seeds) here, its network's
+    first run in this process counted (the budget cannot know whether it is: it errs long)."""
+    t = throughput(settings.device, settings.threads)
+    cost = run_cost(job.spec, settings, source)
+    return job.seeds * t.run_seconds(*cost) + t.first_seconds(cost[0], cost[3])

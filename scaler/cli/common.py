@@ -375,6 +375,7 @@ def run_kind(
     time_budget: str | None = None,
     dry_run: bool = False,
     as_json: bool = False,
+    warn: Callable[[], None] | None = None,
 ):
     """Run a prepared study of any kind (:class:`scaler.runner.StudyKind`) and return its result.
 
@@ -396,7 +397,7 @@ def run_kind(
     seconds = None if time_budget is None else budget.parse_duration(time_budget)
     workers = check_workers(workers, per_gpu, kind.trial_bytes(prepared))
     say = err.print if as_json else out.print
-    planned = print_plan(kind, prepared, say, workers)
+    planned = print_plan(kind, prepared, say, workers, warn)
     if seconds is not None:
         fits = planned.seconds <= seconds
         say(
@@ -425,7 +426,7 @@ def run_kind(
     return res
 
 
-def print_plan(kind, prepared, say=out.print, workers: int = 1):
+def print_plan(kind, prepared, say=out.print, workers: int = 1, warn=None):
     """Print the plan of a prepared study on ``workers`` processes (measuring this machine
     first when not cached)."""
     from scaler import plan, timing
@@ -438,9 +439,14 @@ def print_plan(kind, prepared, say=out.print, workers: int = 1):
         )
 
     planned = plan.plan(kind, prepared, measuring, workers)
-    # First: a user of small or one-channel images learns what the proxy trains on.
+    # First: a user of small or one-channel images learns what the proxy trains on; then the
+    # caller's warnings about the data (``warn()``), then the plan.
     note = prepared.source.describe_images(*planned.pixels)
-    for line in ([note] if note else []) + planned.lines():
+    if note:
+        say(note, markup=False, soft_wrap=True)
+    if warn is not None:
+        warn()
+    for line in planned.lines():
         say(line, markup=False, soft_wrap=True)
     return planned
 

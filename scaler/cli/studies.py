@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -104,16 +105,14 @@ def search(
 ) -> None:
     """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    The same command again resumes (with more --time: trains what the budget skipped); the
-    budget is on measured fvcore FLOPs; --time is 20m unless given ('off': none).
+    The same command again resumes (more --time trains what the budget skipped); --time 20m
+    unless given ('off': none).
 
     Examples:
 
       scaler search --budget 2x --proxy quick
 
-      scaler search --budget 2x --time 1h --dry-run
-
-      scaler search --base mobilenetv2 --budget 4x --storage postgresql://USER@HOST/DB
+      scaler search --base mobilenetv2 --budget 4x --time 1h --dry-run
     """
     options = dict(locals())  # first: the options as given
     from scaler import searches as S
@@ -122,8 +121,10 @@ def search(
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
     started = time.time()
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
-    warn_small_classes(prepared.source)
-    res = run_kind(S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run)
+    warn = functools.partial(warn_small_classes, prepared.source)  # after the data's first line
+    res = run_kind(
+        S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run, warn=warn
+    )
     print_board(res)
     took = f"{len(res.frame)} trials · {time.time() - started:.0f} s"
     out.print(f"study {res.study_name} in {res.storage} · {took}")
