@@ -40,7 +40,12 @@ GRID = [
     "--beta-step",
     "0.1",
 ]
-ENV = {**os.environ, "SCALER_HEARTBEAT": "1,4", "PYTHONWARNINGS": "ignore"}
+
+
+def _env() -> dict[str, str]:
+    """The subprocesses' environment, read when they start: the session's made-up throughput
+    cache (conftest sets it after this module is imported) keeps them from timing B0."""
+    return {**os.environ, "SCALER_HEARTBEAT": "1,4", "PYTHONWARNINGS": "ignore"}
 
 
 @pytest.fixture
@@ -65,7 +70,7 @@ def worker(url: str, study: str, *extra: str, cwd=None) -> subprocess.Popen:
         *extra,
     ]
     return subprocess.Popen(
-        cmd, env=ENV, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        cmd, env=_env(), cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
 
 
@@ -132,7 +137,7 @@ def test_sweep_workers_option_runs_two_processes(tmp_path):
     cmd = [sys.executable, "-m", "scaler", "sweep", "width-by-baseline", "--widths", "1,1.4,1.8"]
     cmd += ["--baselines", "1:1,2:1", "--storage", url, "--study", "sw", "--workers", "2"]
     cmd += [*PROXY, "--images", "1024"]
-    run = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=600)
+    run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     trials = load_study("sw", url).get_trials()
     assert sorted(t.user_attrs["status"] for t in trials) == ["trained"] * 6
@@ -153,7 +158,7 @@ def test_postgres_password_kept_off_the_command_line(tmp_path):
         cmd = [sys.executable, "-m", "scaler", "studies", "--json"]
         cmd += ["--storage", url] if url else []
         run = subprocess.run(
-            cmd, env={**ENV, **env}, capture_output=True, text=True, timeout=120, cwd=tmp_path
+            cmd, env={**_env(), **env}, capture_output=True, text=True, timeout=120, cwd=tmp_path
         )
         assert run.returncode == 0, run.stderr
         assert password not in run.stdout + run.stderr
@@ -246,7 +251,7 @@ def test_no_password_anywhere(tmp_path):
                 "--out",
                 str(exported),
             ],
-            env=ENV,
+            env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -255,7 +260,7 @@ def test_no_password_anywhere(tmp_path):
     out += finish(
         subprocess.Popen(
             [sys.executable, "-m", "scaler", "studies", "--storage", PG, "--json"],
-            env=ENV,
+            env=_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             text=True,
@@ -270,7 +275,7 @@ def test_no_password_anywhere(tmp_path):
     wrong = PG.replace(password, "wrong-" + password[:3])
     proc = subprocess.run(
         [sys.executable, "-m", "scaler", "studies", "--storage", wrong],
-        env=ENV,
+        env=_env(),
         capture_output=True,
         text=True,
     )
@@ -285,7 +290,7 @@ def _search_with_a_killed_worker(tmp_path, kill: str, *extra: str):
     cmd = [sys.executable, "-m", "scaler", "search", "--storage", url, "--study", "killed"]
     cmd += [*PROXY, "--no-confirm", "--alpha-range", "1.2:1.2", "--beta-range", "1.1:1.1"]
     cmd += ["--workers", "2", *extra]
-    env = {**ENV, "SCALER_HEARTBEAT": "1,3", "SCALER_TEST_KILL_WORKER": kill}
+    env = {**_env(), "SCALER_HEARTBEAT": "1,3", "SCALER_TEST_KILL_WORKER": kill}
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     return run, trials_frame(load_study("killed", url), ("point",))
 
