@@ -2,10 +2,11 @@
 study's result, reading it back (the file is read and parsed once), and building a member.
 
 An export (``scaler export``, schema version :data:`EXPORT_VERSION`) holds the coefficients
-and, per member φ, one :class:`Member`: the full-precision multipliers, the realized network
-(stem, per-stage channels and layers, head, the rounding that made them), pixels, parameters,
-MACs, dropout and drop-path, and a ``build`` section with the exact arguments for timm,
-torchvision, Keras and the official TensorFlow code (:mod:`scaler.interop`).
+and per member φ one :class:`Member`: multipliers, the realized network (stem, per-stage channels
+and layers, head, its rounding), pixels, parameters, MACs, dropout and drop-path, a ``build``
+section with the exact arguments for timm, torchvision, Keras and the official TensorFlow code
+(:mod:`scaler.interop`), and with ``--measure-latency`` its measured latency
+(:mod:`scaler.latency_runs`).
 
 A family of another base (``--base``) states it at the top of the file (``base``, and for a
 stage-table file ``base_table``: the whole table), exactly as a study's configuration does, and
@@ -59,9 +60,7 @@ ROUNDING = {
 DEFAULT_PHI_MAX = 7  # the family a file without one is read as (what `scaler export` writes)
 
 
-# ----------------------------------------------------------------------------------------------
-# the schema: a member and its network
-# ----------------------------------------------------------------------------------------------
+# -- the schema: a member and its network ------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -218,9 +217,7 @@ def family_payload(
     }
 
 
-# ----------------------------------------------------------------------------------------------
-# writing: a study's chosen candidate with provenance
-# ----------------------------------------------------------------------------------------------
+# -- writing: a study's chosen candidate with provenance ---------------------------------------
 
 
 def study_payload(res, versions: dict, phi_max: int = 7, base: Base | None = None) -> dict:
@@ -327,11 +324,13 @@ def write_study(
     fmt: str | None = None,
     phi_max: int = 7,
     base: Base | None = None,
+    extra=None,
 ) -> Path:
-    """Write :func:`study_payload` to ``out``, by default ``<study>.coefficients.json`` (or
-    ``.yaml``) in the current folder; its format follows ``fmt``, else the file's suffix."""
+    """Write :func:`study_payload` (then ``extra(payload)``, when given) to ``out``, by default
+    ``<study>.coefficients.json`` (or ``.yaml``); its format follows ``fmt``, else the suffix."""
     check_format(fmt)
     payload = study_payload(res, versions, phi_max, base)
+    payload = extra(payload) if extra else payload
     out = check_out_file(out or Path(f"{res.study_name}.coefficients.{fmt or 'json'}"))
     fmt = fmt or ("yaml" if _is_yaml(out) else "json")
     if fmt == "yaml":
@@ -347,9 +346,7 @@ def _is_yaml(path: Path) -> bool:
     return path.suffix.lower() in (".yaml", ".yml")
 
 
-# ----------------------------------------------------------------------------------------------
-# reading: the file once, then everything from the parsed mapping
-# ----------------------------------------------------------------------------------------------
+# -- reading: the file once, then everything from the parsed mapping ---------------------------
 
 
 def read(path: str | Path, option: str | None = None) -> dict:
@@ -493,9 +490,7 @@ def _complete(h: Header, rows: list) -> tuple[Member, ...]:
     return members
 
 
-# ----------------------------------------------------------------------------------------------
-# an export on the command line: its base, its coefficients, a member's network
-# ----------------------------------------------------------------------------------------------
+# -- an export on the command line: its base, its coefficients, a member's network -------------
 
 
 def choose_base(base: Base | None, coefficients: str | Path | Header | None = None) -> Base:
@@ -565,9 +560,7 @@ def member_spec(
     return check_buildable(spec)
 
 
-# ----------------------------------------------------------------------------------------------
-# building an exported member here
-# ----------------------------------------------------------------------------------------------
+# -- building an exported member here ----------------------------------------------------------
 
 
 def check_member(exp: Export, m: Member) -> Spec:

@@ -91,7 +91,8 @@ def searches(p) -> tuple[list, str, Any]:
         if q.id in done:
             continue
         a, b = q.attrs["alpha"], q.attrs["beta"]
-        cand = realize_candidate(cfg, role, a, b, source.num_classes, source.max_pixels)
+        n, top = source.num_classes, source.max_pixels
+        cand = realize_candidate(cfg, role, a, b, n, top, timed=False)
         if cand.infeasible:
             continue
         spec = scale(a, b, base_pixels=settings.base_pixels, pixels=cand.pixels, base=cfg.base)

@@ -298,9 +298,14 @@ def figures_for(studies: Sequence[StudyData]) -> dict[str, Figure]:
             figs[f"{s.name}.map"] = message_figure(f"{s.name}: no trial yet", title)
             continue
         figs[f"{s.name}.map"] = plot_search_map(s.frame, title, s.config)
+        tolerance = s.config.get("tolerance")
         figs[f"{s.name}.cost"] = plot_search_cost(
-            s.frame, title, budget=budget, tolerance=s.config.get("tolerance")
+            s.frame, title, budget=budget, tolerance=tolerance
         )
+        if s.frame["latency_ratio"].notna().any():  # accuracy against time as well as FLOPs
+            figs[f"{s.name}.latency"] = plot_search_cost(
+                s.frame, title, budget, tolerance, x="latency_ratio"
+            )
         figs[f"{s.name}.history"] = plot_search_history(s.frame, title)
     for s in studies:
         if s.kind == "unknown":

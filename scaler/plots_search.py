@@ -178,11 +178,24 @@ def _map_note(r) -> str:
     return f"base: {text}" if r.get("role") == BASE_ROLE and text else text
 
 
+X_LABELS = {
+    "cost_ratio": "measured cost (fvcore FLOPs ÷ base, at the cost pixels)",
+    "latency_ratio": "measured latency (÷ base, timed in alternation, at the cost pixels)",
+}
+
+
 def plot_search_cost(
-    frame, title: str = "", budget: float | None = None, tolerance: float | None = None
+    frame,
+    title: str = "",
+    budget: float | None = None,
+    tolerance: float | None = None,
+    x: str = "cost_ratio",
 ) -> Figure:
-    """Top-1 against the measured cost (fvcore FLOPs ÷ base), with the budget band."""
+    """Top-1 against the measured cost (``x``: fvcore FLOPs or latency ÷ the base's), with the
+    budget band (the band is the constraint's: drawn on both, it shows what the other misses)."""
     done = finished(frame)
+    if x != "cost_ratio":
+        done = done[done[x].notna()]
     if is_empty(done):
         return message_figure("no finished trial to plot yet", title)
     with style():
@@ -209,7 +222,7 @@ def plot_search_cost(
                 continue
             _, yerr = seed_errors(rows)
             ax.errorbar(
-                rows["cost_ratio"].astype(float),
+                rows[x].astype(float),
                 rows["top1_mean"].astype(float),
                 yerr=yerr,
                 color=colour,
@@ -224,17 +237,12 @@ def plot_search_cost(
                     continue  # a reused point sits on its twin, which is labelled already
                 ax.annotate(
                     f"α={float(r['alpha']):.2f} β={float(r['beta']):.2f}",
-                    (float(r["cost_ratio"]), float(r["top1_mean"])),
+                    (float(r[x]), float(r["top1_mean"])),
                     textcoords="offset points",
                     xytext=(5, 4),
                     fontsize=8,
                 )
-        finish_axes(
-            ax,
-            "measured cost (fvcore FLOPs ÷ base, at the cost pixels)",
-            "top-1 accuracy (%)",
-            title,
-        )
+        finish_axes(ax, X_LABELS[x], "top-1 accuracy (%)", title)
     return fig
 
 

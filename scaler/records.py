@@ -141,6 +141,17 @@ class TrialRecord:
     # version 0.7: per run, balanced accuracy (mean per-class recall, %) on val, and its mean
     balanced_seeds: list[float] | None = None
     balanced_mean: float | None = None
+    # version 0.7: latency at the cost pixels against the base's, timed in alternation
+    # (scaler.latency), whatever the constraint: ratio, its 95 % interval, both medians (ms)
+    latency_ratio: float | None = None
+    latency_low: float | None = None
+    latency_high: float | None = None
+    latency_ms: float | None = None
+    base_latency_ms: float | None = None
+    latency_pairs: int | None = None
+    latency_mode: str | None = None
+    latency_device: str | None = None
+    latency_machine: str | None = None
     # confirmation trials
     confirm_of: int | None = None  # the search trial whose network this one trains again
     confirm_role: str | None = None  # that trial's role (base, paper, grid, sampled)

@@ -264,7 +264,9 @@ def _noise_lines(nz: Noise) -> list[str]:
 
 
 def _cost_lines(s: StudyData, cands) -> list[str]:
-    """The candidates' nominal cost against their measured one, at the cost and proxy pixels."""
+    """The candidates' nominal cost against their measured one, at the cost and proxy pixels,
+    and their measured latency when the search timed them."""
+    timed = cands["latency_ratio"].notna().any()
     rows = [
         [
             r["number"],
@@ -275,6 +277,7 @@ def _cost_lines(s: StudyData, cands) -> list[str]:
             num(r["cost_ratio"]),
             num(r["proxy_cost_ratio"]),
         ]
+        + ([num(r["latency_ratio"])] if timed else [])
         for _, r in cands.iterrows()
     ]
     miss = (cands["cost_ratio"].astype(float) / cands["nominal_cost"].astype(float) - 1).abs()
@@ -296,9 +299,29 @@ def _cost_lines(s: StudyData, cands) -> list[str]:
         f"{s.config.get('constraint')}); proxy is the same ratio at the proxy's pixels. "
         f"Measured differs from nominal by up to {miss.max():.0%} here.",
         "",
-        md_table(COST_HEADERS, rows),
+        md_table(COST_HEADERS + (("latency ×",) if timed else ()), rows),
         "",
         *spread,
+        *_latency_lines(s, cands),
+    ]
+
+
+def _latency_lines(s: StudyData, cands) -> list[str]:
+    """How the latency column was timed, and how far FLOPs and latency part here."""
+    timed = cands[cands["latency_ratio"].notna()]
+    if timed.empty:
+        return ["Latency was not measured in this search (--latency off, or before 0.7).", ""]
+    first = s.frame[s.frame["latency_ratio"].notna()].iloc[0]
+    base = s.frame[(s.frame["role"] == "base") & s.frame["latency_ms"].notna()]
+    at = f"; the base took {float(base['latency_ms'].iloc[0]):.2f} ms" if not base.empty else ""
+    gap = (timed["latency_ratio"].astype(float) / timed["cost_ratio"].astype(float) - 1).abs()
+    return [
+        f"latency × is the candidate's latency at its cost pixels ÷ the base's, the median of "
+        f"per-pair ratios with the two timed in alternation ({first['latency_mode']} on "
+        f"{first['latency_machine']}{at}; `scaler latency {s.name}` times them again). Latency "
+        f"and FLOPs ratios part by up to {gap.max():.0%} here (the constraint is "
+        f"{s.config.get('constraint')}).",
+        "",
     ]
 
 

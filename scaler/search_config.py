@@ -21,7 +21,9 @@ from scaler.records import METRICS
 from scaler.spec import B0_RESOLUTION, MIN_PIXELS, check_pixels, round_pixels
 
 SAMPLERS = ("grid", "tpe", "random")
-CONSTRAINTS = ("measured", "nominal")
+CONSTRAINTS = ("measured", "nominal", "latency")
+# Where --latency takes its default: tests and quiet batch jobs turn the record off with it.
+LATENCY_ENV = "SCALER_LATENCY"
 PRUNERS = ("none", "median", "hyperband")
 PAPER_POINT = (1.2, 1.1)
 # A quick search is a smoke run: the paper's point and the grid point farthest from it.
@@ -45,7 +47,10 @@ class SearchConfig:
     )
     seeds: int = 1  # proxy runs per candidate; the objective is their mean top-1
     base_seeds: int = 2  # runs of the unscaled base: >= 2, they measure the noise floor
-    constraint: str = "measured"  # measured (fvcore, default) or nominal (the paper's formula)
+    constraint: str = "measured"  # measured (fvcore, default), nominal (formula) or latency
+    # What a latency times (scaler.latency: batch1, batch<N>, train-step) or off (not measured);
+    # None: $SCALER_LATENCY, else batch1. Recorded for every candidate; the budget under latency.
+    latency: str | None = None
     tolerance: float = 0.05  # largest relative miss of the budget in measured mode
     cost_pixels: int = B0_RESOLUTION  # input size of the base where the budget is measured
     alpha_range: tuple[float, float] | None = None  # default: [1, 1.4^φ] (or [1.4^φ, 1] under 1×)
@@ -116,6 +121,33 @@ class SearchConfig:
         on_grid = any(same_point(p, paper) for p in points)
         return taken if on_grid else taken[1:]
 
+    @property
+    def latency_mode(self) -> str:
+        """--latency as given, or its default; normalized (batchN → batch16)."""
+        import os
+
+        raw = self.latency or os.environ.get(LATENCY_ENV) or "batch1"
+        if raw.strip().lower() == "off":
+            # The default turned off only drops a record; a latency budget still needs one.
+            given = self.latency is not None
+            return "off" if given or self.constraint != "latency" else "batch1"
+        from scaler.latency import parse_mode
+
+        return parse_mode(raw)
+
+    def latency_settings(self, num_classes: int):
+        """How this search measures latency: its mode on the proxy's device and threads."""
+        from scaler.latency import LatencySettings
+
+        p = self.proxy_config()
+        return LatencySettings(
+            mode=self.latency_mode,
+            device=p.device,
+            threads=p.threads,
+            channels_last=p.channels_last,
+            num_classes=num_classes,
+        )
+
     def proxy_config(self) -> ProxyConfig:
         return resolve_proxy(self.proxy, self.proxy_overrides)
 
@@ -136,6 +168,11 @@ class SearchConfig:
         _choice("--sampler", self.sampler, SAMPLERS)
         _choice("--constraint", self.constraint, CONSTRAINTS)
         _choice("--pruner", self.pruner, PRUNERS)
+        if self.latency_mode == "off" and self.constraint == "latency":
+            raise ValueError(
+                "--latency off is invalid with --constraint latency: it needs what to time "
+                "(batch1, batchN, train-step)"
+            )
         _choice("--metric", self.metric, METRICS)
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"--trials {self.trials} is invalid: it must be an integer >= 1")
@@ -188,6 +225,14 @@ class SearchConfig:
                 f"{MIN_PIXELS} px (smallest budget here: {floor:.3g}x)"
             )
 
+    def _latency_budget(self) -> dict[str, str]:
+        """What a latency budget is measured with: the mode and the machine (it resumes there)."""
+        from scaler.device import select_device
+        from scaler.latency import machine_name
+
+        machine = machine_name(select_device(self.proxy_config().device))
+        return {"latency": self.latency_mode, "latency_machine": machine}
+
     def stored(self) -> dict[str, Any]:
         """The configuration as stored in the study (JSON-safe)."""
         settings = dataclasses.asdict(self.proxy_config())
@@ -203,6 +248,10 @@ class SearchConfig:
             "seeds": self.seeds,
             "base_seeds": self.base_seeds,
             "constraint": self.constraint,
+            # Under the latency constraint what is timed defines the candidates; otherwise it
+            # is only a record, and a study resumes under another (studies.RESUMABLE).
+            **(self._latency_budget() if self.constraint == "latency" else {}),
+            "latency_record": self.latency_mode,
             "tolerance": self.tolerance,
             "proxy_tolerance": self.proxy_limit,
             "cost_pixels": self.cost_pixels,

@@ -36,6 +36,7 @@ candidate network under the budget is :mod:`scaler.candidates`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ from typing import Any
 
 from scaler import bases, confirm
 from scaler.bases import Base
-from scaler.candidates import realize_candidate
+from scaler.candidates import check_latency, realize_candidate
 from scaler.data import DEFAULT_DATA
 from scaler.findings_confirm import summarize
 from scaler.findings_pooled import search_surface
@@ -201,6 +202,8 @@ def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = N
     path = sqlite_path(url)
     if (path is None or path.exists()) and name in study_names(open_storage(url)):
         create(prepared)
+    elif cfg.constraint == "latency":
+        check_latency(cfg, source.num_classes)  # a machine too noisy to time refuses now
     return prepared
 
 
@@ -353,15 +356,20 @@ def export(
     fmt: str | None = None,
     phi_max: int = 7,
     base: Base | None = None,
+    latency=None,
 ) -> Path:
     """Write the chosen coefficients with provenance and the family φ = 0..phi_max
-    (:func:`scaler.exports.write_study`: the schema, the file's name and its format)."""
+    (:func:`scaler.exports.write_study`: the schema, the file's name and its format), with each
+    member's measured latency when ``latency`` (:class:`scaler.latency.LatencySettings`)."""
     from scaler import exports
+    from scaler.latency_runs import export_latency
 
     exports.check_format(fmt)
     st = load_study(study_name, storage)
     res = result(st, storage or default_storage(study_name))
-    return exports.write_study(res, st.user_attrs.get("versions", {}), out, fmt, phi_max, base)
+    extra = None if latency is None else functools.partial(export_latency, settings=latency)
+    versions = st.user_attrs.get("versions", {})
+    return exports.write_study(res, versions, out, fmt, phi_max, base, extra)
 
 
 # ----------------------------------------------------------------------------------------------

@@ -520,3 +520,17 @@ def paired_variance_ratio(new: Sequence[float], old: Sequence[float]) -> Varianc
         return VarianceRatio(ratio, 0.0, max(len(x) - 2, 0), 1.0)
     test = stats.pearsonr(x + y, x - y)
     return VarianceRatio(ratio, float(test.statistic), len(x) - 2, float(test.pvalue))
+
+
+def median_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """(median, low, high): the distribution-free interval of a median from order statistics."""
+    import numpy as np
+    from scipy.stats import binom
+
+    x = np.sort(np.asarray(values, dtype=float))
+    n = len(x)
+    median = float(np.median(x))
+    # Ranks j < k with P(X_(j) <= median < X_(k)) >= level: binomial(n, 1/2) quantiles.
+    j = int(binom.ppf((1 - level) / 2, n, 0.5))
+    k = int(n - j)
+    return median, float(x[max(j - 1, 0)]), float(x[min(k, n - 1)])

@@ -41,7 +41,7 @@ STUDIES_DIR = Path("studies")
 STORAGE_ENV = "SCALER_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql")
 # Settings that may change between runs of one study without changing its results.
-RESUMABLE = ("trials", "threads", "device")
+RESUMABLE = ("trials", "threads", "device", "latency_record")
 # Study settings added after studies were stored, with the value those studies ran with: a
 # study stored without one resumes under that default (and refuses any other).
 CONFIG_ADDED_LATER = {"metric": "top1"}

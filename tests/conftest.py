@@ -93,3 +93,20 @@ def _fake_timing_cache(tmp_path_factory):
         os.environ.pop(CACHE_ENV, None)
     else:
         os.environ[CACHE_ENV] = before
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_latency_record():
+    """Searches time no latency unless a test asks (tests/test_latency.py): a latency record
+    costs seconds per candidate, and the suite's many small searches do not check it."""
+    import os
+
+    from scaler.search_config import LATENCY_ENV
+
+    before = os.environ.get(LATENCY_ENV)
+    os.environ[LATENCY_ENV] = "off"
+    yield
+    if before is None:
+        os.environ.pop(LATENCY_ENV, None)
+    else:
+        os.environ[LATENCY_ENV] = before

@@ -39,7 +39,7 @@ CHANGED_0_3 = (
 # heading and paragraph, scaler.findings_pooled); v0.1 has no such lines to compare with.
 CHANGED_0_6: tuple[str, ...] = ("Pooled Figure 1 model", "esponse surface")
 # Lines 0.7 adds on purpose: what ranks the board, with chance and the majority-class rate.
-CHANGED_0_7: tuple[str, ...] = ("Ranked by",)
+CHANGED_0_7: tuple[str, ...] = ("Ranked by", "Latency was not measured")
 
 
 def _module_name(path: Path) -> str:
@@ -262,13 +262,14 @@ LAYERS = (
     ("evaluation", "averaging"),
     ("scoring",),
     ("train",),
-    ("timing",),
+    ("timing", "latency"),
     ("budget",),
     ("findings_calibration", "findings_noise"),
     ("bench",),
     ("studies",),
     ("dead_workers",),
     ("runner", "results"),
+    ("latency_runs",),
     ("paired",),
     ("findings_pooled", "findings_racing"),
     ("findings_confirm", "findings_sweeps"),

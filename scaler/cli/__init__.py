@@ -1,8 +1,8 @@
 """The ``scaler`` command line: thin typer commands over the library, one module per group.
 
 ``networks`` (info, family, build) · ``training`` (train, bench) · ``studies`` (search, export,
-studies) · ``sweeps`` (the sweep group) · ``reports`` (plot, report); ``common`` holds the
-options and displays they share. Every command calls library functions and formats their
+studies) · ``latency`` · ``sweeps`` (the sweep group) · ``reports`` (plot, report); ``common``
+holds the options and displays they share. Every command calls library functions and formats their
 result (rich tables, or JSON with ``--json``). Bad input raises ``ValueError`` in the library;
 :func:`main` turns it, and click's own usage errors, into one line on stderr and exit code 2,
 with no traceback. A failed run exits 1; worker processes that died leaving work undone exit 3
@@ -17,7 +17,7 @@ from typing import Annotated, Optional
 import typer
 
 from scaler import __version__
-from scaler.cli import common, networks, noise, reports, studies, sweeps, training
+from scaler.cli import common, latency, networks, noise, reports, studies, sweeps, training
 from scaler.cli.common import err, new_app
 
 app = new_app("Compound model scaling (EfficientNet): build, count, search, plot, export.")
@@ -34,6 +34,7 @@ for command in (
     studies.confirm,
     studies.export,
     studies.studies,
+    latency.latency,
 ):
     app.command()(command)
 app.add_typer(sweeps.app, name="sweep")

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import BaseOpt, JsonOpt, base_option, out, print_json
+from scaler.cli.latency import DeviceOpt, MeasureLatencyOpt, latency_settings
 
 FLOPS_NOTE = "* fvcore: one multiply-add = one flop"
 
@@ -138,6 +139,8 @@ def family(
         bool, typer.Option("--compare-official", help="Show the official B1..B7 next to each φ.")
     ] = False,
     base: BaseOpt = None,
+    measure_latency: MeasureLatencyOpt = None,
+    device: DeviceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Print the family φ = 0..N of compound coefficients: nominal and measured cost.
@@ -167,23 +170,40 @@ def family(
     cost_pixels = check_pixels(given, "--cost-pixels")
     rows = scaling.family(coeffs, phi_max, cost_pixels, base=net)
     official = scaling.official_family(cost_pixels) if compare_official else {}
+    timing = latency_settings(measure_latency, device)
+    lats = _member_latency(coeffs, rows, cost_pixels, net, timing) if timing else None
     if as_json:
-        named = {} if net.name == "efficientnet-b0" else {"base": net.name}
-        payload = {
-            **named,
-            "coefficients": dataclasses.asdict(coeffs),
-            "cost_pixels": cost_pixels,
-            "flops_unit": "fvcore: one multiply-add = one flop",
-            "rows": rows,
-        }
-        if compare_official:
-            payload["official"] = official
-        print_json(payload)
+        print_json(_family_json(coeffs, cost_pixels, rows, official, net, lats))
         return
-    _print_family(coeffs, cost_pixels, rows, official if compare_official else None, net)
+    _print_family(coeffs, cost_pixels, rows, official if compare_official else None, net, lats)
 
 
-def _print_family(coeffs, cost_pixels: int, rows, official: dict | None, net) -> None:
+def _family_json(coeffs, cost_pixels: int, rows, official: dict, net, lats) -> dict:
+    named = {} if net.name == "efficientnet-b0" else {"base": net.name}
+    payload = {
+        **named,
+        "coefficients": dataclasses.asdict(coeffs),
+        "cost_pixels": cost_pixels,
+        "flops_unit": "fvcore: one multiply-add = one flop",
+        "rows": rows,
+    }
+    if official:
+        payload["official"] = official
+    if lats is not None:
+        payload["latency"] = [None if t is None else t.to_dict() for t in lats]
+    return payload
+
+
+def _member_latency(coeffs, rows, cost_pixels: int, net, settings):
+    """Each buildable member's latency against φ = 0 (None past the builder's limits)."""
+    from scaler.latency_runs import family_latency
+    from scaler.scaling import member
+
+    specs = [None if r.limit else member(coeffs, r.phi, cost_pixels, net)[0] for r in rows]
+    return family_latency(specs, settings)
+
+
+def _print_family(coeffs, cost_pixels: int, rows, official: dict | None, net, lats=None) -> None:
     whose = "Family" if net.name == "efficientnet-b0" else f"{net.label} family"
     table = Table(
         title=f"{whose} of α={coeffs.alpha:.4g}, β={coeffs.beta:.4g}, γ={coeffs.gamma:.4g} "
@@ -193,6 +213,8 @@ def _print_family(coeffs, cost_pixels: int, rows, official: dict | None, net) ->
     cols += ["nominal ×", "measured ×"]
     if official is not None:
         cols += ["official", "off. pixels", "off. params (M)", "off. measured ×"]
+    if lats is not None:
+        cols += ["latency (ms)", "latency ×"]
     for c in cols:
         table.add_column(c, justify="right")
     for r in rows:
@@ -206,9 +228,18 @@ def _print_family(coeffs, cost_pixels: int, rows, official: dict | None, net) ->
                 if o
                 else ["", "", "", ""]
             )
+        if lats is not None:
+            t = lats[r.phi]
+            cells += ["", ""] if t is None else [f"{t.seconds * 1e3:.2f}", f"{t.ratio:.2f}"]
         table.add_row(*cells)
     out.print(table)
     out.print(f"{FLOPS_NOTE}. measured × = FLOPs ÷ base FLOPs.")
+    if lats is not None and lats[0] is not None:
+        how = lats[0]
+        out.print(
+            f"latency: {how.mode} (batch {how.batch}) on {how.device}, {how.machine}; median of "
+            "runs alternated with φ = 0's; × = the median per-pair ratio."
+        )
     past = [f"φ = {r.phi} ({r.limit})" for r in rows if r.limit]
     if past:
         out.print(

@@ -31,6 +31,7 @@ from scaler.cli.common import (
     proxy_options,
     run_kind,
 )
+from scaler.cli.latency import DeviceOpt, MeasureLatencyOpt, latency_settings
 
 ToleranceOpt = Annotated[str, typer.Option(help="Largest miss of the measured budget: 5% or 0.05.")]
 ProxyToleranceOpt = Annotated[
@@ -56,7 +57,16 @@ ConfirmSeedsOpt = Annotated[
         help="Paired runs of each: auto (default: 2, then more where they decide) or a number."
     ),
 ]
-ConstraintOpt = Annotated[str, typer.Option(help="measured (fvcore) | nominal (formula).")]
+ConstraintOpt = Annotated[
+    str, typer.Option(help="measured (fvcore) | nominal (formula) | latency (timed, --latency).")
+]
+LatencyOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="What a latency times, recorded for every candidate: batch1 | batchN | train-step "
+        "| off (default $SCALER_LATENCY, else batch1).",
+    ),
+]
 MetricOpt = Annotated[
     str,
     typer.Option(
@@ -80,6 +90,7 @@ def search(
     seeds: Annotated[int, typer.Option(help="Proxy runs per candidate (mean is ranked).")] = 1,
     base_seeds: Annotated[int, typer.Option(help="Runs of the base (>= 2): noise floor.")] = 2,
     constraint: ConstraintOpt = "measured",
+    latency: LatencyOpt = None,
     tolerance: ToleranceOpt = "5%",
     proxy_tolerance: ProxyToleranceOpt = None,
     cost_pixels: CostPixelsOpt = None,
@@ -105,8 +116,7 @@ def search(
 ) -> None:
     """Search α, β (γ from the budget) with proxy training, then confirm the leaders.
 
-    The same command again resumes (more --time trains what the budget skipped); --time 20m
-    unless given ('off': none).
+    The same command again resumes (and trains what --time, 20m unless given, skipped).
 
     Examples:
 
@@ -119,6 +129,7 @@ def search(
     from scaler.workers import check_workers
 
     check_workers(workers, workers_per_gpu)  # bad values fail before any file is written
+    workers = latency_workers(constraint, workers, workers_per_gpu)
     started = time.time()
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
     warn = functools.partial(warn_small_classes, prepared.source)  # after the data's first line
@@ -129,6 +140,19 @@ def search(
     took = f"{len(res.frame)} trials · {time.time() - started:.0f} s"
     out.print(f"study {res.study_name} in {res.storage} · {took}")
     next_steps(res.study_name, storage, res.storage, "export")
+
+
+def latency_workers(constraint: str, workers: int | None, per_gpu: int | None) -> int | None:
+    """One worker under the latency constraint: what is timed must have the device to itself."""
+    if constraint != "latency":
+        return workers
+    if (workers or 1) > 1 or per_gpu is not None:
+        given = f"--workers {workers}" if per_gpu is None else f"--workers-per-gpu {per_gpu}"
+        raise ValueError(
+            f"{given} is invalid with --constraint latency: latency is timed with the device to "
+            "itself, so give --workers 1 (or leave it out)"
+        )
+    return 1
 
 
 def search_config(options: dict):
@@ -160,7 +184,8 @@ def search_config(options: dict):
     )
 
 
-BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "top-1 %", "95 % set")
+BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "latency ×", "top-1 %")
+BOARD_COLUMNS += ("95 % set",)
 BOARD_COLUMNS += ("params (M)", "time (s)", "status")
 
 
@@ -192,6 +217,11 @@ def margin_cell(r, res) -> str:
     return "" if val is None else f"{r['top1_mean'] - val.majority:+.2f}"
 
 
+def ratio_cell(value) -> str:
+    """A ratio to 3 decimals ("" when not measured)."""
+    return "" if value is None or value != value else f"{value:.3f}"
+
+
 def status_cell(r) -> str:
     """A row's status, with the trial it reused."""
     return r["status"] + (f" #{int(r['reused_from'])}" if r["status"] == "reused" else "")
@@ -209,7 +239,7 @@ def print_board(res) -> None:
 
     ranked = METRIC_NAMES[res.metric]
     table = Table(title=f"{res.study_name}: leaderboard (ranked by {ranked} on val)")
-    columns = (*BOARD_COLUMNS[:8], "balanced %", "− majority", *BOARD_COLUMNS[8:])
+    columns = (*BOARD_COLUMNS[:9], "balanced %", "− majority", *BOARD_COLUMNS[9:])
     for c in columns:
         table.add_column(c, justify="right")
     for _, r in res.board.iterrows():
@@ -221,6 +251,9 @@ def print_board(res) -> None:
             f"{r['gamma']:.3f}",
             f"{int(r['pixels'])}/{int(r['cost_pixels'])}",
             f"{r['cost_ratio']:.3f}",
+            ""
+            if r.get("latency_ratio") is None or r["latency_ratio"] != r["latency_ratio"]
+            else f"{r['latency_ratio']:.3f}",
             top1_cell(r),
             metric_cell(r),
             margin_cell(r, res),
@@ -241,8 +274,8 @@ def print_board(res) -> None:
     rule = nz.rule if nz.usable else "no candidate is declared possibly best or ruled out"
     out.print(
         f"noise floor ({ranked}): {nz.describe()}; {rule}. px = proxy/cost pixels; measured × "
-        "= fvcore FLOPs ÷ base at the cost pixels; − majority = top-1 minus the majority class's "
-        "share of val."
+        "= fvcore FLOPs ÷ base at the cost pixels; latency × = time ÷ the base's there; "
+        "− majority = top-1 minus the majority class's share of val."
     )
     out.print(rates_line(res), markup=False)
     if res.surface is not None:
@@ -350,6 +383,8 @@ def export(
         Optional[str],
         typer.Option(help="Check that the study scales this base (it stores its own)."),
     ] = None,
+    measure_latency: MeasureLatencyOpt = None,
+    device: DeviceOpt = None,
 ) -> None:
     """Write the best candidate's coefficients, provenance and family φ = 0..7.
 
@@ -357,11 +392,15 @@ def export(
 
       scaler export search-embedded-2x-standard-1a2b3c --out coefficients.json
 
+      scaler export STUDY --measure-latency batch1 --device cuda
+
       scaler family --coefficients coefficients.json
     """
     from scaler.searches import export as export_fn
 
-    out.print(f"wrote {export_fn(study, storage, out_file, fmt, base=base_option(base))}")
+    timing = latency_settings(measure_latency, device)
+    path = export_fn(study, storage, out_file, fmt, base=base_option(base), latency=timing)
+    out.print(f"wrote {path}")
 
 
 def studies(
