@@ -200,10 +200,9 @@ def _resolve(cfg: ConfirmConfig, search, n_train: int):
 
 def _length(settings, n_train: int) -> int:
     """Training images one run of ``settings`` sees (partial batches dropped, as train() does)."""
-    batch = min(settings.batch_size, n_train)
-    if settings.images is not None:
-        return math.ceil(settings.images / batch) * batch
-    return settings.epochs * (n_train // batch) * batch
+    from scaler.timing import train_images
+
+    return train_images(settings, n_train)
 
 
 def _check_longer(cfg: ConfirmConfig, settings, own, n_train: int) -> None:

@@ -26,9 +26,12 @@ __all__ = [
     "PROXY_PRESETS",
     "VALID_DEVICES",
     "ProxyConfig",
+    "ProxyLength",
     "check_device_name",
     "check_int",
+    "lengthen",
     "resolve_proxy",
+    "run_steps",
 ]
 
 OPTIMIZERS: Final = ("sgd", "adamw", "rmsprop")
@@ -95,6 +98,11 @@ class ProxyConfig:
     images: int | None = None
     # Images per step; lower it on out-of-memory errors (and scale lr with it, linearly).
     batch_size: int = 64
+    # The fewest SGD steps a search's proxy run takes on the user's data: a search whose
+    # epochs give fewer on a small train split is lengthened to it (:func:`lengthen`). 80 is
+    # what the default (2 epochs, batch 64) takes on the embedded 2,600 train images, so that
+    # search is unchanged; 0 for none. Raise it when the base check says the base did not learn.
+    min_steps: int = 80
     # "sgd" (nesterov momentum), "adamw" or "rmsprop" (the paper's); lr must suit the choice.
     optimizer: str = "sgd"
     # Peak learning rate after warm-up, from a range test (reports/history.md, "The learning
@@ -161,6 +169,7 @@ class ProxyConfig:
         if self.images is not None:
             check_int("images", self.images, 1)
         check_int("batch_size", self.batch_size, 1)
+        check_int("min_steps", self.min_steps, 0)
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"optimizer {self.optimizer!r} is unknown: valid optimizers are "
@@ -242,7 +251,8 @@ PROXY_PRESETS: Final[dict[str, ProxyConfig]] = {
     # ~7 s: smoke tests and wiring checks; its accuracies and rankings are no evidence. One
     # epoch wants a higher lr to get anywhere; 32 px keeps it quick (its candidates' proxy
     # costs differ).
-    "quick": ProxyConfig(epochs=1, lr=0.02, base_pixels=32),
+    # It takes no minimum of SGD steps (min_steps 0): a smoke run stays as short as asked.
+    "quick": ProxyConfig(epochs=1, lr=0.02, base_pixels=32, min_steps=0),
     # ~25 s at 48 px: the default for searches, sweeps and scaler calibrate.
     "standard": ProxyConfig(),
     # several minutes: longer runs; stronger regularisation for the longer schedule.
@@ -289,3 +299,102 @@ def resolve_proxy(
     changes = dict(overrides)
     _check_fields(changes)
     return dataclasses.replace(start, **changes)
+
+
+# ----------------------------------------------------------------------------------------------
+# a run's length on a data set: epochs, SGD steps, images
+# ----------------------------------------------------------------------------------------------
+
+
+def run_steps(settings: ProxyConfig, n_train: int) -> int:
+    """SGD steps of one run on a train split of ``n_train`` images: partial batches are dropped
+    (as :func:`scaler.train.train` does), a batch is at most the split."""
+    batch = min(settings.batch_size, n_train)
+    if settings.images is not None:
+        return max(1, math.ceil(settings.images / batch))
+    return settings.epochs * (n_train // batch)
+
+
+@dataclass(frozen=True)
+class ProxyLength:
+    """How long one proxy run is on one train split, in epochs, SGD steps and images.
+
+    Stored with a search (``config["proxy_length"]``, :meth:`to_attrs`) and printed in its first
+    lines and its report. ``configured_steps`` is what the settings gave before
+    :func:`lengthen` raised them to ``min_steps`` (None: not lengthened).
+    """
+
+    epochs: float  # passes over the train split (fractional when images are set)
+    steps: int  # SGD steps (batches) of one run
+    images: int  # training images one run sees: steps × batch
+    batch: int
+    train_images: int  # the train split's size
+    min_steps: int  # the minimum in force (0: none)
+    configured_steps: int | None = None
+
+    def describe(self) -> str:
+        """``2 epochs = 80 SGD steps = 5,120 images`` with the batch, split and minimum."""
+        minimum = f"minimum {self.min_steps} steps" if self.min_steps else "no minimum of steps"
+        return (
+            f"{_epochs_text(self.epochs)} = {self.steps:,} SGD steps = {self.images:,} images "
+            f"(batch {self.batch} of {self.train_images:,} train images; {minimum})"
+        )
+
+    def announce(self) -> str:
+        """The line a search prints first: the run's length, and whether the minimum raised it."""
+        if self.configured_steps is None:
+            return f"proxy run: {self.describe()}"
+        return (
+            f"proxy run lengthened to the minimum of {self.min_steps} SGD steps (its settings "
+            f"give {self.configured_steps} on these {self.train_images:,} train images; "
+            f"--min-steps 0 keeps them): {self.describe()}"
+        )
+
+    def to_attrs(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_attrs(cls, values: Mapping[str, Any]) -> ProxyLength:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+
+def _epochs_text(epochs: float) -> str:
+    value = f"{epochs:.3g}" if epochs != int(epochs) else f"{int(epochs)}"
+    return f"{value} epoch{'' if epochs == 1 else 's'}"
+
+
+def proxy_length(settings: ProxyConfig, n_train: int, configured: int | None = None) -> ProxyLength:
+    """The :class:`ProxyLength` of ``settings`` on a train split of ``n_train`` images."""
+    batch = min(settings.batch_size, n_train)
+    steps = run_steps(settings, n_train)
+    per_epoch = max(1, n_train // batch)
+    return ProxyLength(
+        epochs=settings.epochs if settings.images is None else round(steps / per_epoch, 3),
+        steps=steps,
+        images=steps * batch,
+        batch=batch,
+        train_images=n_train,
+        min_steps=settings.min_steps,
+        configured_steps=configured,
+    )
+
+
+def lengthen(settings: ProxyConfig, n_train: int) -> tuple[dict[str, int], ProxyLength]:
+    """The overrides that bring a run on ``n_train`` train images to ``settings.min_steps`` SGD
+    steps ({} when it takes as many already), and the run's :class:`ProxyLength`.
+
+    Whole epochs are raised (every image seen as often), or, when the run is set in images, the
+    images are: a small train split is never trained for a few dozen steps.
+    """
+    steps = run_steps(settings, n_train)
+    if steps >= settings.min_steps:
+        return {}, proxy_length(settings, n_train)
+    batch = min(settings.batch_size, n_train)
+    if settings.images is not None:
+        changes = {"images": settings.min_steps * batch}
+    else:
+        per_epoch = max(1, n_train // batch)
+        changes = {"epochs": math.ceil(settings.min_steps / per_epoch)}
+    longer = dataclasses.replace(settings, **changes)
+    return changes, proxy_length(longer, n_train, configured=steps)

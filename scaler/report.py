@@ -25,6 +25,7 @@ from scaler import __version__
 from scaler.files import check_out_dir, write_files
 from scaler.findings import findings, states_text
 from scaler.plots import describe_setup, figures_for, render
+from scaler.proxy import ProxyLength
 from scaler.report_search import search_section
 from scaler.report_sweeps import sweep_section
 from scaler.report_tables import md_table
@@ -54,6 +55,8 @@ def _short(value: Any) -> Any:
 
 def _config_section(s: StudyData) -> list[str]:
     lines = [f"Setup: {describe_setup(s.config)}.", ""]
+    if s.config.get("proxy_length"):  # a search's, stored since min_steps exists
+        lines += [f"Proxy run: {ProxyLength.from_attrs(s.config['proxy_length']).describe()}.", ""]
     if s.config.get("upsample"):  # stored since --upsample exists
         lines += [f"Images smaller than the proxy's input: --upsample {s.config['upsample']}.", ""]
     if s.config:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+from scaler.base_check import ATTR, BaseCheck
 from scaler.bases import EFFICIENTNET_B0, from_config
 from scaler.data.rates import small_class_warnings, stored_rates
 from scaler.findings import ranked
@@ -93,7 +94,7 @@ def search_section(s: StudyData, phi_max: int) -> list[str]:
     nz, board = ranked(s.frame, metric)
     rates = stored_rates(s.attrs, s.config)
     lines = _leaderboard_lines(board, nz.usable, rates.get("val"))
-    lines += rates_lines(rates, metric) + _noise_lines(nz) + time_lines(s)
+    lines += rates_lines(rates, metric) + base_check_lines(s) + _noise_lines(nz) + time_lines(s)
     cands = board[board["role"].isin(CANDIDATE_ROLES)] if not board.empty else board
     conf = summarize(s.frame, s.attrs, s.config)
     lines += _surface_lines(s, conf)
@@ -181,6 +182,15 @@ def rates_lines(rates: dict, metric: str) -> list[str]:
     if warning:
         lines.append(warning[0].upper() + warning[1:] + ".")
     return [" ".join(lines), ""]
+
+
+def base_check_lines(s: StudyData) -> list[str]:
+    """The base check's outcome (:mod:`scaler.base_check`), when the search made one."""
+    check = BaseCheck.from_attrs(s.attrs.get(ATTR))
+    if check is None:
+        return []
+    text = check.describe()
+    return [text[0].upper() + text[1:] + ".", ""]
 
 
 def _margin(r, val) -> str:

@@ -55,7 +55,7 @@ from scaler.workers import INDEX_ENV
 class Event:
     """What a worker reports to a progress display."""
 
-    kind: str  # "trial_start" | "epoch" | "trial_end"
+    kind: str  # "trial_start" | "epoch" | "trial_end" | "note" (info["line"]: say it)
     trial: int
     done: int
     total: int
@@ -498,6 +498,8 @@ class LineProgress:
             line = f"trial {event.done + 1}/{event.total}: {self.describe(event)}"
         elif event.kind == "trial_end":
             line = f"  trial {event.trial}: top-1 {info['top1']:.2f} % in {info['wall_time']:.0f} s"
+        elif event.kind == "note":  # a line the study says as it goes (the base check)
+            line = info["line"]
         else:
             return
         print(self.prefix + line, file=sys.stderr, flush=True)

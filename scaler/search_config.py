@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from scaler import bases
+from scaler.base_check import MODES as BASE_CHECKS
 from scaler.bases import EFFICIENTNET_B0, Base
 from scaler.data import DEFAULT_DATA
 from scaler.proxy import ProxyConfig, resolve_proxy
@@ -72,6 +73,10 @@ class SearchConfig:
     # What ranks the candidates, picks the confirmed ones and the export: top1, or balanced
     # (mean per-class recall on val) when the classes are imbalanced.
     metric: str = "top1"
+    # What a base that has not learned does to the search (scaler.base_check): stop before its
+    # candidates train, or off: train them anyway. Resumable: off resumes a stopped one. None:
+    # stop, except for the quick preset, a smoke run whose accuracies are no evidence (off).
+    base_check: str | None = None
 
     # -- derived ------------------------------------------------------------------------------
     @property
@@ -80,6 +85,13 @@ class SearchConfig:
         if self.proxy_tolerance is not None:
             return self.proxy_tolerance
         return None if self.proxy in QUICK_TRIALS else DEFAULT_PROXY_TOLERANCE
+
+    @property
+    def check(self) -> str:
+        """The base check in force: ``base_check``, or its default (off for quick, else stop)."""
+        if self.base_check is not None:
+            return self.base_check
+        return "off" if self.proxy in QUICK_TRIALS else "stop"
 
     @property
     def phi(self) -> float:
@@ -174,6 +186,8 @@ class SearchConfig:
                 "(batch1, batchN, train-step)"
             )
         _choice("--metric", self.metric, METRICS)
+        if self.base_check is not None:
+            _choice("--base-check", self.base_check, BASE_CHECKS)
         if self.trials is not None and self.trials < 1:
             raise ValueError(f"--trials {self.trials} is invalid: it must be an integer >= 1")
         if not 1 <= self.seeds <= 100:
@@ -263,6 +277,7 @@ class SearchConfig:
             "pruner": self.pruner,
             "sampler_seed": self.sampler_seed,
             "metric": self.metric,
+            "base_check": self.check,
             **bases.stored(self.base),
         }
 

@@ -43,13 +43,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaler import bases, confirm
+from scaler import base_check, bases, confirm
 from scaler.bases import Base
 from scaler.candidates import check_latency, realize_candidate
 from scaler.data import DEFAULT_DATA
 from scaler.findings_confirm import summarize
 from scaler.findings_pooled import search_surface
-from scaler.proxy import ProxyConfig
+from scaler.proxy import ProxyConfig, ProxyLength, lengthen, proxy_length
 from scaler.records import BASE_ROLE, CANDIDATE_ROLES, Status, TrialRecord, point_id, write
 from scaler.results import Noise, finished, leaderboard, noise, trials_frame
 from scaler.runner import (
@@ -174,7 +174,7 @@ def _make_pruner(cfg: SearchConfig):
 
 def default_study_name(cfg: SearchConfig, fingerprint: str) -> str:
     """Name from the data, the budget and the proxy settings."""
-    hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config())}"
+    hashed = f"{fingerprint}|{proxy_json(cfg.proxy_config(), preset=cfg.proxy)}"
     stored = bases.stored(cfg.base)
     if stored:  # B0 keeps the names it had before bases existed
         hashed += "|" + json.dumps(stored, sort_keys=True)
@@ -186,25 +186,46 @@ def default_study_name(cfg: SearchConfig, fingerprint: str) -> str:
 class Prepared:
     """A validated search, ready to run: nothing has been written yet."""
 
-    cfg: SearchConfig
+    cfg: SearchConfig  # its proxy lengthened to min_steps on the data (lengthened)
     source: Any
     study_name: str
     storage_url: str
+    length: ProxyLength | None = None  # one proxy run on the data: epochs, SGD steps, images
 
 
 def prepare(cfg: SearchConfig, study: str | None = None, storage: str | None = None) -> Prepared:
     """Validate everything a search needs before any study is created or changed."""
     cfg.validate()
     source, name, url = resolve_target(cfg, study, storage, default_study_name)
-    prepared = Prepared(cfg, source, name, url)
     # Connect and compare with an existing study now, before any progress display starts
     # (a SQLite file that does not exist holds none: it is not created here, --dry-run).
     path = sqlite_path(url)
-    if (path is None or path.exists()) and name in study_names(open_storage(url)):
+    exists = (path is None or path.exists()) and name in study_names(open_storage(url))
+    before = exists and "min_steps" not in stored_config(load_study(name, url)).get("proxy", {})
+    cfg, length = lengthened(cfg, source, before)
+    prepared = Prepared(cfg, source, name, url, length)
+    if exists:
         create(prepared)
     elif cfg.constraint == "latency":
         check_latency(cfg, source.num_classes)  # a machine too noisy to time refuses now
     return prepared
+
+
+def lengthened(cfg: SearchConfig, source, before: bool = False) -> tuple[SearchConfig, Any]:
+    """``cfg`` with its proxy run raised to ``min_steps`` SGD steps on ``source``'s train split
+    (:func:`scaler.proxy.lengthen`), and the run's :class:`~scaler.proxy.ProxyLength`.
+
+    The name of the study is the configuration's as given (the same command resumes it); the
+    lengthened settings are what it stores and trains. A study stored ``before`` min_steps
+    existed runs as it did: with no minimum (min_steps 0).
+    """
+    settings = cfg.proxy_config()
+    n_train = len(source.load("train", settings.base_pixels))
+    changes, length = ({"min_steps": 0}, None) if before else lengthen(settings, n_train)
+    if changes:
+        merged = {**dict(cfg.proxy_overrides), **changes}
+        cfg = dataclasses.replace(cfg, proxy_overrides=tuple(sorted(merged.items())))
+    return cfg, length or proxy_length(cfg.proxy_config(), n_train)
 
 
 def trial_bytes(p: Prepared) -> int:
@@ -224,6 +245,8 @@ def create(p: Prepared):
     stored = p.cfg.stored()
     stored["data_fingerprint"] = p.source.fingerprint()
     stored["upsample"] = p.source.upsample  # resolved: given, the study's own, or the default
+    if p.length is not None:  # the proxy's length in SGD steps and images on these data
+        stored["proxy_length"] = p.length.to_attrs()
     spec = StudySpec(
         name=p.study_name,
         storage_url=p.storage_url,
@@ -234,7 +257,10 @@ def create(p: Prepared):
         sampler=lambda: _make_sampler(p.cfg),
         pruner=lambda: _make_pruner(p.cfg),
     )
-    return open_study(spec, on_create=lambda st: ensure_queue(st, queued_points(p.cfg)))
+    # Under the base check only the base is queued at first: no worker can claim a candidate
+    # before the check has passed (base_checked queues the rest).
+    first = queued_points(p.cfg)[: 1 if p.cfg.check == "stop" else None]
+    return open_study(spec, on_create=lambda st: ensure_queue(st, first))
 
 
 def count_candidates(study) -> int:
@@ -259,6 +285,8 @@ def work(p: Prepared, progress: ProgressFn | None = None) -> None:
     confirmation stage."""
     study = create(p)
     trainer = Trainer(Describe(p.cfg, p.source), p.source, p.cfg.proxy_config(), progress)
+    if not base_checked(study, p, trainer):
+        return
     cap = p.cfg.candidate_cap()
 
     def sampled_left() -> int:
@@ -273,6 +301,52 @@ def work(p: Prepared, progress: ProgressFn | None = None) -> None:
         # Without a finished candidate there is nothing to confirm; the summary says so.
         selection = confirm.select(study, p.cfg.confirm_config(), p.source)
         confirm.stage(study, selection, trainer, lambda: queued_points(p.cfg))
+
+
+def base_checked(study, p: Prepared, trainer: Trainer) -> bool:
+    """Train the base's runs first and judge them (:mod:`scaler.base_check`): whether the
+    candidates may train. The outcome is stored on the study and announced in one line.
+
+    Only the base is queued until the check passes, and every worker runs this first: one trains
+    the base, the others wait in :func:`~scaler.runner.work_queue` for its trial to finish, then
+    each judges the same stored runs (the same answer). A study created with ``--base-check
+    off``, or before the check existed, has its candidates queued already and is not checked.
+    """
+    stored = stored_config(study).get("base_check", "off")
+    if p.cfg.check == "off" or stored == "off":
+        old = base_check.BaseCheck.from_attrs(study.user_attrs.get(base_check.ATTR))
+        if old is not None and old.outcome == base_check.Outcome.STOPPED:  # resumed with off
+            overridden = dataclasses.replace(old, outcome=base_check.Outcome.OVERRIDDEN)
+            study.set_user_attr(base_check.ATTR, overridden.to_attrs())
+        return True
+    work_queue(study, lambda: queued_points(p.cfg)[:1], trainer)
+    if trainer.out_of_time:  # --time skipped the base: a later run checks it
+        return False
+    check = judge_base(study, p)
+    if check is None:  # a failed base, or rates unknown: the search goes on as before the check
+        trainer.emit("note", -1, {"line": "base check: not made (the base has no result)"})
+        return True
+    study.set_user_attr(base_check.ATTR, check.to_attrs())
+    trainer.emit("note", -1, {"line": check.describe()})
+    return check.passed
+
+
+def judge_base(study, p: Prepared) -> base_check.BaseCheck | None:
+    """The base check of the study's finished base (None: no base result or no stored rates)."""
+    from optuna.trial import TrialState
+
+    val = study_rates(study.user_attrs, stored_config(study)).get("val")
+    done = [
+        TrialRecord.from_trial(t)
+        for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if t.user_attrs.get("role") == BASE_ROLE and t.user_attrs.get("top1_seeds")
+    ]
+    if val is None or not done:
+        return None
+    rec = done[0]
+    seeds = rec.seed_list or [p.cfg.proxy_config().seed + k for k in range(len(rec.top1_seeds))]
+    steps = p.length.steps if p.length is not None else None
+    return base_check.judge(rec.top1_seeds, seeds, val.images, val.majority, steps)
 
 
 def run(
@@ -299,6 +373,7 @@ class SearchResult:
     confirmation: Any = None  # scaler.findings_confirm.Confirmation
     surface: Any = None  # scaler.findings_pooled.Surface: the response surface over the runs
     rates: Any = None  # split → scaler.data.rates.SplitRates, stored at creation ({}: unknown)
+    base_check: base_check.BaseCheck | None = None  # None: not checked (off, or made before)
 
     @property
     def metric(self) -> str:
@@ -332,6 +407,7 @@ def result(study, storage_url: str) -> SearchResult:
         board=leaderboard(frame, nz, metric),
         noise=nz,
         rates=study_rates(study.user_attrs, stored_config(study)),
+        base_check=base_check.BaseCheck.from_attrs(study.user_attrs.get(base_check.ATTR)),
         confirmation=summarize(frame, study.user_attrs, stored_config(study)),
         surface=search_surface(frame, stored_config(study)),
     )

@@ -479,6 +479,15 @@ def binomial_variance(top1: float, images: int) -> float:
     return 1e4 * p * (1 - p) / images
 
 
+def above_rate_p(correct: int, images: int, rate: float) -> float:
+    """One-sided exact binomial p-value of ``correct`` right of ``images`` against a rate of
+    ``rate`` (a fraction): how likely so many or more from a scorer that is right at that rate
+    (scaler.base_check: a base against the majority class)."""
+    from scipy.stats import binomtest
+
+    return float(binomtest(correct, images, rate, alternative="greater").pvalue)
+
+
 def image_agreement(correct) -> tuple[float, float]:
     """How often an image's correctness agrees between two runs (seeds), averaged over every
     pair of runs, and what it would be if the runs erred on independent images with their own

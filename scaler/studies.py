@@ -40,8 +40,14 @@ from scaler.records import stale_key
 STUDIES_DIR = Path("studies")
 STORAGE_ENV = "SCALER_STORAGE"
 _SCHEMES = ("sqlite", "postgresql", "mysql")
-# Settings that may change between runs of one study without changing its results.
-RESUMABLE = ("trials", "threads", "device", "latency_record")
+# Settings that may change between runs of one study without changing its results: the base
+# check is a gate before the candidates (--base-check off resumes a search it stopped), the
+# proxy's length in steps is derived from the proxy settings and the data, both compared; the
+# latency record is a measurement beside the FLOPs (a latency budget is stored as "latency").
+RESUMABLE = ("trials", "threads", "device", "base_check", "proxy_length", "latency_record")
+# Settings added after studies were stored that did nothing before: a study stored without one
+# resumes whatever the command says (it is never applied to that study, scaler.searches).
+ABSENT_BEFORE = ("min_steps",)
 # Study settings added after studies were stored, with the value those studies ran with: a
 # study stored without one resumes under that default (and refuses any other).
 CONFIG_ADDED_LATER = {"metric": "top1"}
@@ -283,16 +289,22 @@ def default_name(prefix: str, data: str, proxy: str, hashed: str) -> str:
     return f"{prefix}-{name}-{proxy}-{digest}"
 
 
-def proxy_json(settings, drop: tuple[str, ...] = ()) -> str:
+def proxy_json(settings, drop: tuple[str, ...] = (), preset: str | None = None) -> str:
     """A proxy configuration as canonical JSON, some fields left out (and those added later
-    while they keep the default that reproduces earlier runs: the names of studies stay)."""
-    from scaler.proxy import ADDED_LATER
+    while they keep the default that reproduces earlier runs: the names of studies stay).
+
+    ``min_steps`` acts only where a study lengthens its runs (a search, which gives its
+    ``preset``): it is named only when it differs from that preset's own.
+    """
+    from scaler.proxy import ADDED_LATER, PROXY_PRESETS
 
     values = {
         k: v
         for k, v in dataclasses.asdict(settings).items()
         if k not in drop and not (k in ADDED_LATER and ADDED_LATER[k] == v)
     }
+    if preset is None or values.get("min_steps") == PROXY_PRESETS[preset].min_steps:
+        values.pop("min_steps", None)
     return json.dumps(values, sort_keys=True)
 
 
@@ -370,6 +382,8 @@ def config_diff(stored: dict[str, Any], new: dict[str, Any]) -> list[str]:
     same_bytes = fingerprint is not None and fingerprint == new.get("data_fingerprint")
     for key in sorted(set(stored) | set(new)):
         if key in RESUMABLE or (key == "data" and same_bytes):
+            continue
+        if key not in stored and key in ABSENT_BEFORE:
             continue
         a, b = stored.get(key), new.get(key)
         later = {**ADDED_LATER, **CONFIG_ADDED_LATER}

@@ -32,7 +32,6 @@ import contextlib
 import dataclasses
 import datetime as _dt
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -324,11 +323,10 @@ def throughput(
 
 def train_images(settings, n_train: int) -> int:
     """Training images one run of ``settings`` sees (partial batches dropped, as train() does;
-    the same rule as :func:`scaler.confirm._length`)."""
-    batch = min(settings.batch_size, n_train)
-    if settings.images is not None:
-        return math.ceil(settings.images / batch) * batch
-    return settings.epochs * (n_train // batch) * batch
+    the steps are :func:`scaler.proxy.run_steps`)."""
+    from scaler.proxy import run_steps
+
+    return run_steps(settings, n_train) * min(settings.batch_size, n_train)
 
 
 def _images(source, settings) -> tuple[int, int]:

@@ -246,7 +246,7 @@ def test_result_fields_are_record_fields():
 # The layers of README's Layout section, top first: a module imports only earlier layers.
 LAYERS = (
     ("bases", "files", "records", "workers", "stats", "optuna_api", "machine"),
-    ("stats_pooled", "racing"),
+    ("stats_pooled", "racing", "base_check"),
     ("spec",),
     ("proxy",),
     ("model",),

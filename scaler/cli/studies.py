@@ -12,6 +12,7 @@ from rich.table import Table
 
 from scaler.cli.common import (
     SEARCH_TIME,
+    STUDY_PROXY,
     BaseOpt,
     DataOpt,
     DryRunOpt,
@@ -77,9 +78,16 @@ MetricOpt = Annotated[
 ConfirmMaxSeedsOpt = Annotated[
     Optional[int], typer.Option(help="With auto: seeds a network gets at most (default 8).")
 ]
+BaseCheckOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        help="stop (default; off for --proxy quick): train the base first and stop, exit code "
+        "4, unless its val top-1 is clearly above the majority-class rate; off: do not check."
+    ),
+]
 
 
-@proxy_options()
+@proxy_options(*STUDY_PROXY, "min_steps")
 def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",
     data: DataOpt = "embedded",
@@ -100,6 +108,7 @@ def search(
     beta_step: Annotated[Optional[float], typer.Option(help="β grid/sampling step.")] = None,
     pruner: Annotated[str, typer.Option(help="none | median | hyperband.")] = "none",
     metric: MetricOpt = "top1",
+    base_check: BaseCheckOpt = None,
     confirm: ConfirmOpt = True,
     confirm_top: ConfirmTopOpt = None,
     confirm_seeds: ConfirmSeedsOpt = None,
@@ -132,13 +141,23 @@ def search(
     workers = latency_workers(constraint, workers, workers_per_gpu)
     started = time.time()
     prepared = S.prepare(search_config(options), study, storage)  # every check, first
-    warn = functools.partial(warn_small_classes, prepared.source)  # after the data's first line
+    warn = functools.partial(first_lines, prepared)  # after the data's first line
     res = run_kind(
         S, prepared, workers, workers_per_gpu, time_budget=time_budget, dry_run=dry_run, warn=warn
     )
+    finish_search(res, started, storage)
+
+
+def finish_search(res, started: float, storage: str | None) -> None:
+    """The board, where the study is and the next command; exit code 4 when the base check
+    stopped the search (scaler.base_check)."""
+    from scaler.base_check import EXIT_CODE, Outcome
+
     print_board(res)
     took = f"{len(res.frame)} trials · {time.time() - started:.0f} s"
     out.print(f"study {res.study_name} in {res.storage} · {took}")
+    if res.base_check is not None and res.base_check.outcome == Outcome.STOPPED:
+        raise typer.Exit(EXIT_CODE)
     next_steps(res.study_name, storage, res.storage, "export")
 
 
@@ -187,6 +206,14 @@ def search_config(options: dict):
 BOARD_COLUMNS = ("#", "role", "α", "β", "γ", "px", "measured ×", "latency ×", "top-1 %")
 BOARD_COLUMNS += ("95 % set",)
 BOARD_COLUMNS += ("params (M)", "time (s)", "status")
+
+
+def first_lines(prepared) -> None:
+    """What a search says before its plan: small classes, then the proxy run's length on the
+    data in epochs, SGD steps and images (and whether the minimum of steps raised it)."""
+    warn_small_classes(prepared.source)
+    if prepared.length is not None:
+        out.print(prepared.length.announce(), markup=False, soft_wrap=True)
 
 
 def warn_small_classes(source) -> None:
@@ -278,6 +305,8 @@ def print_board(res) -> None:
         "− majority = top-1 minus the majority class's share of val."
     )
     out.print(rates_line(res), markup=False)
+    if res.base_check is not None:
+        out.print(res.base_check.describe(), markup=False, soft_wrap=True)
     if res.surface is not None:
         out.print(f"surface: {res.surface.describe()}", markup=False)
     if res.confirmation is not None:
