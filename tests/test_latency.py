@@ -101,6 +101,12 @@ def test_an_unsettled_latency_is_one_line_naming_the_option():
     assert "±45.0% after 100 pairs" in text and "\n" not in text
 
 
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
+
+
 def test_bad_latency_options_refuse_before_anything_is_created(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     for args, words in (
@@ -108,6 +114,16 @@ def test_bad_latency_options_refuse_before_anything_is_created(cli, tmp_path, mo
         (["--latency", "fast"], "--latency 'fast' is invalid: valid values are batch1"),
         (["--constraint", "latency", "--workers", "2"], "--workers 2 is invalid with"),
         (["--constraint", "speed"], "--constraint 'speed' is invalid"),
+        *(
+            []
+            if _has_cuda()
+            else [
+                (
+                    ["--constraint", "latency", "--device", "cuda"],
+                    "--device cuda: device 'cuda' is not available",
+                )
+            ]
+        ),
     ):
         code, _, err = cli(*SEARCH, *args)
         assert code == 2 and words in err and "Traceback" not in err, err
