@@ -23,6 +23,10 @@ TINY_PROXY = (
 TINY_ARGS = ["--proxy", "quick"]
 for _name, _value in TINY_PROXY:
     TINY_ARGS += ["--" + _name.replace("_", "-"), str(_value)]
+# A small embedded set (32 px crops, 32 train and 8 val/test images per class, 13 classes)
+# for tests about something else than the data: a process builds it, and a run shrinks it to
+# a new size and scores its val split, in a fraction of the full set's seconds.
+TINY_DATA = "embedded:crop=32,train=32,val=8,test=8"
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ from statistics import mean, stdev
 
 import pytest
 import yaml
-from conftest import TINY_ARGS
+from conftest import TINY_ARGS, TINY_DATA
 
 from scaler.bases import BASES, RESNET18, get_base
 from scaler.scaling import base_flops, solve_dimension, solve_pixels
@@ -104,6 +104,7 @@ def test_family_and_measured_solve_for_every_base(cli, name):
 def test_search_stores_and_reports_its_base_and_exports_it(cli, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = ["--base", "mobilenetv2", "--budget", "2x", "--trials", "1", "--no-confirm"]
+    args += ["--data", TINY_DATA]
     code, out, err = cli("search", *args, *TINY_ARGS, "--study", "mb", "--proxy-tolerance", "0.5")
     assert code == 0, err
     from scaler.studies import load_study, stored_config
@@ -136,12 +137,13 @@ def test_search_stores_and_reports_its_base_and_exports_it(cli, tmp_path, monkey
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    """A tiny compare sweep of ResNet-18 at 2×, two paired seeds (about ten seconds)."""
+    """A tiny compare sweep of ResNet-18 at 2×, two paired seeds, on the small embedded set."""
     from scaler.cli import main
 
     folder = tmp_path_factory.mktemp("compare")
     url = f"sqlite:///{folder / 'c.db'}"
     args = ["sweep", "compare", "--base", "resnet18", "--budget", "2x", "--seeds", "2"]
+    args += ["--data", TINY_DATA]
     code = main([*args, *TINY_ARGS, "--study", "cmp", "--storage", url])
     assert code == 0
     return url, folder

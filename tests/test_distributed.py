@@ -15,7 +15,7 @@ import time
 import uuid
 
 import pytest
-from conftest import TINY_ARGS, TINY_PROXY
+from conftest import TINY_ARGS, TINY_DATA, TINY_PROXY
 
 from scaler import searches as S
 from scaler.results import trials_frame
@@ -27,9 +27,9 @@ needs_pg = pytest.mark.skipif(not PG, reason="set SCALER_TEST_POSTGRES to a Post
 pytestmark = pytest.mark.slow
 BACKENDS = ["sqlite", pytest.param("postgresql", marks=needs_pg)]
 
-# Tiny proxy runs (a later --images wins); the grid is α ∈ {1.0, 1.2, 1.4} x β ∈ {1.0, 1.1}:
-# six distinct networks.
-PROXY = TINY_ARGS
+# Tiny proxy runs (a later --images wins) on the small embedded set (the data is not what these
+# tests are about); the grid is α ∈ {1.0, 1.2, 1.4} x β ∈ {1.0, 1.1}: six distinct networks.
+PROXY = [*TINY_ARGS, "--data", TINY_DATA]
 GRID = [
     "--alpha-range",
     "1.0:1.4",
@@ -101,6 +101,7 @@ def assert_each_point_trained_once(url: str, study: str, cfg: S.SearchConfig) ->
 def grid_config(images: int) -> S.SearchConfig:
     return S.SearchConfig(
         budget=2.0,
+        data=TINY_DATA,
         proxy="quick",
         proxy_overrides=(*TINY_PROXY, ("images", images)),
         alpha_range=(1.0, 1.4),
@@ -136,7 +137,7 @@ def test_sweep_workers_option_runs_two_processes(tmp_path):
     url = f"sqlite:///{tmp_path / 'sw.db'}"
     cmd = [sys.executable, "-m", "scaler", "sweep", "width-by-baseline", "--widths", "1,1.4,1.8"]
     cmd += ["--baselines", "1:1,2:1", "--storage", url, "--study", "sw", "--workers", "2"]
-    cmd += [*PROXY, "--images", "1024"]
+    cmd += [*PROXY, "--images", "128"]  # runs longer than a worker takes to start: both train
     run = subprocess.run(cmd, env=_env(), capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     trials = load_study("sw", url).get_trials()
@@ -165,12 +166,17 @@ def test_postgres_password_kept_off_the_command_line(tmp_path):
         assert all(row["storage"].startswith("postgresql://") for row in json.loads(run.stdout))
 
 
+# Images per run of the killed-worker test: enough that a run lasts well over the 0.2 s the
+# test polls at, so it finds the victim training its second trial.
+KILL_IMAGES = 384
+
+
 @pytest.mark.parametrize("storage", BACKENDS, indirect=True)
 def test_killed_worker_loses_nothing(storage):
     study = f"kill-{uuid.uuid4().hex[:8]}"
     extra = [
         "--images",
-        "1500",
+        str(KILL_IMAGES),
         "--alpha-range",
         "1.0:1.2",
         "--alpha-step",
@@ -211,8 +217,9 @@ def test_killed_worker_loses_nothing(storage):
     assert f"trained again as trial {redone.iloc[0]['number']}" in lost.iloc[0]["reason"]
     cfg = S.SearchConfig(
         budget=2.0,
+        data=TINY_DATA,
         proxy="quick",
-        proxy_overrides=(*TINY_PROXY, ("images", 1500)),
+        proxy_overrides=(*TINY_PROXY, ("images", KILL_IMAGES)),
         alpha_range=(1.0, 1.2),
         alpha_step=0.2,
         beta_range=(1.1, 1.1),
