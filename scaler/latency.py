@@ -30,7 +30,7 @@ import math
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any, Final
 
 MODES: Final = ("batch1", "batchN", "train-step")
@@ -304,8 +304,3 @@ def _next_pixels(tried: dict[int, Latency], target: float, limits: tuple[int, in
     if nxt == last:  # one pixel is the smallest step
         nxt += 1 if ratio < target else -1
     return min(max(nxt, limits[0]), limits[1])
-
-
-def with_device(settings: LatencySettings, device: str | None, threads: int | None):
-    """``settings`` on the proxy's device and threads."""
-    return replace(settings, device=device or "auto", threads=threads)

@@ -31,18 +31,8 @@ extra=("$@")
 python=${PYTHON:-python3}
 device=${DEVICE:-cuda}
 step_limit=${STEP_LIMIT:-240}
-if [ "$wheels" != "-" ]; then
-  # shellcheck source=scripts/gpu_install.sh
-  . "$repo/scripts/gpu_install.sh"
-fi
-export SCALER_CACHE="$out/cache"
-cd "$out"
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-  "$python" -c 'import sys, torch; print("torch", torch.__version__, "python", sys.version.split()[0])'
-  echo "cores $(nproc)"
-  lscpu | grep -E "Model name" || true
-} >machine.txt 2>&1
+# shellcheck source=scripts/gpu_setup.sh
+. "$repo/scripts/gpu_setup.sh"
 db="sqlite:///$out/studies.db"
 : >times.txt
 step() { # NAME COMMAND...: run with a time limit, log, note the seconds and the exit code

@@ -24,18 +24,8 @@ mkdir -p "$2"
 out=$(cd "$2" && pwd)
 shift 2
 python=${PYTHON:-python3}
-if [ "$wheels" != "-" ]; then
-  # shellcheck source=scripts/gpu_install.sh
-  . "$repo/scripts/gpu_install.sh"
-fi
-export SCALER_CACHE="$out/cache"
-cd "$out"
-{
-  nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
-  "$python" -c 'import sys, torch; print("torch", torch.__version__, "python", sys.version.split()[0])'
-  echo "cores $(nproc)"
-  lscpu | grep -E "Model name" || true
-} >machine.txt 2>&1
+# shellcheck source=scripts/gpu_setup.sh
+. "$repo/scripts/gpu_setup.sh"
 args=(search --budget 2x --device cuda --storage "sqlite:///$out/studies.db" "$@")
 t0=$(date +%s)
 "$python" -m scaler "${args[@]}" --dry-run >plan.log 2>&1 || echo "dry run: exit $?" >>plan.log

@@ -2,7 +2,7 @@
 # reports/latency-2x: a latency-budget search and its check on this CPU, beside a FLOPs-budget one.
 set -u
 db="sqlite:///$PWD/studies.db"
-t() { local name=$1; shift; local t0=$(date +%s); "$@" >"$name.log" 2>&1; echo "$name: $(( $(date +%s) - t0 )) s, exit $?" >>times.txt; }
+t() { local name=$1 rc=0; shift; local t0=$(date +%s); "$@" >"$name.log" 2>&1 || rc=$?; echo "$name: $(( $(date +%s) - t0 )) s, exit $rc" >>times.txt; }
 lscpu | grep -E "Model name|^CPU\(s\)" >machine.txt
 python -c 'import torch; print("torch", torch.__version__)' >>machine.txt
 t search-latency scaler search --budget 2x --constraint latency --latency batch1 --proxy quick --trials 8 --no-confirm --study latency-2x --storage "$db"
