@@ -46,7 +46,7 @@ _LAZY = {
 }
 
 
-def search(budget="2x", data="embedded", proxy="standard", **options):
+def search(budget="2x", data="fashion", proxy="standard", **options):
     """Run or resume a search (see :func:`scaler.searches.search` for every option)::
 
     import scaler
@@ -54,6 +54,8 @@ def search(budget="2x", data="embedded", proxy="standard", **options):
     res.board[["alpha", "beta", "gamma", "top1_mean", "possibly_best"]]
     """
     from scaler.searches import search as run
+
+    # data's default is scaler.data.DEFAULT_DATA, spelled here so `import scaler` stays light.
 
     return run(budget, data, proxy, **options)
 

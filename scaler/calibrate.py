@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler import paired
+from scaler.data import DEFAULT_DATA
 from scaler.findings_calibration import (
     PAPER_TOP1,
     Scoring,
@@ -47,7 +48,7 @@ class CalibrationConfig:
 
     members: tuple[str, ...] = DEFAULT_MEMBERS
     seeds: int = 3
-    data: str = "embedded"
+    data: str = DEFAULT_DATA
     # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
     upsample: str | None = None
     proxy: str = "standard"

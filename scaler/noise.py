@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from scaler import paired
+from scaler.data import DEFAULT_DATA
 from scaler.findings_noise import NoiseFindings, findings, report_text
 from scaler.paired import Progress, RunEnds
 from scaler.proxy import ProxyConfig, resolve_proxy
@@ -47,7 +48,7 @@ class NoiseConfig:
 
     networks: tuple[str, ...] = ("b0",)
     seeds: int = DEFAULT_SEEDS
-    data: str = "embedded"
+    data: str = DEFAULT_DATA
     # --upsample: bilinear | bicubic | off; None: an existing study's own, else bilinear
     upsample: str | None = None
     proxy: str = "standard"

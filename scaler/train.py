@@ -55,7 +55,7 @@ from scaler.device import (
 )
 from scaler.evaluation import Evaluation, Variant, evaluate
 from scaler.model import build, count_params
-from scaler.proxy import ProxyConfig, check_int
+from scaler.proxy import ProxyConfig, check_int, resolve_proxy
 from scaler.scoring import Final as _Final
 from scaler.spec import Spec
 
@@ -205,7 +205,7 @@ def train(
     Raises :class:`DivergedError` on a NaN/inf loss, :class:`OutOfMemoryError` when memory
     runs out, :class:`TrainError` otherwise.
     """
-    config = config or ProxyConfig()
+    config = config or resolve_proxy()
     seed = config.seed if seed is None else check_int("seed", seed, 0, 2**63 - 1)
     device = select_device(config.device)
     config = for_device(config, device)
@@ -382,26 +382,13 @@ def _run(
     ``splits`` are (train, val, test), a test split scored once, after the last epoch."""
     run = _setup(spec, splits, num_classes, config, device, seed, batch_size, variants)
     epochs = run.schedule.epochs
-    evaluate_each = config.eval_every_epoch or callback is not None
-    loss_curve: list[float] = []
-    val_curve: list[float] = []
-    scores: Evaluation | None = None
     start = time.perf_counter()
-    for epoch in range(1, epochs + 1):
-        loss_curve.append(_train_epoch(run, epoch))
-        if evaluate_each or epoch == epochs:
-            eval_start = time.perf_counter()
-            scores = _evaluate_epoch(run, epoch)
-            val_seconds = time.perf_counter() - eval_start
-            val_curve.append(scores.top1)
-        images_per_s = run.images_per_s
-        if progress is not None:
-            progress(epoch, epochs, loss_curve[-1], images_per_s)
-        if callback is not None:
-            callback(epoch, val_curve[-1])
-    assert scores is not None  # the last epoch always evaluates
-    final = _Final(run, splits, {"last": (scores, val_seconds)})
+    loss_curve, val_curve, known = _epochs(run, variants, callback, progress)
+    final = _Final(run, splits, known)
     scores, val_seconds = final.val(config.average, config.tta)
+    if not known:  # the final scoring is the only val pass: it checks for divergence
+        _check_finite(scores, epochs, config)
+        val_curve.append(scores.top1)
     test = final.test(config.average, config.tta) if splits[2] is not None else None
     wall_time = time.perf_counter() - start
     return TrainResult(
@@ -424,6 +411,31 @@ def _run(
         val_seconds=val_seconds,
         variants=final.variants() if variants else (),
     )
+
+
+def _epochs(run: _Run, variants: bool, callback, progress):
+    """Train every epoch of ``run``: (loss curve, val curve, {"last": (val scores, seconds)}
+    when the last weights were scored, else {})."""
+    config, epochs = run.config, run.schedule.epochs
+    evaluate_each = config.eval_every_epoch or callback is not None
+    # The last weights are scored after the last epoch only when something reads them: a
+    # run scored on an average or with TTA would otherwise pay a val pass it throws away.
+    last_read = variants or (config.average, config.tta) == ("none", "none")
+    loss_curve: list[float] = []
+    val_curve: list[float] = []
+    known: dict[str, tuple[Evaluation, float]] = {}
+    for epoch in range(1, epochs + 1):
+        loss_curve.append(_train_epoch(run, epoch))
+        if evaluate_each or (epoch == epochs and last_read):
+            eval_start = time.perf_counter()
+            scores = _evaluate_epoch(run, epoch)
+            known = {"last": (scores, time.perf_counter() - eval_start)}
+            val_curve.append(scores.top1)
+        if progress is not None:
+            progress(epoch, epochs, loss_curve[-1], run.images_per_s)
+        if callback is not None:
+            callback(epoch, val_curve[-1])
+    return loss_curve, val_curve, known
 
 
 def _train_epoch(run: _Run, epoch: int) -> float:
@@ -492,10 +504,14 @@ def _evaluate_epoch(run: _Run, epoch: int) -> Evaluation:
         channels_last=run.config.channels_last,
         amp=run.amp,
     )
+    return _check_finite(scores, epoch, run.config)
+
+
+def _check_finite(scores: Evaluation, epoch: int, config: ProxyConfig) -> Evaluation:
     if not math.isfinite(scores.loss):
         raise DivergedError(
             f"evaluation after epoch {epoch} gave non-finite outputs: lower the learning "
-            f"rate (e.g. lr={run.config.lr / 4:g})"
+            f"rate (e.g. lr={config.lr / 4:g})"
         )
     return scores
 

@@ -8,6 +8,10 @@ train, ``--val`` more for val, and ``--test`` per class from the official test s
 test images were never beside the training ones. Nothing is downloaded.
 
   python scripts/fashion_mnist.py OUT [--idx DIR] [--train 260] [--val 65] [--test 65] [--seed 0]
+  python scripts/fashion_mnist.py --npz scaler/data/fashion_mnist.npz --val 150 --test 150
+
+``--npz`` writes the same draw as one compressed file instead of PNGs (images ordered by class,
+then by index in the official files): the file ``--data fashion`` serves, built this way.
 
 The defaults give 2,600 / 650 / 650 images: the embedded set's sizes, so the default proxy's
 2 epochs are the same number of SGD steps on both.
@@ -86,9 +90,20 @@ def write(out: Path, split: str, images: np.ndarray, labels: np.ndarray, picks) 
         Image.fromarray(images[i], mode="L").save(out / split / CLASSES[labels[i]] / f"{i}.png")
 
 
+def write_npz(out: Path, parts: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """The draw as one file: SPLIT_images (N x 28 x 28) and SPLIT_labels, by class then index."""
+    arrays = {}
+    for split, (images, labels, picks) in parts.items():
+        order = picks[np.lexsort((picks, labels[picks]))]
+        arrays[f"{split}_images"], arrays[f"{split}_labels"] = images[order], labels[order]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(out, **arrays)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("out", type=Path)
+    ap.add_argument("out", type=Path, nargs="?")
+    ap.add_argument("--npz", type=Path, help="write the draw as this .npz file instead")
     ap.add_argument("--idx", type=Path, default=IDX)
     ap.add_argument("--train", type=int, default=260, help="train images per class")
     ap.add_argument("--val", type=int, default=65, help="val images per class")
@@ -97,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if min(a.train, a.val, a.test) < 1:
         ap.error("--train, --val and --test must be at least 1")
-    if a.out.exists() and any(a.out.iterdir()):
+    if (a.out is None) == (a.npz is None):
+        ap.error("give OUT (an image folder) or --npz FILE, not both")
+    if a.out is not None and a.out.exists() and any(a.out.iterdir()):
         ap.error(f"{a.out} exists and is not empty: give a new folder")
     try:
         train_x, train_y = load(a.idx, "train")
@@ -108,6 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, ValueError) as e:
         print(f"fashion_mnist.py: {e}", file=sys.stderr)
         return 2
+    if a.npz is not None:
+        parts = {"train": (train_x, train_y, train), "val": (train_x, train_y, val)}
+        write_npz(a.npz, {**parts, "test": (test_x, test_y, test)})
+        print(f"wrote {len(train)} / {len(val)} / {len(test)} images to {a.npz}")
+        return 0
     write(a.out, "train", train_x, train_y, train)
     write(a.out, "val", train_x, train_y, val)
     write(a.out, "test", test_x, test_y, test)

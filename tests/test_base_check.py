@@ -154,8 +154,15 @@ def test_the_embedded_default_search_keeps_its_name(here):
     from scaler.search_config import SearchConfig
     from scaler.searches import default_study_name
 
-    fingerprint = parse_data("embedded").fingerprint()  # README's name, as before min_steps
-    assert default_study_name(SearchConfig(), fingerprint) == "search-embedded-2x-standard-f14124"
+    # 0.6's default search, named as 0.6 named it (before min_steps, before 0.7's default data
+    # and scoring): its studies resume under the same command with 0.6's settings spelled out.
+    fingerprint = parse_data("embedded").fingerprint()
+    old = SearchConfig(data="embedded", proxy_overrides=(("average", "none"), ("tta", "none")))
+    assert default_study_name(old, fingerprint) == "search-embedded-2x-standard-f14124"
+    new = default_study_name(SearchConfig(), parse_data("fashion").fingerprint())
+    assert (
+        new.startswith("search-fashion-2x-standard-") and new != "search-fashion-2x-standard-f14124"
+    )
 
 
 SEARCH = ["search", "--budget", "2x", "--base", "resnet18", "--proxy", "quick", "--batch-size"]

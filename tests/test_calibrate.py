@@ -47,7 +47,7 @@ def test_tau_statistics_pairs_seeds():
         (["--members", "b0"], "--members"),
         (["--members", "b0,b0"], "--members"),
         (["--seeds", "1"], "--seeds"),
-        (["--base-pixels", "90", "--upsample", "off"], "--base-pixels"),
+        (["--base-pixels", "90", "--upsample", "off", "--data", "embedded"], "--base-pixels"),
         (["--upsample", "nearest"], "--upsample"),
     ],
 )
@@ -139,7 +139,7 @@ def test_a_calibration_study_refuses_other_settings_and_says_what_is_missing(tmp
     with pytest.raises(ValueError, match=r"different configuration \(seeds: 2 → 3"):
         C.create(C.prepare(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "cal", url))
     other = C.default_study_name(C.CalibrationConfig(**{**TINY.__dict__, "seeds": 3}), "f")
-    assert other != C.default_study_name(TINY, "f") and other.startswith("calibration-embedded-")
+    assert other != C.default_study_name(TINY, "f") and other.startswith("calibration-fashion-")
 
 
 @pytest.mark.slow

@@ -56,7 +56,10 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     assert set(conf["confirm_role"]) >= {"base", "paper"}
     for _, r in conf.iterrows():
         assert r["seed_list"] == [0, 1]  # seed k is the same seed for every network
-        assert [unpack_bits(b).size for b in r["val_correct"]] == [650, 650]
+        assert [unpack_bits(b).size for b in r["val_correct"]] == [
+            1500,
+            1500,
+        ]  # the default data: 150 val and test images a class
         assert len(r["test_top1_seeds"]) == 2 and len(r["test_correct"]) == 2
         bits = np.mean([unpack_bits(b).mean() for b in r["val_correct"]])
         assert 100 * bits == pytest.approx(r["top1_mean"])  # the bits are the top-1
@@ -80,7 +83,7 @@ def test_the_summary_reports_fidelity_p_best_and_the_test_split(confirmed):
     assert c.noise.dof == sum(r.runs - 1 for r in c.rows)
     assert c.chosen is cands[0] and c.chosen.top1 == max(r.top1 for r in cands)
     t = c.test
-    assert t.images == 650 and t.runs == 2
+    assert t.images == 1500 and t.runs == 2
     assert t.chosen_interval[0] <= t.chosen <= t.chosen_interval[1]
     assert t.difference == pytest.approx(t.chosen - t.base)
     text = " ".join(F.sentences(c))
@@ -101,7 +104,7 @@ def test_export_carries_the_statistics(confirmed, tmp_path):
     conf = stats["confirmation"]
     assert conf["noise"]["dof"] >= 2 and conf["proxy_fidelity"]["networks"] >= 3
     assert conf["chosen"] == res.confirmation.chosen.trial
-    assert conf["test"]["images"] == 650
+    assert conf["test"]["images"] == 1500
     assert stats["search_noise"]["dof"] == 1 and stats["possibly_best_trials"] is None
 
 

@@ -31,8 +31,10 @@ def embedded() -> data.EmbeddedSource:
     return source
 
 
-def test_default_is_embedded() -> None:
-    assert data.DEFAULT_DATA == "embedded"
+def test_default_is_the_embedded_fashion_mnist() -> None:
+    from scaler.cli.common import DATA_DEFAULT
+
+    assert data.DEFAULT_DATA == DATA_DEFAULT == "fashion"  # the CLI's spelling agrees
 
 
 def test_embedded_loads_every_split_at_32(embedded: data.EmbeddedSource) -> None:
@@ -379,8 +381,8 @@ def test_imagefolder_invalid_folders(tmp_path: Path, make, match: str) -> None:
 @pytest.mark.parametrize(
     ("value", "match"),
     [
-        ("foo:bar", "unknown scheme 'foo'; valid: embedded, embedded:KEY=VALUE"),
-        ("", "empty; valid: embedded"),
+        ("foo:bar", "unknown scheme 'foo'; valid: fashion, fashion:KEY=VALUE,..., embedded"),
+        ("", "empty; valid: fashion, fashion:KEY=VALUE,..., embedded"),
         ("   ", "empty"),
         ("Embedded", "unknown data source"),
         ("imagefolder:", "missing path; use imagefolder:PATH"),

@@ -71,3 +71,53 @@ def test_refuses_what_it_cannot_do(idx, tmp_path, capsys):
     assert "dataset-fashion-mnist" in capsys.readouterr().err
     assert fm.main([str(tmp_path / "b"), "--idx", str(idx), "--train", "8", "--val", "1"]) == 2
     assert "class t-shirt has 8 images, 9 asked" in capsys.readouterr().err
+
+
+def test_npz_holds_the_same_draw_by_class(idx, tmp_path):
+    fm = _script()
+    out, npz = tmp_path / "fm", tmp_path / "fm.npz"
+    args = ["--idx", str(idx), "--train", "5", "--val", "2", "--test", "3"]
+    assert fm.main([str(out), *args]) == 0 and fm.main(["--npz", str(npz), *args]) == 0
+    with np.load(npz) as f:
+        arrays = {k: f[k] for k in f.files}
+    for split, n in (("train", 50), ("val", 20), ("test", 30)):
+        labels = arrays[f"{split}_labels"]
+        assert arrays[f"{split}_images"].shape == (n, 28, 28)
+        assert list(labels) == sorted(labels)  # by class, so a prefix per class is a draw
+        traced = {int(i) for i in arrays[f"{split}_images"][:, 0, 0]}
+        assert traced == {int(p.stem) for p in (out / split).rglob("*.png")}
+    with pytest.raises(SystemExit):  # a folder and a file at once: one or the other
+        fm.main([str(tmp_path / "c"), "--npz", str(npz), *args])
+
+
+def test_embedded_fashion_serves_balanced_grayscale_splits():
+    import torch
+
+    from scaler.data import DataError, parse_data
+
+    source = parse_data("fashion", upsample="bilinear")
+    assert (source.num_classes, source.native_pixels, source.grayscale) == (10, 28, True)
+    sizes = {s: len(source.load(s, 28)) for s in ("train", "val", "test")}
+    assert sizes == {"train": 2600, "val": 1500, "test": 1500}
+    val = source.load("val", 48)
+    assert val.images.shape == (1500, 3, 48, 48)
+    assert torch.equal(val.images[:, 0], val.images[:, 2])  # one channel, replicated
+    assert val.labels.bincount().tolist() == [150] * 10
+    small = parse_data("fashion:train=10,val=5")
+    assert small.name == "fashion:train=10,val=5" and len(small.load("val", 28)) == 50
+    # The first n of each class: a smaller draw is inside the larger one.
+    assert torch.equal(small.load("train", 28).images[:10], source.load("train", 28).images[:10])
+    assert small.fingerprint() != source.fingerprint()
+    train = {x.numpy().tobytes() for x in source.load("train", 28).images}
+    held = {x.numpy().tobytes() for s in ("val", "test") for x in source.load(s, 28).images}
+    assert not train & held
+    with pytest.raises(DataError, match="px requested"):
+        parse_data("fashion").load("train", 48)  # the library enlarges nothing unasked
+    for bad, match in (
+        ("fashion:train=0", "1..260"),
+        ("fashion:val=151", "1..150"),
+        ("fashion:crop=3", "KEY one of train, val, test"),
+        ("fashion:test=x", "must be a number"),
+    ):
+        with pytest.raises(DataError, match=match):
+            parse_data(bad)

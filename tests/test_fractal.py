@@ -180,7 +180,8 @@ def test_spec_overrides() -> None:
         ("Fractal", "unknown data source"),
         (
             "fractals:x",
-            "unknown scheme 'fractals'; valid: embedded, embedded:KEY=VALUE,..., fractal",
+            "unknown scheme 'fractals'; valid: fashion, fashion:KEY=VALUE,..., embedded, "
+            "embedded:KEY=VALUE,..., fractal",
         ),
     ],
 )

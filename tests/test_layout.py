@@ -254,7 +254,7 @@ LAYERS = (
     ("scaling", "interop"),
     ("exports",),
     ("data.base",),
-    ("data.cifar", "data.embedded", "data.fractal", "data.imagefolder"),
+    ("data.cifar", "data.embedded", "data.fashion", "data.fractal", "data.imagefolder"),
     ("data.parse",),
     ("data.rates",),
     ("data",),

@@ -104,7 +104,16 @@ def test_network_grammar(item, label, pixels):
         (["--networks", "b0,d=1:w=1:px=48"], "same network as b0"),
         (["--networks", ","], "--networks is empty"),
         (
-            ["--networks", "b0,b2", "--base-pixels", "90", "--upsample", "off"],
+            [
+                "--networks",
+                "b0,b2",
+                "--base-pixels",
+                "90",
+                "--upsample",
+                "off",
+                "--data",
+                "embedded",
+            ],
             "the images are 96 px (--upsample off); use --upsample bilinear",
         ),
         (["--networks", "b0,b1", "--upsample", "nearest"], "--upsample 'nearest' is invalid"),

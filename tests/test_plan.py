@@ -226,7 +226,7 @@ def test_dry_run_prints_the_plan_and_creates_nothing(
     monkeypatch.chdir(tmp_path)
     code, out, _ = cli(*command, *tiny_args, "--dry-run")
     assert code == 0, out
-    assert "plan of" in out and "runs" in out and "σ 4.80" in out
+    assert "plan of" in out and "runs" in out and f"σ {plan.DEFAULT_SIGMA:.2f}" in out
     assert not any(tmp_path.iterdir())  # no studies/ folder, no database
 
 
@@ -275,12 +275,12 @@ def test_sigma_comes_from_a_noise_study_of_the_same_data_and_proxy(cli, tiny_arg
 
     url = f"sqlite:///{tmp_path / 'n.db'}"
     settings = C.CalibrationConfig(proxy="quick", proxy_overrides=TINY_PROXY).proxy_config()
-    assert plan.noise_sigma(url, "embedded", settings)[0] == plan.DEFAULT_SIGMA
+    assert plan.noise_sigma(url, "fashion", settings)[0] == plan.DEFAULT_SIGMA
     code, out, _ = cli("noise", "--networks", "b0,b1", *tiny_args, "--storage", url)
     assert code == 0, out
     ((name, _),) = noise_studies(url)
     pair = N.result(load_study(name, url), url).findings.pairs[0]
-    sigma, where = plan.noise_sigma(url, "embedded", settings)
+    sigma, where = plan.noise_sigma(url, "fashion", settings)
     assert sigma == pytest.approx(math.sqrt(max(pair.split.run, 0.0))) and name in where
     other = C.CalibrationConfig(proxy="quick", proxy_overrides=(*TINY_PROXY, ("lr", 0.01)))
-    assert plan.noise_sigma(url, "embedded", other.proxy_config())[0] == plan.DEFAULT_SIGMA
+    assert plan.noise_sigma(url, "fashion", other.proxy_config())[0] == plan.DEFAULT_SIGMA

@@ -75,7 +75,7 @@ def make_search(url: str, name: str = "search") -> None:
 
     st = optuna.create_study(study_name=name, storage=url, direction="maximize")
     stored = SEARCH.stored()
-    stored["data_fingerprint"] = parse_data("embedded").fingerprint()
+    stored["data_fingerprint"] = parse_data(SEARCH.data).fingerprint()
     st.set_user_attr("kind", "search")
     st.set_user_attr("config", stored)
     st.set_user_attr("versions", versions())
@@ -176,7 +176,7 @@ def test_figure1_has_four_labelled_lines(store):
     assert ax.get_xscale() == "log"
     notes = [t.get_text() for t in ax.texts]
     assert "w=2.6" in notes and "base" in notes
-    assert "embedded" in ax.get_title() and "quick" in ax.get_title()
+    assert "fashion" in ax.get_title() and "quick" in ax.get_title()
 
 
 def test_plot_search_and_sweeps(store, tmp_path):

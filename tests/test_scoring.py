@@ -89,6 +89,29 @@ def test_variants_score_one_run_every_way_and_the_proxy_scores_its_own():
     assert scored.top1 == by_name["swa+flip"].val.top1
     assert scored.test.top1 == by_name["swa+flip"].test.top1
     assert scored.variants == ()
+    assert scored.val_top1_curve == (scored.top1,)  # the one val pass is the run's own scoring
+
+
+def test_a_run_scored_another_way_pays_no_val_pass_on_its_last_weights(monkeypatch):
+    import scaler.scoring
+    import scaler.train
+
+    calls = []
+
+    def counted(model, images, *args, **kw):
+        calls.append((len(images), kw.get("tta", "none")))
+        return evaluate(model, images, *args, **kw)
+
+    monkeypatch.setattr(scaler.train, "evaluate", counted)
+    monkeypatch.setattr(scaler.scoring, "evaluate", counted)
+    source = parse_data("fractal:classes=4,train=64,val=32,test=24,seed=3")
+    spec = network_spec("b0", base_pixels=16)
+    settings = resolve_proxy("quick", {**dict(TINY_PROXY), "average": "ema", "tta": "flip"})
+    train(spec, source, settings, test=True)
+    assert calls == [(128, "flip"), (96, "flip")]  # val and test, each once, the run's own way
+    calls.clear()
+    train(spec, source, dataclasses.replace(settings, average="none", tta="none"), test=True)
+    assert calls == [(128, "none"), (96, "none")]
 
 
 def test_new_proxy_fields_are_validated_and_leave_study_names_alone():
@@ -98,8 +121,12 @@ def test_new_proxy_fields_are_validated_and_leave_study_names_alone():
         resolve_proxy("standard", {"average": "mean"})
     with pytest.raises(ValueError, match="tta"):
         resolve_proxy("standard", {"tta": "crop"})
+    # 0.6's standard (last weights, no TTA) is named as before the fields existed; 0.7's
+    # standard (EMA + flip) names both, so its studies are new ones.
+    old = resolve_proxy("standard", {"average": "none", "tta": "none"})
+    assert "average" not in proxy_json(old) and "tta" not in proxy_json(old)
     default = resolve_proxy("standard")
-    assert "average" not in proxy_json(default) and "tta" not in proxy_json(default)
+    assert '"average": "ema"' in proxy_json(default) and '"tta": "flip"' in proxy_json(default)
     assert '"average": "swa"' in proxy_json(dataclasses.replace(default, average="swa"))
     assert (
         "scored on swa from 0.5 of the run + flip tta"

@@ -173,10 +173,10 @@ def test_default_name_and_storage(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     p = W.prepare(tiny(kind="width-by-baseline", max_flops=1))
-    assert p.study_name.startswith("sweep-width-by-baseline-embedded-quick-")
+    assert p.study_name.startswith("sweep-width-by-baseline-fashion-quick-")
     assert len(p.study_name.rsplit("-", 1)[1]) == 6
     assert p.storage_url == f"sqlite:///studies/{p.study_name}.db"
-    fp = parse_data("embedded").fingerprint()
+    fp = parse_data("fashion").fingerprint()
     # Threads change speed, not results: same default study.
     assert W.default_study_name(tiny(proxy_overrides=(*TINY_PROXY, ("threads", 2))), fp) == (
         W.default_study_name(tiny(), fp)

@@ -80,12 +80,17 @@ def new_app(help_text: str | None = None) -> typer.Typer:
 # options shared by several commands
 # ----------------------------------------------------------------------------------------------
 
+# scaler.data.DEFAULT_DATA, spelled here so that --help imports no torch (tests/test_data.py
+# checks that the two agree).
+DATA_DEFAULT: Final = "fashion"
+
 # name → (type, typer option) of the options several commands share.
 SHARED_OPTIONS: dict[str, tuple[Any, Any]] = {
     "data": (
         str,
         typer.Option(
-            help="Data: embedded[:KEY=VALUE,...] (default; embedded:tiles=1 is scaler 0.4's), "
+            help="Data: fashion[:KEY=VALUE,...] (default: Fashion-MNIST shipped with scaler), "
+            "embedded[:KEY=VALUE,...] (0.6's default photographs; embedded:tiles=1 is 0.4's), "
             "fractal[:KEY=VALUE,...], imagefolder:PATH, cifar10:PATH, cifar100:PATH."
         ),
     ),

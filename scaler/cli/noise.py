@@ -10,6 +10,7 @@ import typer
 
 from scaler.cli.common import (
     ARGV,
+    DATA_DEFAULT,
     STUDY_PROXY,
     DataOpt,
     DryRunOpt,
@@ -46,7 +47,7 @@ MethodsOpt = Annotated[
 def noise(
     networks: Annotated[str, typer.Option(help=NETWORKS_HELP)],
     seeds: Annotated[int, typer.Option(help="Paired seeds per network (>= 6).")] = 6,
-    data: DataOpt = "embedded",
+    data: DataOpt = DATA_DEFAULT,
     upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     out_dir: Annotated[

@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    DATA_DEFAULT,
     SEARCH_TIME,
     STUDY_PROXY,
     BaseOpt,
@@ -90,7 +91,7 @@ BaseCheckOpt = Annotated[
 @proxy_options(*STUDY_PROXY, "min_steps")
 def search(
     budget: Annotated[str, typer.Option(help="FLOPs budget: 2x, 4x, 0.5x ...")] = "2x",
-    data: DataOpt = "embedded",
+    data: DataOpt = DATA_DEFAULT,
     upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     sampler: Annotated[str, typer.Option(help="grid (paper-style) | tpe | random.")] = "grid",

@@ -12,6 +12,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    DATA_DEFAULT,
     SHARED_OPTIONS,
     BaseOpt,
     DryRunOpt,
@@ -98,7 +99,7 @@ SWEEP_OPTIONS = {
         ),
         None,
     ),
-    "data": (*SHARED_OPTIONS["data"], "embedded"),
+    "data": (*SHARED_OPTIONS["data"], DATA_DEFAULT),
     "upsample": (*SHARED_OPTIONS["upsample"], None),
     "proxy": (*SHARED_OPTIONS["proxy"], "standard"),
     "seeds": (int, typer.Option(help="Proxy runs per point (>= 2: error bars)."), 1),

@@ -10,6 +10,7 @@ import typer
 from rich.table import Table
 
 from scaler.cli.common import (
+    DATA_DEFAULT,
     STUDY_PROXY,
     BaseOpt,
     DataOpt,
@@ -61,7 +62,7 @@ def train(
     pixels: Annotated[
         Optional[int], typer.Option(help="Input size in pixels (default: the proxy's base).")
     ] = None,
-    data: DataOpt = "embedded",
+    data: DataOpt = DATA_DEFAULT,
     upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     base: BaseOpt = None,
@@ -154,7 +155,7 @@ def _named(spec) -> str:
 @proxy_options("batch_size", "base_pixels", "threads", "device")
 def bench(
     preset: Annotated[str, typer.Option(help="Model preset b0..b7.")] = "b0",
-    data: DataOpt = "embedded",
+    data: DataOpt = DATA_DEFAULT,
     upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     rounds: Annotated[int, typer.Option(help="Alternating rounds of each loop (1..20).")] = 3,
@@ -219,7 +220,7 @@ def calibrate(
         str, typer.Option(help="Official members to train, comma-separated (b0..b7).")
     ] = "b0,b1,b2,b3",
     seeds: Annotated[int, typer.Option(help="Paired seeds per member (>= 2).")] = 3,
-    data: DataOpt = "embedded",
+    data: DataOpt = DATA_DEFAULT,
     upsample: UpsampleOpt = None,
     proxy: ProxyOpt = "standard",
     out_dir: Annotated[

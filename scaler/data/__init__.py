@@ -3,7 +3,7 @@
 A data source is named by a spec string (the ``--data`` option) and parsed by
 :func:`parse_data`. The sources, one module each:
 
-``embedded`` (default) / ``embedded:KEY=VALUE,...`` — :mod:`scaler.data.embedded`
+``embedded`` (0.6's default) / ``embedded:KEY=VALUE,...`` — :mod:`scaler.data.embedded`
     A small classification set cut at run time from the public-domain / CC0
     photographs bundled inside the scikit-image wheel: one class per photo,
     square crops drawn from disjoint regions of each photo (a train band; val
@@ -11,6 +11,10 @@ A data source is named by a spec string (the ``--data`` option) and parsed by
     is shared between splits. Nothing is downloaded. The options override
     :class:`EmbeddedConfig` fields: crop, train, val, test, gap, tiles, seed and
     min_std (``embedded:tiles=1`` is scaler 0.4's set).
+``fashion`` (default) / ``fashion:train=N,val=N,test=N`` — :mod:`scaler.data.fashion`
+    A seeded, class-balanced draw of Fashion-MNIST shipped inside the package (10
+    classes, 28 px grayscale; 260 train, 150 val and 150 test images per class, the
+    options take the first N of each): real, independent held-out images.
 ``fractal`` / ``fractal:KEY=VALUE,...`` — :mod:`scaler.data.fractal`
     Fractals of random iterated function systems, one system per class (FractalDB
     style), generated from a seed; the options override :class:`FractalConfig`
@@ -54,6 +58,7 @@ from scaler.data.embedded import (
     split_regions,
     split_tiles,
 )
+from scaler.data.fashion import FashionConfig, FashionSource
 from scaler.data.fractal import FractalConfig, FractalSource
 from scaler.data.imagefolder import ImageFolderSource
 from scaler.data.parse import DEFAULT_DATA, VALID_SPECS, parse_data
@@ -69,6 +74,8 @@ __all__ = [
     "DataSource",
     "EmbeddedConfig",
     "EmbeddedSource",
+    "FashionConfig",
+    "FashionSource",
     "FractalConfig",
     "FractalSource",
     "ImageFolderSource",

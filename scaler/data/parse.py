@@ -11,15 +11,16 @@ from typing import Any, Final
 from scaler.data.base import DataError, DataSource, check_upsample
 from scaler.data.cifar import CIFAR_SCHEMES, CifarSource
 from scaler.data.embedded import EmbeddedConfig, EmbeddedSource
+from scaler.data.fashion import FashionSource, parse_fashion
 from scaler.data.fractal import FractalConfig, FractalSource, parse_fractal
 from scaler.data.imagefolder import ImageFolderSource
 
 __all__ = ["DEFAULT_DATA", "VALID_SPECS", "parse_data"]
 
-DEFAULT_DATA: Final = "embedded"
+DEFAULT_DATA: Final = "fashion"
 VALID_SPECS: Final = (
-    "embedded, embedded:KEY=VALUE,..., fractal, fractal:KEY=VALUE,..., imagefolder:PATH, "
-    "cifar10:PATH, cifar100:PATH"
+    "fashion, fashion:KEY=VALUE,..., embedded, embedded:KEY=VALUE,..., fractal, "
+    "fractal:KEY=VALUE,..., imagefolder:PATH, cifar10:PATH, cifar100:PATH"
 )
 
 
@@ -69,6 +70,16 @@ def _parse_embedded(value: str, options: str) -> EmbeddedConfig:
         raise DataError(f"--data {value!r}: {exc}") from None
 
 
+def _bundled(value: str, options: str, cache_dir: Path | None) -> DataSource:
+    """A source that ships with scaler, with the spec's options (none: its defaults)."""
+    scheme = value.partition(":")[0]
+    if scheme == "fractal":
+        return FractalSource(cache_dir=cache_dir)
+    if scheme == "fashion":
+        return FashionSource(parse_fashion(value, options) if options else None)
+    return EmbeddedSource(_parse_embedded(value, options) if options else None)
+
+
 def parse_data(value: str, cache_dir: Path | None = None, upsample: str = "off") -> DataSource:
     """Turn a ``--data`` spec into a validated source (lists files, decodes nothing).
 
@@ -85,17 +96,15 @@ def parse_data(value: str, cache_dir: Path | None = None, upsample: str = "off")
 def _parse(value: str, cache_dir: Path | None) -> DataSource:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"--data {value!r}: empty; valid: {VALID_SPECS}")
-    if value == "embedded":
-        return EmbeddedSource()
-    if value == "fractal":
-        return FractalSource(cache_dir=cache_dir)
+    if value in ("embedded", "fashion", "fractal"):  # a bundled source with its defaults
+        return _bundled(value, "", cache_dir)
     scheme, sep, rest = value.partition(":")
     if scheme == "fractal":
         return _parse_fractal(value, rest, cache_dir)
     if not sep:
         raise DataError(f"--data {value!r}: unknown data source; valid: {VALID_SPECS}")
-    if scheme == "embedded":
-        return EmbeddedSource(_parse_embedded(value, rest))
+    if scheme in ("embedded", "fashion"):
+        return _bundled(value, rest, cache_dir)
     if scheme not in ("imagefolder", *CIFAR_SCHEMES):
         raise DataError(f"--data {value!r}: unknown scheme {scheme!r}; valid: {VALID_SPECS}")
     if not rest.strip():
