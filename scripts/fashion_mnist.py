@@ -26,19 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from scaler.data.fashion import FASHION_CLASSES as CLASSES
+
 IDX = Path("/usr/share/datasets/fashion-mnist")
-CLASSES = (
-    "t-shirt",
-    "trouser",
-    "pullover",
-    "dress",
-    "coat",
-    "sandal",
-    "shirt",
-    "sneaker",
-    "bag",
-    "ankle-boot",
-)
 
 
 def read_idx(path: Path) -> np.ndarray:

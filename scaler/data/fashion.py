@@ -34,7 +34,7 @@ from scaler.data.base import (
     file_sha256,
 )
 
-__all__ = ["FASHION_CLASSES", "FashionConfig", "FashionSource", "parse_fashion"]
+__all__ = ["EMBEDDED_COUNTS", "FASHION_CLASSES", "FashionConfig", "FashionSource"]
 
 FASHION_CLASSES: Final = (
     "t-shirt",
@@ -66,26 +66,6 @@ class FashionConfig:
             n = getattr(self, split)
             if not 1 <= n <= most:
                 raise DataError(f"{split}={n} is out of range: 1..{most} images per class")
-
-
-def parse_fashion(value: str, options: str) -> FashionConfig:
-    """``fashion:train=100,val=50``: a :class:`FashionConfig` with those fields set."""
-    keys = ", ".join(EMBEDDED_COUNTS)
-    fields: dict[str, int] = {}
-    for item in options.split(","):
-        key, sep, text = (part.strip() for part in item.partition("="))
-        if not sep or key not in EMBEDDED_COUNTS or key in fields:
-            raise DataError(
-                f"--data {value!r}: expected distinct KEY=VALUE items with KEY one of {keys}"
-            )
-        try:
-            fields[key] = int(text)
-        except ValueError:
-            raise DataError(f"--data {value!r}: {key} must be a number, got {text!r}") from None
-    try:
-        return FashionConfig(**fields)
-    except DataError as exc:
-        raise DataError(f"--data {value!r}: {exc}") from None
 
 
 def _read() -> dict[str, np.ndarray]:

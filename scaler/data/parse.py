@@ -11,7 +11,7 @@ from typing import Any, Final
 from scaler.data.base import DataError, DataSource, check_upsample
 from scaler.data.cifar import CIFAR_SCHEMES, CifarSource
 from scaler.data.embedded import EmbeddedConfig, EmbeddedSource
-from scaler.data.fashion import FashionSource, parse_fashion
+from scaler.data.fashion import EMBEDDED_COUNTS, FashionConfig, FashionSource
 from scaler.data.fractal import FractalConfig, FractalSource, parse_fractal
 from scaler.data.imagefolder import ImageFolderSource
 
@@ -50,34 +50,41 @@ _EMBEDDED_KEYS: Final = {
 }
 
 
-def _parse_embedded(value: str, options: str) -> EmbeddedConfig:
-    """``embedded:tiles=2,val=100``: an :class:`EmbeddedConfig` with those fields set."""
-    keys = ", ".join(_EMBEDDED_KEYS)
+# The fashion knobs: images per class of each split.
+_FASHION_KEYS: Final = {split: int for split in EMBEDDED_COUNTS}
+
+
+def _parse_options(value: str, options: str, keys: dict[str, Any], config: type) -> Any:
+    """``embedded:tiles=2,val=100``: a ``config`` with those fields set, each read by its
+    type in ``keys``."""
     fields: dict[str, Any] = {}
     for item in options.split(","):
         key, sep, text = (part.strip() for part in item.partition("="))
-        if not sep or key not in _EMBEDDED_KEYS or key in fields:
+        if not sep or key not in keys or key in fields:
             raise DataError(
-                f"--data {value!r}: expected distinct KEY=VALUE items with KEY one of {keys}"
+                f"--data {value!r}: expected distinct KEY=VALUE items with KEY one of "
+                f"{', '.join(keys)}"
             )
         try:
-            fields[key] = _EMBEDDED_KEYS[key](text)
+            fields[key] = keys[key](text)
         except ValueError:
             raise DataError(f"--data {value!r}: {key} must be a number, got {text!r}") from None
     try:
-        return EmbeddedConfig(**fields)
+        return config(**fields)
     except DataError as exc:
         raise DataError(f"--data {value!r}: {exc}") from None
 
 
-def _bundled(value: str, options: str, cache_dir: Path | None) -> DataSource:
-    """A source that ships with scaler, with the spec's options (none: its defaults)."""
+def _bundled(value: str, options: str | None, cache_dir: Path | None) -> DataSource:
+    """A source that ships with scaler, with the spec's options (None: its defaults)."""
     scheme = value.partition(":")[0]
     if scheme == "fractal":
         return FractalSource(cache_dir=cache_dir)
+    if options is None:
+        return FashionSource() if scheme == "fashion" else EmbeddedSource()
     if scheme == "fashion":
-        return FashionSource(parse_fashion(value, options) if options else None)
-    return EmbeddedSource(_parse_embedded(value, options) if options else None)
+        return FashionSource(_parse_options(value, options, _FASHION_KEYS, FashionConfig))
+    return EmbeddedSource(_parse_options(value, options, _EMBEDDED_KEYS, EmbeddedConfig))
 
 
 def parse_data(value: str, cache_dir: Path | None = None, upsample: str = "off") -> DataSource:
@@ -97,7 +104,7 @@ def _parse(value: str, cache_dir: Path | None) -> DataSource:
     if not isinstance(value, str) or not value.strip():
         raise DataError(f"--data {value!r}: empty; valid: {VALID_SPECS}")
     if value in ("embedded", "fashion", "fractal"):  # a bundled source with its defaults
-        return _bundled(value, "", cache_dir)
+        return _bundled(value, None, cache_dir)
     scheme, sep, rest = value.partition(":")
     if scheme == "fractal":
         return _parse_fractal(value, rest, cache_dir)
