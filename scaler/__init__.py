@@ -46,6 +46,7 @@ _LAZY = {
 }
 
 
+# data's default is scaler.data.DEFAULT_DATA, spelled here so that `import scaler` stays light.
 def search(budget="2x", data="fashion", proxy="standard", **options):
     """Run or resume a search (see :func:`scaler.searches.search` for every option)::
 
@@ -54,8 +55,6 @@ def search(budget="2x", data="fashion", proxy="standard", **options):
     res.board[["alpha", "beta", "gamma", "top1_mean", "possibly_best"]]
     """
     from scaler.searches import search as run
-
-    # data's default is scaler.data.DEFAULT_DATA, spelled here so `import scaler` stays light.
 
     return run(budget, data, proxy, **options)
 

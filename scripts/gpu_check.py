@@ -322,8 +322,14 @@ def plan_search(s: Settings, source) -> Phase:
     infeasible = reused = 0
     for q in searches.queued_points(cfg):
         a = q.attrs
-        c = candidates.realize_candidate(
-            cfg, a["role"], a["alpha"], a["beta"], source.num_classes, source.max_pixels
+        c = candidates.realize_candidate(  # a plan times nothing: its device may be absent
+            cfg,
+            a["role"],
+            a["alpha"],
+            a["beta"],
+            source.num_classes,
+            source.max_pixels,
+            timed=False,
         )
         seeds = cfg.base_seeds if a["role"] == "base" else cfg.seeds
         if c.infeasible:

@@ -44,6 +44,20 @@ def test_default_plan_fits_480_s_at_the_stored_rates(gc, default_plan):
         assert f"scaler {' '.join(p.argv)}" in text
 
 
+def test_the_plan_times_no_latency_on_a_device_it_lacks(gc, monkeypatch, tmp_path):
+    import scaler.latency
+    from scaler.search_config import LATENCY_ENV
+
+    monkeypatch.delenv(LATENCY_ENV, raising=False)  # as a user's shell: latency is recorded
+
+    def no_timing(*args, **kwargs):
+        raise AssertionError("the plan timed a network")
+
+    monkeypatch.setattr(scaler.latency, "compare", no_timing)
+    plan = gc.make_plan(gc.Settings(out=tmp_path), ["search"], 480.0)  # for an H200's cuda
+    assert [p.name for p in plan] == ["search"] and plan[0].runs > 0
+
+
 def test_budgets_sum_to_the_limit_and_cover_each_estimate(default_plan):
     _, plan = default_plan
     budgets = [p.budget for p in plan.values()]

@@ -9,9 +9,8 @@ Fashion-MNIST leave an evaluation part of about half a point (reports/noise-fash
 ``fashion_mnist.npz`` holds, per split, grayscale 28 px images ordered by class and, within a
 class, in the official files' order: train 260 per class from the official training set, val
 150 more from it, test 150 from the official test set (``scripts/fashion_mnist.py --npz``,
-seed 0).
-The options take the first N of each class (at most the embedded counts). Fashion-MNIST is
-© Zalando SE, MIT licence (``fashion_mnist.LICENSE`` beside the file).
+seed 0). The options take the first N of each class (at most the embedded counts).
+Fashion-MNIST is © Zalando SE, MIT licence (``fashion_mnist.LICENSE`` beside the file).
 """
 
 from __future__ import annotations
@@ -88,6 +87,7 @@ class FashionSource(DataSource):
             ":" + ",".join(f"{k}={v}" for k, v in changed.items()) if changed else ""
         )
         self._arrays: dict[str, np.ndarray] | None = None
+        self._fingerprint: str | None = None
         super().__init__(name, FASHION_CLASSES, 28)
 
     @property
@@ -110,13 +110,9 @@ class FashionSource(DataSource):
         return Split(downsample(rgb, pixels), torch.from_numpy(labels))
 
     def fingerprint(self) -> str:
-        with resources.as_file(resources.files("scaler.data") / _FILE) as file:
-            content = file_sha256(file)
-        return digest(
-            {
-                "kind": "fashion",
-                "v": FORMAT_VERSION,
-                "file": content,
-                **dataclasses.asdict(self.config),
-            }
-        )
+        if self._fingerprint is None:  # the file's bytes, hashed once per source object
+            with resources.as_file(resources.files("scaler.data") / _FILE) as file:
+                content = file_sha256(file)
+            payload = {"kind": "fashion", "v": FORMAT_VERSION, "file": content}
+            self._fingerprint = digest({**payload, **dataclasses.asdict(self.config)})
+        return self._fingerprint
