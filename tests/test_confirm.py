@@ -56,10 +56,8 @@ def test_confirmation_trials_join_the_study_with_paired_seeds(confirmed):
     assert set(conf["confirm_role"]) >= {"base", "paper"}
     for _, r in conf.iterrows():
         assert r["seed_list"] == [0, 1]  # seed k is the same seed for every network
-        assert [unpack_bits(b).size for b in r["val_correct"]] == [
-            1500,
-            1500,
-        ]  # the default data: 150 val and test images a class
+        # the default data: 150 val images a class, 10 classes
+        assert [unpack_bits(b).size for b in r["val_correct"]] == [1500, 1500]
         assert len(r["test_top1_seeds"]) == 2 and len(r["test_correct"]) == 2
         bits = np.mean([unpack_bits(b).mean() for b in r["val_correct"]])
         assert 100 * bits == pytest.approx(r["top1_mean"])  # the bits are the top-1
