@@ -63,9 +63,11 @@ class LatencyCheck:
         return bool(self.rows) and all(r.within(self.bound) for r in self.rows)
 
     def frame(self):
+        """A row per candidate; its columns even when none was trained (the CSV keeps a header)."""
         import pandas as pd
 
-        return pd.DataFrame([dataclasses.asdict(r) for r in self.rows])
+        columns = [f.name for f in dataclasses.fields(CheckRow)]
+        return pd.DataFrame([dataclasses.asdict(r) for r in self.rows], columns=columns)
 
     def verdict(self) -> str:
         if not self.rows:

@@ -233,3 +233,12 @@ def test_family_measures_latency_per_member(cli):
     assert code == 2 and "--device cpu is invalid without --measure-latency" in err
     code, _, err = cli(*args[:-5], "--measure-latency", "slow")
     assert code == 2 and "--measure-latency 'slow' is invalid" in err
+
+
+def test_a_check_with_no_trained_candidate_keeps_its_columns():
+    from scaler.latency import LatencySettings
+    from scaler.latency_runs import LatencyCheck
+
+    check = LatencyCheck("s", 2.0, "latency", LatencySettings(), "cpu", ())
+    assert check.frame().to_csv(index=False).startswith("number,role,alpha,beta")
+    assert not check.met and "no trained candidate" in check.verdict()
