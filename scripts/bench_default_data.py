@@ -4,7 +4,7 @@
 Each pair trains B0 at the proxy's base size once on each, with test scoring as a search's run
 does; the ratio new ÷ old is the median over pairs (both with their proxy settings and data).
 
-  python scripts/bench_default_data.py [--pairs 3]
+  python scripts/bench_default_data.py [--pairs 3] [--new-set tta=none]
 
 0.6's default is ``--data embedded`` with the standard proxy scoring its last weights; 0.7's is
 ``--data fashion`` with the standard proxy scoring an EMA of the weights with flip TTA.
@@ -30,6 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pairs", type=int, default=3)
     ap.add_argument("--old", default="embedded")
     ap.add_argument("--new", default="fashion")
+    ap.add_argument(
+        "--new-set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a proxy setting of the new run other than the standard preset's, e.g. tta=none",
+    )
     a = ap.parse_args(argv)
 
     from scaler.data import DEFAULT_UPSAMPLE, parse_data
@@ -38,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from scaler.spec import scale
 
     old_proxy = resolve_proxy("standard", {"average": "none", "tta": "none"})
-    new_proxy = resolve_proxy("standard")
+    new_proxy = resolve_proxy("standard", [tuple(kv.split("=", 1)) for kv in a.new_set])
     spec = scale(base_pixels=old_proxy.base_pixels)
     runs = {
         "old": (parse_data(a.old, upsample=DEFAULT_UPSAMPLE), old_proxy),
