@@ -50,11 +50,12 @@ class Candidate:
     infeasible: str = ""  # the reason, when it cannot be trained
     # Measured latency at the cost pixels against the base's (scaler.latency), None when off.
     latency_ratio: float | None = None
-    latency_low: float | None = None  # 95 % interval of the ratio's median
+    latency_low: float | None = None  # 95 % interval of the ratio
     latency_high: float | None = None
     latency_ms: float | None = None
     base_latency_ms: float | None = None
     latency_pairs: int | None = None
+    latency_processes: int | None = None
     latency_mode: str = ""
     latency_device: str = ""
     latency_machine: str = ""
@@ -138,6 +139,7 @@ def latency_fields(lat) -> dict[str, Any]:
         "latency_ms": lat.seconds * 1e3,
         "base_latency_ms": lat.base_seconds * 1e3,
         "latency_pairs": lat.pairs,
+        "latency_processes": lat.processes,
         "latency_mode": lat.mode,
         "latency_device": lat.device,
         "latency_machine": lat.machine,
@@ -149,7 +151,10 @@ def _record_latency(cfg: SearchConfig, cost_spec, num_classes: int):
     from scaler.latency import compare
 
     settings = cfg.latency_settings(num_classes)
-    settings = dataclasses.replace(settings, max_pairs=min(settings.max_pairs, RECORD_PAIRS))
+    # One process: a record beside FLOPs, not a budget (a pool would start with every search).
+    settings = dataclasses.replace(
+        settings, max_pairs=min(settings.max_pairs, RECORD_PAIRS), processes=1
+    )
     return compare(cost_spec, scale(base_pixels=cfg.cost_pixels, base=cfg.base), settings)
 
 

@@ -13,7 +13,12 @@ those under FLOPs. :func:`compare` times a network and its base the way careful 
   bracketed by a device synchronisation, so drift of the machine falls on both alike;
 - the answer is the median of the per-pair ratios, with a distribution-free 95 % interval of that
   median (order statistics, ``scipy.stats.binom``); pairs are added in blocks until its half-width
-  is at most ``max_spread`` of the median, or ``max_pairs`` is reached (then it did not settle).
+  is at most ``max_spread`` of the median, or ``max_pairs`` is reached (then it did not settle);
+- the whole measurement is made in ``processes`` separate processes, one after another, and the
+  answer is the mean of their ratios with a t interval: on the 2-core CPU the same pair of
+  networks keeps one ratio for a process's life but draws it anew in each process (2.12 or
+  2.45 for one candidate, 5 processes; reports/latency-2x-processes), so one process's
+  answer is a draw of that lottery, not the machine's latency.
 
 What is timed (:data:`MODES`): ``batch1`` (one image, eval mode, no autograd: serving latency),
 ``batchN`` (a batch of :data:`DEFAULT_BATCH`, or ``batch32`` for 32: throughput-bound serving) and
@@ -26,6 +31,7 @@ points it has measured (k = 2 to start, FLOPs' exponent).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import time
@@ -37,6 +43,22 @@ MODES: Final = ("batch1", "batchN", "train-step")
 DEFAULT_BATCH: Final = 16  # batchN and train-step
 VALID_MODES: Final = "batch1, batchN (a batch of 16), batch<N> such as batch32, train-step"
 _BATCH: Final = re.compile(r"^batch(\d+)$")
+# A latency is the mean over this many processes' measurements (see the module's docstring);
+# $SCALER_LATENCY_PROCESSES sets another number.
+PROCESSES: Final = 5
+PROCESSES_ENV: Final = "SCALER_LATENCY_PROCESSES"
+
+
+def default_processes() -> int:
+    """$SCALER_LATENCY_PROCESSES, else :data:`PROCESSES`; a bad value is one line naming it."""
+    import os
+
+    raw = os.environ.get(PROCESSES_ENV, "").strip()
+    if not raw:
+        return PROCESSES
+    if not raw.isdigit() or int(raw) < 1:
+        raise ValueError(f"{PROCESSES_ENV}={raw!r} is invalid: valid values are 1, 2, 3, ...")
+    return int(raw)
 
 
 @dataclass(frozen=True)
@@ -53,6 +75,8 @@ class LatencySettings:
     max_spread: float = 0.03  # half-width of the median ratio's 95 % interval ÷ the median
     min_sample: float = 0.02  # seconds a timed sample of the base lasts at least (runs repeat)
     num_classes: int = 1000
+    # Separate processes that each measure, one after another (1: this process alone).
+    processes: int = dataclasses.field(default_factory=default_processes)
 
     @property
     def batch(self) -> int:
@@ -82,6 +106,8 @@ class Latency:
     batch: int
     device: str  # the device as torch names it, e.g. cuda:0
     machine: str  # the CPU or the card, in words
+    processes: int = 1  # processes that measured; ratio is the mean of theirs
+    process_ratios: tuple[float, ...] = ()  # each process's median ratio (processes > 1)
 
     @property
     def spread(self) -> float:
@@ -95,7 +121,15 @@ class Latency:
         return (
             f"{self.ratio:.3f}× the base ({self.seconds * 1e3:.2f} ms against "
             f"{self.base_seconds * 1e3:.2f} ms at {self.pixels}/{self.base_pixels} px, "
-            f"±{self.spread:.1%} over {self.pairs} pairs, {self.mode} on {self.device})"
+            f"±{self.spread:.1%} over {self.pairs} pairs{self._where()}, {self.mode} on "
+            f"{self.device})"
+        )
+
+    def _where(self) -> str:
+        return (
+            f" in {self.processes} processes ({', '.join(f'{r:.3f}' for r in self.process_ratios)})"
+            if self.processes > 1
+            else ""
         )
 
 
@@ -172,7 +206,10 @@ def _inner(run: Callable[[], None], device, min_sample: float) -> int:
 
 
 def compare(spec, base_spec, settings: LatencySettings) -> Latency:
-    """``spec``'s latency against ``base_spec``'s on the settings' device, timed in alternation."""
+    """``spec``'s latency against ``base_spec``'s on the settings' device, timed in alternation,
+    in ``settings.processes`` separate processes (their mean) or in this one."""
+    if settings.processes > 1:
+        return _across_processes(spec, base_spec, settings)
     import torch
 
     from scaler.device import select_device, torch_settings
@@ -220,6 +257,75 @@ def _result(pairs, spec, base_spec, settings, device) -> Latency:
         device=str(device),
         machine=machine_name(device),
     )
+
+
+def _across_processes(spec, base_spec, settings: LatencySettings) -> Latency:
+    """The mean of one measurement in each of the pool's processes, made one at a time (each
+    has the device to itself), with a t interval over processes."""
+    import statistics
+
+    from scipy.stats import t
+
+    one = dataclasses.replace(settings, processes=1)
+    runs = [_ask(conn, (spec, base_spec, one)) for conn in _pool(settings.processes)]
+    ratios = [r.ratio for r in runs]
+    mean, k = statistics.fmean(ratios), len(runs)
+    half = float(t.ppf(0.975, k - 1)) * statistics.stdev(ratios) / math.sqrt(k)
+    return dataclasses.replace(
+        runs[0],
+        seconds=statistics.fmean(r.seconds for r in runs),
+        base_seconds=statistics.fmean(r.base_seconds for r in runs),
+        ratio=mean,
+        low=mean - half,
+        high=mean + half,
+        pairs=sum(r.pairs for r in runs),
+        # Each process's interval is within the bound: the spread between processes is the
+        # measurement's own answer (the lottery), reported as the interval, not refused.
+        settled=all(r.settled for r in runs),
+        processes=k,
+        process_ratios=tuple(ratios),
+    )
+
+
+_POOLS: dict[int, list] = {}
+
+
+def _pool(n: int) -> list:
+    """Connections to ``n`` timing processes, started once (spawned: a fork would share
+    torch's thread pools) and kept for this process's life; they exit with it."""
+    if n not in _POOLS:
+        import multiprocessing as mp
+
+        ctx = mp.get_context("spawn")
+        conns = []
+        for _ in range(n):
+            parent, child = ctx.Pipe()
+            ctx.Process(target=_serve, args=(child,), daemon=True).start()
+            child.close()
+            conns.append(parent)
+        _POOLS[n] = conns
+    return _POOLS[n]
+
+
+def _ask(conn, request) -> Latency:
+    conn.send(request)
+    reply = conn.recv()
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply
+
+
+def _serve(conn) -> None:
+    """A timing process: measure each (spec, base spec, settings) it is sent, in turn."""
+    while True:
+        try:
+            request = conn.recv()
+        except EOFError:  # the parent is gone
+            return
+        try:
+            conn.send(compare(*request))
+        except Exception as e:  # the parent raises it
+            conn.send(e)
 
 
 class UnsettledError(ValueError):

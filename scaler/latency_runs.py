@@ -1,6 +1,6 @@
 """Latency of what is stored: a search's candidates timed again, a family's members timed.
 
-:func:`remeasure` is the check of ``--constraint latency``: in its own process, every trained
+:func:`remeasure` is the check of ``--constraint latency``: in new processes, every trained
 candidate of a search is timed again against the base (:func:`scaler.latency.compare`, with the
 mode, device and threads the search stored) and its ratio compared with the budget.
 :func:`family_latency` times the members of a scaled family against φ = 0, for ``scaler family``
@@ -32,12 +32,13 @@ class CheckRow:
     beta: float
     cost_pixels: int
     searched: float | None  # the ratio the search recorded (None: not measured there)
-    ratio: float  # timed again, in this process
+    ratio: float  # timed again, in processes other than the search's
     low: float
     high: float
     pairs: int
     flops_ratio: float | None  # measured FLOPs ÷ the base's, beside it
     miss: float  # ratio ÷ the budget − 1
+    processes: int = 1  # separate processes whose mean ratio is ``ratio``
 
     def within(self, bound: float) -> bool:
         return abs(self.miss) <= bound
@@ -103,7 +104,7 @@ def remeasure(
     bound: float = CHECK_BOUND,
     device: str | None = None,
 ) -> LatencyCheck:
-    """Time every trained candidate of a search again, against the base, in this process."""
+    """Time every trained candidate of a search again, against the base, in new processes."""
     from scaler.bases import from_config
     from scaler.latency import compare, machine_name
     from scaler.results import trials_frame
@@ -149,6 +150,7 @@ def _check_row(r, lat: Latency, budget: float) -> CheckRow:
         pairs=lat.pairs,
         flops_ratio=num(r.get("cost_ratio")),
         miss=lat.ratio / budget - 1,
+        processes=lat.processes,
     )
 
 
@@ -182,7 +184,9 @@ def export_latency(payload: dict[str, Any], settings: LatencySettings) -> dict[s
         "device": timed.device if timed else settings.device,
         "machine": timed.machine if timed else "",
         "threads": settings.threads,
-        "what": "median time of one run; ratio = median of per-pair ratios against φ = 0, "
-        "timed in alternation; interval: 95 % of that median (order statistics)",
+        "processes": timed.processes if timed else settings.processes,
+        "what": "time of one run; ratio against φ = 0, timed in alternation: in each process "
+        "the median of per-pair ratios, then the mean over the processes, with its 95 % t "
+        "interval (one process: of that median, by order statistics)",
     }
     return payload

@@ -149,6 +149,7 @@ class TrialRecord:
     latency_ms: float | None = None
     base_latency_ms: float | None = None
     latency_pairs: int | None = None
+    latency_processes: int | None = None  # the mean of this many processes' ratios
     latency_mode: str | None = None
     latency_device: str | None = None
     latency_machine: str | None = None

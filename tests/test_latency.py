@@ -82,7 +82,7 @@ def test_the_solve_brackets_a_staircase_and_keeps_the_closest():
 @pytest.mark.parametrize("mode,px", [("batch1", 32), ("batch4", 32), ("train-step", 16)])
 def test_compare_times_a_bigger_network_as_slower(mode, px):
     settings = L.LatencySettings(mode=mode, device="cpu", threads=1, block=6, max_pairs=12)
-    settings = dataclasses.replace(settings, num_classes=10)
+    settings = dataclasses.replace(settings, num_classes=10, processes=1)
     base = scale(base_pixels=px)
     big = scale(1.0, 2.0, base_pixels=px, pixels=px * 3 // 2)  # 9x the FLOPs
     lat = L.compare(big, base, settings)
@@ -90,6 +90,25 @@ def test_compare_times_a_bigger_network_as_slower(mode, px):
     assert lat.pixels == px * 3 // 2 and lat.base_pixels == px and lat.mode == mode
     assert lat.pairs in (6, 12) and lat.device == "cpu" and lat.machine
     assert lat.seconds > lat.base_seconds > 0
+
+
+def test_a_latency_is_the_mean_over_separate_processes(monkeypatch):
+    import multiprocessing as mp
+
+    settings = L.LatencySettings(device="cpu", threads=1, block=6, max_pairs=12, num_classes=10)
+    assert settings.processes == 2  # conftest's $SCALER_LATENCY_PROCESSES
+    base, big = scale(base_pixels=32), scale(1.0, 2.0, base_pixels=32, pixels=48)
+    lat = L.compare(big, base, settings)
+    assert lat.processes == 2 and len(lat.process_ratios) == 2
+    assert lat.ratio == pytest.approx(sum(lat.process_ratios) / 2)
+    assert lat.low <= min(lat.process_ratios) <= max(lat.process_ratios) <= lat.high
+    assert lat.pairs in range(12, 25) and lat.ratio > 2 and "in 2 processes" in lat.describe()
+    # each measurement ran in a child process of its own, kept for the next one
+    assert len(L._POOLS[2]) == 2
+    assert sum(p.daemon and p.is_alive() for p in mp.active_children()) >= 2
+    monkeypatch.setenv(L.PROCESSES_ENV, "0")
+    with pytest.raises(ValueError, match="SCALER_LATENCY_PROCESSES='0' is invalid"):
+        L.LatencySettings()
 
 
 def test_an_unsettled_latency_is_one_line_naming_the_option():

@@ -18,7 +18,9 @@ CANDIDATES = {
     "c7": (1.0, 1.1, 357),
     "c1": (1.2, 1.1, 268),
 }
-settings = LatencySettings(mode="batch1", device="cpu", num_classes=10, warmup=int(sys.argv[1]))
+settings = LatencySettings(
+    mode="batch1", device="cpu", num_classes=10, warmup=int(sys.argv[1]), processes=1
+)
 base = scale(base_pixels=224)
 for name in sys.argv[2:]:
     alpha, beta, px = CANDIDATES[name]
