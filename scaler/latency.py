@@ -264,13 +264,13 @@ def _across_processes(spec, base_spec, settings: LatencySettings) -> Latency:
     has the device to itself), with a t interval over processes."""
     import statistics
 
-    from scipy.stats import t
+    from scaler.stats import critical_value
 
     one = dataclasses.replace(settings, processes=1)
     runs = [_ask(conn, (spec, base_spec, one)) for conn in _pool(settings.processes)]
     ratios = [r.ratio for r in runs]
     mean, k = statistics.fmean(ratios), len(runs)
-    half = float(t.ppf(0.975, k - 1)) * statistics.stdev(ratios) / math.sqrt(k)
+    half = critical_value(0.95, k - 1) * statistics.stdev(ratios) / math.sqrt(k)
     return dataclasses.replace(
         runs[0],
         seconds=statistics.fmean(r.seconds for r in runs),
