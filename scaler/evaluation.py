@@ -107,6 +107,23 @@ def evaluate(
     )
 
 
+def folded(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` with each BatchNorm folded into the convolution before it
+    (torch.fx's ``fuse``): the same function up to rounding, and a scoring pass about a fifth
+    shorter on the CPU, since a BatchNorm is a pass over memory of its own. ``model`` itself
+    when it cannot be traced symbolically."""
+    from torch.fx.experimental.optimization import fuse
+
+    was_training = model.training
+    model.eval()  # traced in eval mode: drop-connect's branch is the inference one
+    try:
+        return fuse(model)
+    except Exception:  # fx raises many kinds on control flow it cannot trace: score unfolded
+        return model
+    finally:
+        model.train(was_training)
+
+
 @dataclass(frozen=True)
 class Variant:
     """One way of scoring a run's final network, measured beside its plain score.

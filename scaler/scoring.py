@@ -10,10 +10,11 @@ import time
 from typing import Final as Constant
 
 from torch import nn
+from torch.optim.swa_utils import AveragedModel
 
 from scaler.averaging import AVERAGES
 from scaler.device import place, sync
-from scaler.evaluation import TTA_MODES, Evaluation, Variant, evaluate, variant_name
+from scaler.evaluation import TTA_MODES, Evaluation, Variant, evaluate, folded, variant_name
 
 # Every way of scoring a run's final network that train(variants=True) measures.
 VARIANTS: Constant = tuple(variant_name(a, t) for a in AVERAGES for t in TTA_MODES)
@@ -28,6 +29,7 @@ class Final:
         self.known = dict(known)  # variant name → (val scores, seconds)
         self.known_test: dict[str, Evaluation] = {}
         self.models: dict[str, nn.Module] = {"none": run.net}
+        self.scored: dict[str, nn.Module] = {}  # the same networks, BatchNorm folded
 
     def _model(self, average: str) -> nn.Module:
         if average not in self.models:
@@ -43,11 +45,19 @@ class Final:
             )
         return self.models[average]
 
+    def _scored(self, average: str) -> nn.Module:
+        if average not in self.scored:
+            model = self._model(average)
+            if isinstance(model, AveragedModel):  # its forward's *args defeat fx's tracer
+                model = model.module
+            # A compiled network is scored as it is: tracing its wrapper would undo the compile.
+            self.scored[average] = model if self.run.config.compile else folded(model)
+        return self.scored[average]
+
     def _score(self, average: str, tta: str, images, labels) -> Evaluation:
         run = self.run
-        model = self._model(average)
         return evaluate(
-            model,
+            self._scored(average),
             images,
             labels,
             device=run.device,

@@ -1,8 +1,10 @@
 """Wall time of one default proxy run: the old default (embedded photographs) against the new
 (embedded Fashion-MNIST), side by side in one process, alternated so drift falls on both.
 
-Each pair trains B0 at the proxy's base size once on each, with test scoring as a search's run
-does; the ratio new ÷ old is the median over pairs (both with their proxy settings and data).
+Each round trains B0 at the proxy's base size once in each arm, with test scoring as a search's
+run does; a ratio is the median over rounds. The arms: ``0.6`` (the old data and scoring, the
+networks scored with their BatchNorm layers as 0.6 did), ``old`` (the same on today's code,
+BatchNorm folded into the convolutions for scoring) and ``new``.
 
   python scripts/bench_default_data.py [--pairs 3] [--new-set tta=none]
 
@@ -17,17 +19,22 @@ import statistics
 import time
 
 
-def _one(spec, source, proxy, seed: int) -> float:
+def _one(spec, source, proxy, seed: int, fold: bool) -> float:
+    import contextlib
+    from unittest import mock
+
     from scaler.train import train
 
+    unfolded = mock.patch("scaler.scoring.folded", lambda model: model)
     t0 = time.perf_counter()
-    train(spec, source, proxy, seed=seed, test=True)
+    with contextlib.nullcontext() if fold else unfolded:
+        train(spec, source, proxy, seed=seed, test=True)
     return time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--pairs", type=int, default=3)
+    ap.add_argument("--pairs", type=int, default=3, help="rounds, each a run of every arm")
     ap.add_argument("--old", default="embedded")
     ap.add_argument("--new", default="fashion")
     ap.add_argument(
@@ -47,26 +54,30 @@ def main(argv: list[str] | None = None) -> int:
     old_proxy = resolve_proxy("standard", {"average": "none", "tta": "none"})
     new_proxy = resolve_proxy("standard", [tuple(kv.split("=", 1)) for kv in a.new_set])
     spec = scale(base_pixels=old_proxy.base_pixels)
-    runs = {
-        "old": (parse_data(a.old, upsample=DEFAULT_UPSAMPLE), old_proxy),
-        "new": (parse_data(a.new, upsample=DEFAULT_UPSAMPLE), new_proxy),
+    old = parse_data(a.old, upsample=DEFAULT_UPSAMPLE)
+    arms = {  # (data, proxy, BatchNorm folded for scoring)
+        "0.6": (old, old_proxy, False),
+        "old": (old, old_proxy, True),
+        "new": (parse_data(a.new, upsample=DEFAULT_UPSAMPLE), new_proxy, True),
     }
-    for source, proxy in runs.values():  # untimed: loads and resizes the data, warms torch
-        _one(spec, source, proxy, seed=999)
-    times: dict[str, list[float]] = {"old": [], "new": []}
+    for arm in arms.values():  # untimed: loads and resizes the data, warms torch
+        _one(spec, *arm[:2], seed=999, fold=arm[2])
+    times: dict[str, list[float]] = {key: [] for key in arms}
     for i in range(a.pairs):
-        for key in ("old", "new") if i % 2 == 0 else ("new", "old"):
-            times[key].append(_one(spec, *runs[key], seed=i))
-            print(f"pair {i}: {key} {times[key][-1]:.1f} s", flush=True)
-    ratios = [n / o for o, n in zip(times["old"], times["new"], strict=True)]
+        order = list(arms)[i % len(arms) :] + list(arms)[: i % len(arms)]  # rotated each round
+        for key in order:
+            times[key].append(_one(spec, *arms[key][:2], seed=i, fold=arms[key][2]))
+            print(f"round {i}: {key} {times[key][-1]:.1f} s", flush=True)
     print(f"machine: {cpu().describe()}")
     print(f"old: {a.old}, {old_proxy.describe()}")
     print(f"new: {a.new}, {new_proxy.describe()}")
-    print(
-        f"median run: old {statistics.median(times['old']):.1f} s, new "
-        f"{statistics.median(times['new']):.1f} s; new ÷ old per pair "
-        f"{', '.join(f'{r:.3f}' for r in ratios)} (median {statistics.median(ratios):.3f})"
-    )
+    print("median run: " + ", ".join(f"{k} {statistics.median(v):.1f} s" for k, v in times.items()))
+    for base in ("0.6", "old"):
+        ratios = [n / o for o, n in zip(times[base], times["new"], strict=True)]
+        print(
+            f"new ÷ {base} per round {', '.join(f'{r:.3f}' for r in ratios)} "
+            f"(median {statistics.median(ratios):.3f})"
+        )
     return 0
 
 

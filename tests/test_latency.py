@@ -64,14 +64,28 @@ def test_the_solve_finds_the_size_closest_to_the_budget(k):
     sol = L.solve_latency_pixels(measure, 120, 2.0, 0.05, (16, 1024))
     assert abs(sol.error) <= 0.025  # within half the tolerance
     assert sol.pixels == pytest.approx(100 * 2 ** (1 / k), rel=0.025 / k + 0.01)
-    assert len(calls) <= 6 and len(set(calls)) == len(calls)  # no size is measured twice
+    # only the size it accepts is measured twice (the second draw pooled with the first)
+    assert len(set(calls)) <= 6 and len(set(calls)) == len(calls) - 1
+    assert calls[-1] == calls[-2] == sol.pixels and sol.latency.processes == 2
+
+
+def test_a_draw_that_lands_on_the_budget_is_measured_again_before_it_is_kept():
+    # The first draw at the start size is 18 % high and lands on the budget; the size's true
+    # ratio is 1.7. Kept alone (as before), the answer would miss the budget by 15 %.
+    true = lambda px: 1.7 * (px / 228) ** 2  # noqa: E731
+    draws = {228: [2.0]}
+    measure, calls = _fake(lambda px: draws[px].pop() if draws.get(px) else true(px))
+    sol = L.solve_latency_pixels(measure, 228, 2.0, 0.05, (16, 1024))
+    assert calls[:2] == [228, 228] and sol.pixels > 228
+    assert abs(true(sol.pixels) / 2 - 1) <= 0.05
+    assert dict(sol.tried)[228] == pytest.approx((2.0 + 1.7) / 2)
 
 
 def test_the_solve_brackets_a_staircase_and_keeps_the_closest():
     # Latency jumps in steps of 8 px: no size meets 2.0 exactly; it must stop, not wander.
     measure, calls = _fake(lambda px: 1.0 + math.floor(px / 8) * 8 / 100)
     sol = L.solve_latency_pixels(measure, 150, 2.0, 0.01, (16, 1024), max_tries=8)
-    tried = list(calls)
+    tried = list(dict.fromkeys(calls))  # each size once, in the order first measured
     assert sol.pixels in tried and len(tried) <= 8
     misses = [abs(ratio / 2 - 1) for _, ratio in sol.tried]
     assert [p for p, _ in sol.tried] == tried

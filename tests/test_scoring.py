@@ -14,7 +14,8 @@ from torch import nn
 
 from scaler.averaging import Averager, start_step
 from scaler.data import parse_data
-from scaler.evaluation import evaluate
+from scaler.evaluation import evaluate, folded
+from scaler.model import build
 from scaler.proxy import resolve_proxy
 from scaler.scaling import network_spec
 from scaler.scoring import VARIANTS
@@ -96,10 +97,11 @@ def test_a_run_scored_another_way_pays_no_val_pass_on_its_last_weights(monkeypat
     import scaler.scoring
     import scaler.train
 
-    calls = []
+    calls, batchnorms = [], []
 
     def counted(model, images, *args, **kw):
         calls.append((len(images), kw.get("tta", "none")))
+        batchnorms.append(sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()))
         return evaluate(model, images, *args, **kw)
 
     monkeypatch.setattr(scaler.train, "evaluate", counted)
@@ -109,6 +111,7 @@ def test_a_run_scored_another_way_pays_no_val_pass_on_its_last_weights(monkeypat
     settings = resolve_proxy("quick", {**dict(TINY_PROXY), "average": "ema", "tta": "flip"})
     train(spec, source, settings, test=True)
     assert calls == [(128, "flip"), (96, "flip")]  # val and test, each once, the run's own way
+    assert batchnorms == [0, 0]  # scored with BatchNorm folded into the convolutions
     calls.clear()
     train(spec, source, dataclasses.replace(settings, average="none", tta="none"), test=True)
     assert calls == [(128, "none"), (96, "none")]
@@ -148,3 +151,38 @@ def test_pitman_morgan_holds_its_level_and_sees_a_halved_sigma():
     # 5 % within 3 binomial standard errors of 2000 tests
     assert abs(null / trials - 0.05) < 3 * math.sqrt(0.05 * 0.95 / trials)
     assert found / trials > 0.5
+
+
+def test_folded_batchnorm_scores_as_the_network_does():
+    torch.manual_seed(0)
+    model = build(network_spec("b0", base_pixels=32), 4)
+    with torch.no_grad():  # BatchNorm statistics and affine weights far from their defaults
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+    model.train()
+    copy = folded(model)
+    assert model.training  # its mode is left as it was
+    assert any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in copy.modules())
+    x = torch.randn(8, 3, 32, 32)
+    with torch.no_grad():
+        assert torch.allclose(copy(x), model.eval()(x), rtol=1e-4, atol=1e-4)
+    images = torch.randint(0, 256, (64, 3, 32, 32), dtype=torch.uint8)
+    labels = torch.randint(0, 4, (64,))
+    cpu = torch.device("cpu")
+    for tta in ("none", "flip"):
+        a = evaluate(model, images, labels, device=cpu, tta=tta)
+        b = evaluate(copy, images, labels, device=cpu, tta=tta)
+        assert a.loss == pytest.approx(b.loss, rel=1e-4)
+
+
+def test_a_network_fx_cannot_trace_is_scored_unfolded():
+    class Branchy(nn.Module):
+        def forward(self, x):
+            return x if x.sum() > 0 else -x  # control flow on a tensor's value
+
+    model = Branchy()
+    assert folded(model) is model
