@@ -184,8 +184,7 @@ def _latency_pixels(cfg: SearchConfig, alpha: float, beta: float, start: int, nu
     lat, reason = sol.latency, ""
     if not lat.settled:
         reason = (
-            f"its latency did not settle (±{lat.spread:.1%} after {lat.pairs} pairs; "
-            f"--latency {settings.mode} bound ±{settings.max_spread:.0%})"
+            f"its latency did not settle ({lat.why_unsettled(settings)}; --latency {settings.mode})"
         )
     elif abs(sol.error) > cfg.tolerance:
         reason = (

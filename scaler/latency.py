@@ -14,11 +14,13 @@ those under FLOPs. :func:`compare` times a network and its base the way careful 
 - the answer is the median of the per-pair ratios, with a distribution-free 95 % interval of that
   median (order statistics, ``scipy.stats.binom``); pairs are added in blocks until its half-width
   is at most ``max_spread`` of the median, or ``max_pairs`` is reached (then it did not settle);
-- the whole measurement is made in ``processes`` separate processes, one after another, and the
+- the whole measurement is made in ``processes`` new processes, one after another, and the
   answer is the mean of their ratios with a t interval: on the 2-core CPU the same pair of
   networks keeps one ratio for a process's life but draws it anew in each process (2.12 or
   2.45 for one candidate, 5 processes; reports/latency-2x-processes), so one process's
-  answer is a draw of that lottery, not the machine's latency.
+  answer is a draw of that lottery, not the machine's latency; and a process that has timed
+  other networks draws lower for some (reports/latency-2x-drift), so each measurement gets
+  processes of its own.
 
 What is timed (:data:`MODES`): ``batch1`` (one image, eval mode, no autograd: serving latency),
 ``batchN`` (a batch of :data:`DEFAULT_BATCH`, or ``batch32`` for 32: throughput-bound serving) and
@@ -108,6 +110,18 @@ class Latency:
     machine: str  # the CPU or the card, in words
     processes: int = 1  # processes that measured; ratio is the mean of theirs
     process_ratios: tuple[float, ...] = ()  # each process's median ratio (processes > 1)
+    unsettled: int = 0  # processes whose interval stayed wider than the bound
+
+    def why_unsettled(self, settings: LatencySettings) -> str:
+        """Why it did not settle, in words: the pooled spread can be within the bound while a
+        process's own was not."""
+        bound = f"the bound is ±{settings.max_spread:.0%}"
+        if self.processes == 1:
+            return f"±{self.spread:.1%} after {self.pairs} pairs, {bound}"
+        return (
+            f"in {self.unsettled} of {self.processes} processes, each ±{settings.max_spread:.0%} "
+            f"within {settings.max_pairs} pairs at most"
+        )
 
     @property
     def spread(self) -> float:
@@ -242,6 +256,7 @@ def _result(pairs, spec, base_spec, settings, device) -> Latency:
     from scaler.stats import median_interval
 
     ratio, low, high = median_interval([c / b for b, c in pairs])
+    settled = (high - low) / 2 <= settings.max_spread * ratio
     return Latency(
         seconds=statistics.median(c for _, c in pairs),
         base_seconds=statistics.median(b for b, _ in pairs),
@@ -249,7 +264,8 @@ def _result(pairs, spec, base_spec, settings, device) -> Latency:
         low=low,
         high=high,
         pairs=len(pairs),
-        settled=(high - low) / 2 <= settings.max_spread * ratio,
+        settled=settled,
+        unsettled=int(not settled),
         pixels=spec.pixels,
         base_pixels=base_spec.pixels,
         mode=settings.mode,
@@ -260,10 +276,16 @@ def _result(pairs, spec, base_spec, settings, device) -> Latency:
 
 
 def _across_processes(spec, base_spec, settings: LatencySettings) -> Latency:
-    """The mean of one measurement in each of the pool's processes, made one at a time (each
-    has the device to itself), with a t interval over processes."""
+    """The mean of one measurement in each of ``settings.processes`` new processes, made one at
+    a time (each has the device to itself), with a t interval over processes."""
     one = dataclasses.replace(settings, processes=1)
-    return pooled([_ask(conn, (spec, base_spec, one)) for conn in _pool(settings.processes)])
+    timers = _spawn(settings.processes)
+    try:
+        return pooled([_ask(conn, (spec, base_spec, one)) for conn, _ in timers])
+    finally:
+        for conn, process in timers:
+            conn.close()  # the process reads EOF and exits
+            process.join(timeout=30)
 
 
 def pooled(parts: list[Latency]) -> Latency:
@@ -288,33 +310,36 @@ def pooled(parts: list[Latency]) -> Latency:
         # Each process's interval is within the bound: the spread between processes is the
         # measurement's own answer (the lottery), reported as the interval, not refused.
         settled=all(p.settled for p in parts),
+        unsettled=sum(p.unsettled for p in parts),
         processes=k,
         process_ratios=tuple(ratios),
     )
 
 
-_POOLS: dict[int, list] = {}
+def _spawn(n: int) -> list:
+    """``n`` new timing processes and connections to them, once each has imported torch, so that no
+    import runs beside a measurement. New for every measurement: a process that has timed other
+    networks times the next one differently (a candidate 2.0× its base after two other sizes,
+    2.2× in new processes; reports/latency-2x-drift). Spawned: a fork would share torch's
+    thread pools."""
+    import multiprocessing as mp
 
-
-def _pool(n: int) -> list:
-    """Connections to ``n`` timing processes, started once (spawned: a fork would share
-    torch's thread pools) and kept for this process's life; they exit with it."""
-    if n not in _POOLS:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("spawn")
-        conns = []
-        for _ in range(n):
-            parent, child = ctx.Pipe()
-            ctx.Process(target=_serve, args=(child,), daemon=True).start()
-            child.close()
-            conns.append(parent)
-        _POOLS[n] = conns
-    return _POOLS[n]
+    ctx = mp.get_context("spawn")
+    timers = []
+    for _ in range(n):
+        parent, child = ctx.Pipe()
+        process = ctx.Process(target=_serve, args=(child,), daemon=True)
+        process.start()
+        child.close()
+        timers.append((parent, process))
+    for conn, _ in timers:
+        _ask(conn, None)  # "ready"
+    return timers
 
 
 def _ask(conn, request) -> Latency:
-    conn.send(request)
+    if request is not None:
+        conn.send(request)
     reply = conn.recv()
     if isinstance(reply, BaseException):
         raise reply
@@ -322,11 +347,15 @@ def _ask(conn, request) -> Latency:
 
 
 def _serve(conn) -> None:
-    """A timing process: measure each (spec, base spec, settings) it is sent, in turn."""
+    """A timing process: say it is ready, then measure each (spec, base spec, settings) it is
+    sent, in turn, until the parent closes the connection."""
+    import torch  # noqa: F401  (before "ready": the import's work is not beside a measurement)
+
+    conn.send("ready")
     while True:
         try:
             request = conn.recv()
-        except EOFError:  # the parent is gone
+        except EOFError:  # the parent is done with it, or gone
             return
         try:
             conn.send(compare(*request))
@@ -344,8 +373,7 @@ def settled(latency: Latency, settings: LatencySettings, what: str) -> Latency:
         return latency
     raise UnsettledError(
         f"--latency {settings.mode}: {what}'s latency did not settle on {latency.device} "
-        f"(±{latency.spread:.1%} after {latency.pairs} pairs, the bound is "
-        f"±{settings.max_spread:.0%}): run on a quiet machine, or use a larger batch "
+        f"({latency.why_unsettled(settings)}): run on a quiet machine, or use a larger batch "
         f"(batchN, train-step)"
     )
 
