@@ -107,7 +107,6 @@ def test_compare_times_a_bigger_network_as_slower(mode, px):
 
 
 def test_a_latency_is_the_mean_over_separate_processes(monkeypatch):
-    import multiprocessing as mp
 
     settings = L.LatencySettings(device="cpu", threads=1, block=6, max_pairs=12, num_classes=10)
     assert settings.processes == 2  # conftest's $SCALER_LATENCY_PROCESSES
@@ -119,7 +118,6 @@ def test_a_latency_is_the_mean_over_separate_processes(monkeypatch):
     assert lat.pairs in range(12, 25) and lat.ratio > 2 and "in 2 processes" in lat.describe()
     # each measurement runs in processes of its own, gone once it is made: a process that has
     # timed other networks times the next one differently (reports/latency-2x-drift)
-    assert not any(p.daemon for p in mp.active_children())
     spawned = []
     monkeypatch.setattr(
         L, "_spawn", lambda n, real=L._spawn: spawned.append(real(n)) or spawned[-1]
@@ -128,7 +126,7 @@ def test_a_latency_is_the_mean_over_separate_processes(monkeypatch):
     L.compare(big, base, settings)
     pids = [process.pid for timers in spawned for _, process in timers]
     assert len(pids) == 4 and len(set(pids)) == 4
-    assert not any(p.daemon for p in mp.active_children())
+    assert not any(process.is_alive() for timers in spawned for _, process in timers)
     monkeypatch.setenv(L.PROCESSES_ENV, "0")
     with pytest.raises(ValueError, match="SCALER_LATENCY_PROCESSES='0' is invalid"):
         L.LatencySettings()
