@@ -333,13 +333,12 @@ def _spawn(n: int) -> list:
         child.close()
         timers.append((parent, process))
     for conn, _ in timers:
-        _ask(conn, None)  # "ready"
+        conn.recv()  # "ready"; an EOFError if the process died first
     return timers
 
 
 def _ask(conn, request) -> Latency:
-    if request is not None:
-        conn.send(request)
+    conn.send(request)
     reply = conn.recv()
     if isinstance(reply, BaseException):
         raise reply
